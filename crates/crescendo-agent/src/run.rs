@@ -1,0 +1,323 @@
+//! One assigned run on this agent: prepared from `Assign`, started after the
+//! controller's delay, adjusted by backoff decisions, reporting until it finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crescendo_backoff::{Policy, RetryConfig};
+use crescendo_metrics::Recorder;
+use crescendo_plan::{Load, Plan, Share};
+use crescendo_proto::v1 as pb;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::iteration::{IterationId, RunContext, run_iteration};
+use crate::request::prepare;
+use crate::schedule::{ArrivalSchedule, Limits};
+
+/// A run that was assigned and validated, waiting for its start.
+#[derive(Debug)]
+pub(crate) struct PreparedRun {
+    pub(crate) run_id: String,
+    plan: Plan,
+    share: Share,
+}
+
+/// Validate an assignment: the plan must parse here too.
+pub(crate) fn prepare_run(assign: pb::Assign) -> Result<PreparedRun, String> {
+    let plan = crescendo_plan::parse(&assign.plan_toml, "assigned plan").map_err(|e| e.to_string())?;
+    let share = assign.share.ok_or("assignment without a share")?;
+    if share.count == 0 || share.index >= share.count {
+        return Err(format!("bad share {}/{}", share.index, share.count));
+    }
+    let share = Share {
+        index: share.index,
+        count: share.count,
+        rate_fraction: share.rate_fraction,
+        vus: share.vus,
+        max_in_flight: share.max_in_flight.max(1),
+    };
+    Ok(PreparedRun {
+        run_id: assign.run_id,
+        plan,
+        share,
+    })
+}
+
+/// Controls of a started run.
+#[derive(Debug)]
+pub(crate) struct RunHandle {
+    pub(crate) run_id: String,
+    limits: watch::Sender<Limits>,
+    stop: CancellationToken,
+    t0: Instant,
+    paused: Arc<std::sync::Mutex<Duration>>,
+}
+
+impl RunHandle {
+    /// Apply a fleet decision.
+    pub(crate) fn adjust(&self, adjust: &pb::Adjust) {
+        let now = Instant::now().saturating_duration_since(self.t0);
+        let pause = Duration::from_millis(adjust.pause_ms);
+        if !pause.is_zero() {
+            *self.paused.lock().expect("paused lock") += pause;
+        }
+        self.limits.send_modify(|limits| {
+            limits.max_rate = adjust.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0);
+            limits.not_before = limits.not_before.max((now + pause).as_secs_f64());
+        });
+    }
+
+    /// Stop issuing load; the run still drains and reports.
+    pub(crate) fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// Start a prepared run `delay` from now. Its snapshots and `Finished` go to `outbox`.
+pub(crate) fn start_run(
+    prepared: PreparedRun,
+    agent_id: String,
+    delay: Duration,
+    outbox: mpsc::Sender<pb::AgentMessage>,
+) -> RunHandle {
+    let t0 = Instant::now() + delay;
+    let (limits_tx, limits_rx) = watch::channel(Limits::default());
+    let stop = CancellationToken::new();
+    let paused = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let handle = RunHandle {
+        run_id: prepared.run_id.clone(),
+        limits: limits_tx,
+        stop: stop.clone(),
+        t0,
+        paused: paused.clone(),
+    };
+    tokio::spawn(drive(prepared, agent_id, t0, limits_rx, stop, outbox, paused));
+    handle
+}
+
+fn retry_config(plan: &Plan) -> RetryConfig {
+    let b = &plan.backoff;
+    RetryConfig {
+        policy: match b.policy {
+            crescendo_plan::Policy::None => Policy::None,
+            crescendo_plan::Policy::RetryAfter => Policy::RetryAfter,
+            crescendo_plan::Policy::Exponential => Policy::Exponential,
+            crescendo_plan::Policy::Coordinated => Policy::Coordinated,
+        },
+        max_retries: b.max_retries,
+        retry_budget: b.retry_budget,
+        max_retry_after: b.max_retry_after,
+        base: b.base,
+        cap: b.cap,
+    }
+}
+
+async fn drive(
+    prepared: PreparedRun,
+    agent_id: String,
+    t0: Instant,
+    limits: watch::Receiver<Limits>,
+    stop: CancellationToken,
+    outbox: mpsc::Sender<pb::AgentMessage>,
+    paused: Arc<std::sync::Mutex<Duration>>,
+) {
+    let PreparedRun { run_id, plan, share } = prepared;
+    let finish = |error: String, last_seq: u64| pb::AgentMessage {
+        kind: Some(pb::agent_message::Kind::Finished(pb::Finished {
+            run_id: run_id.clone(),
+            last_seq,
+            error,
+        })),
+    };
+    let steps = match prepare(&plan) {
+        Ok(steps) => steps,
+        Err(e) => {
+            let _ = outbox.send(finish(e, 0)).await;
+            return;
+        }
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(plan.target.timeout)
+        .pool_max_idle_per_host(usize::try_from(share.max_in_flight).unwrap_or(1024))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = outbox.send(finish(format!("http client: {e}"), 0)).await;
+            return;
+        }
+    };
+    let rows = plan.data.as_ref().map(|d| d.rows_for(&share)).unwrap_or_default();
+    let recorder = Recorder::new(plan.scenario.steps.iter().map(|s| s.name.clone()));
+    let ctx = Arc::new(RunContext::new(
+        run_id.clone(),
+        agent_id,
+        plan.target.base_url.clone(),
+        client,
+        steps,
+        rows,
+        retry_config(&plan),
+        recorder,
+        outbox.clone(),
+        stop.clone(),
+        t0,
+    ));
+    tokio::select! {
+        _ = tokio::time::sleep_until(t0) => {}
+        _ = stop.cancelled() => {}
+    }
+    let reporting = CancellationToken::new();
+    let reporter = tokio::spawn(report_loop(ctx.clone(), reporting.clone(), paused));
+    let tracker = TaskTracker::new();
+    let total = plan.duration();
+    match &plan.load {
+        Load::Open(open) => {
+            let schedule = ArrivalSchedule::new(open.clone(), &share);
+            drive_open(&ctx, schedule, &share, limits, &tracker).await;
+        }
+        Load::Closed(closed) => {
+            for vu in 0..share.vus {
+                let ctx = ctx.clone();
+                let closed = closed.clone();
+                tracker.spawn(async move { drive_vu(ctx, closed, share, vu, total).await });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(t0 + total) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+    // Load is over: no new retries; requests on the wire finish (bounded by the
+    // target's timeout) so every accepted request is counted.
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    reporting.cancel();
+    let last_seq = reporter.await.unwrap_or(0);
+    let error = ctx.abort.lock().expect("abort lock").clone().unwrap_or_default();
+    let _ = outbox.send(finish(error, last_seq)).await;
+}
+
+async fn drive_open(
+    ctx: &Arc<RunContext>,
+    mut schedule: ArrivalSchedule,
+    share: &Share,
+    mut limits: watch::Receiver<Limits>,
+    tracker: &TaskTracker,
+) {
+    let in_flight = Arc::new(Semaphore::new(share.max_in_flight as usize));
+    let mut iteration = 0u64;
+    loop {
+        let current = *limits.borrow_and_update();
+        let Some(due) = schedule.next(current) else {
+            break;
+        };
+        let at = ctx.t0 + Duration::from_secs_f64(due);
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = ctx.stop.cancelled() => break,
+            // A backoff decision arrived while waiting: reschedule under it.
+            Ok(()) = limits.changed() => continue,
+        }
+        ctx.recorder.lock().expect("recorder lock").offered();
+        match in_flight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let id = IterationId {
+                    iteration,
+                    vu: 0,
+                    intended: at,
+                };
+                let ctx = ctx.clone();
+                tracker.spawn(async move {
+                    run_iteration(ctx, id).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => ctx.recorder.lock().expect("recorder lock").dropped(),
+        }
+        iteration += 1;
+    }
+}
+
+async fn drive_vu(
+    ctx: Arc<RunContext>,
+    closed: crescendo_plan::ClosedLoad,
+    share: Share,
+    vu: u32,
+    total: Duration,
+) {
+    let mut round = 0u64;
+    loop {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(ctx.t0);
+        if ctx.stop.is_cancelled() || elapsed >= total {
+            return;
+        }
+        if vu >= closed.vus_at_for(elapsed, &share) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                _ = ctx.stop.cancelled() => return,
+            }
+        }
+        ctx.recorder.lock().expect("recorder lock").offered();
+        let id = IterationId {
+            iteration: round * u64::from(share.vus.max(1)) + u64::from(vu),
+            vu: u64::from(vu),
+            intended: now,
+        };
+        run_iteration(ctx.clone(), id).await;
+        round += 1;
+        if !closed.think_time.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(closed.think_time) => {}
+                _ = ctx.stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Send one snapshot a second, aligned to the run's start, and a last one when
+/// `done` is cancelled. Returns the last sequence number sent.
+async fn report_loop(
+    ctx: Arc<RunContext>,
+    done: CancellationToken,
+    paused: Arc<std::sync::Mutex<Duration>>,
+) -> u64 {
+    let mut seq = 0u64;
+    let mut start_ms = 0u64;
+    loop {
+        let next = ctx.t0 + Duration::from_secs(seq + 1);
+        let last = tokio::select! {
+            _ = tokio::time::sleep_until(next) => false,
+            _ = done.cancelled() => true,
+        };
+        seq += 1;
+        let end_ms = u64::try_from(Instant::now().saturating_duration_since(ctx.t0).as_millis())
+            .unwrap_or(u64::MAX);
+        let (steps, offered) = {
+            let mut recorder = ctx.recorder.lock().expect("recorder lock");
+            let pause = std::mem::take(&mut *paused.lock().expect("paused lock"));
+            recorder.paused(pause);
+            recorder.take()
+        };
+        let snapshot = pb::Snapshot {
+            run_id: ctx.run_id.clone(),
+            seq,
+            start_ms,
+            end_ms,
+            steps,
+            offered,
+            last,
+        };
+        start_ms = end_ms;
+        let message = pb::AgentMessage {
+            kind: Some(pb::agent_message::Kind::Snapshot(snapshot)),
+        };
+        if ctx.outbox.send(message).await.is_err() || last {
+            return seq;
+        }
+    }
+}

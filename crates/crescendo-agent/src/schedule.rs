@@ -1,0 +1,170 @@
+//! The open model's arrival schedule for one agent: pure math, no clock.
+//!
+//! The agent's k-th iteration is due when the plan's cumulative iteration count
+//! reaches `(k + index/count) / fraction`, so the fleet's agents interleave and the
+//! schedule never drifts: every due time is computed from the run's origin, never
+//! from the previous wake-up. A backoff cap or pause moves due times later; the plan
+//! position then jumps to the new time, so lifting a cap never releases a burst of
+//! "missed" iterations.
+
+use crescendo_plan::{OpenLoad, Share};
+use std::time::Duration;
+
+/// Due times of one agent's iterations, in seconds since the run's start.
+#[derive(Debug, Clone)]
+pub(crate) struct ArrivalSchedule {
+    load: OpenLoad,
+    fraction: f64,
+    /// Plan iterations (fleet-wide) already covered by this agent's schedule.
+    position: f64,
+    /// Due time of the previous iteration.
+    last_due: f64,
+    started: bool,
+}
+
+/// Backoff limits in force when the next due time is computed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    /// This agent's highest allowed rate, iterations per second.
+    pub(crate) max_rate: Option<f64>,
+    /// No iteration may be due before this time (seconds since start).
+    pub(crate) not_before: f64,
+}
+
+impl ArrivalSchedule {
+    pub(crate) fn new(load: OpenLoad, share: &Share) -> Self {
+        let fraction = share.rate_fraction.max(1e-9);
+        // Interleave agents: agent i of n starts i plan-iterations in.
+        let offset = f64::from(share.index) / f64::from(share.count.max(1)) / fraction;
+        Self {
+            load,
+            fraction,
+            position: offset - 1.0 / fraction,
+            last_due: 0.0,
+            started: false,
+        }
+    }
+
+    /// The next due time, or `None` when the plan has no more iterations.
+    pub(crate) fn next(&mut self, limits: Limits) -> Option<f64> {
+        let end = secs(self.total());
+        let candidate = self.position + 1.0 / self.fraction;
+        let mut due = secs(self.load.time_of_iteration(candidate.max(0.0))?);
+        let mut position = candidate;
+        let capped = match limits.max_rate {
+            Some(rate) if self.started && rate > 0.0 => self.last_due + 1.0 / rate,
+            Some(rate) if rate <= 0.0 => f64::INFINITY,
+            _ => 0.0,
+        };
+        let floor = capped.max(limits.not_before);
+        if floor > due {
+            if floor >= end {
+                return None;
+            }
+            due = floor;
+            position = self.load.iterations_until(Duration::from_secs_f64(due));
+        }
+        if due >= end {
+            return None;
+        }
+        self.position = position;
+        self.last_due = due;
+        self.started = true;
+        Some(due)
+    }
+
+    fn total(&self) -> Duration {
+        self.load.stages.iter().map(|s| s.duration).sum()
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crescendo_plan::RateStage;
+
+    fn load(stages: &[(u64, f64)], start: f64) -> OpenLoad {
+        OpenLoad {
+            start_rate: start,
+            stages: stages
+                .iter()
+                .map(|&(s, target)| RateStage {
+                    duration: Duration::from_secs(s),
+                    target,
+                })
+                .collect(),
+            max_in_flight: 100,
+        }
+    }
+
+    fn share(index: u32, count: u32) -> Share {
+        Share {
+            index,
+            count,
+            rate_fraction: 1.0 / f64::from(count),
+            vus: 0,
+            max_in_flight: 1,
+        }
+    }
+
+    fn all(mut s: ArrivalSchedule) -> Vec<f64> {
+        std::iter::from_fn(|| s.next(Limits::default())).collect()
+    }
+
+    #[test]
+    fn constant_rate_is_exact_and_drift_free() {
+        let times = all(ArrivalSchedule::new(load(&[(100, 10.0)], 10.0), &share(0, 1)));
+        assert_eq!(times.len(), 1000);
+        assert!((times[999] - 99.9).abs() < 1e-6, "{}", times[999]);
+    }
+
+    #[test]
+    fn agents_interleave_and_add_up_to_the_plan() {
+        let plan = load(&[(10, 5.0), (10, 30.0)], 5.0);
+        let mut merged: Vec<f64> = (0..3)
+            .flat_map(|i| all(ArrivalSchedule::new(plan.clone(), &share(i, 3))))
+            .collect();
+        merged.sort_by(f64::total_cmp);
+        let single = all(ArrivalSchedule::new(plan.clone(), &share(0, 1)));
+        let expected = plan.iterations_until(Duration::from_secs(20));
+        assert!((single.len() as f64 - expected).abs() <= 1.0);
+        assert!((merged.len() as f64 - expected).abs() <= 3.0);
+        for (a, b) in merged.iter().zip(&single) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn a_cap_slows_the_schedule_and_lifting_it_does_not_burst() {
+        let mut s = ArrivalSchedule::new(load(&[(20, 100.0)], 100.0), &share(0, 1));
+        let capped = Limits {
+            max_rate: Some(10.0),
+            not_before: 0.0,
+        };
+        let first: Vec<f64> = (0..10).map(|_| s.next(capped).unwrap()).collect();
+        assert!((first[9] - first[0] - 0.9).abs() < 1e-9);
+        let after = s.next(Limits::default()).unwrap();
+        let next = s.next(Limits::default()).unwrap();
+        assert!(after - first[9] < 0.011 && after > first[9]);
+        assert!((next - after - 0.01).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_pause_moves_the_next_iteration() {
+        let mut s = ArrivalSchedule::new(load(&[(20, 10.0)], 10.0), &share(0, 1));
+        s.next(Limits::default());
+        let due = s
+            .next(Limits {
+                max_rate: None,
+                not_before: 5.0,
+            })
+            .unwrap();
+        assert!((due - 5.0).abs() < 1e-9);
+        let due = s.next(Limits::default()).unwrap();
+        assert!((due - 5.1).abs() < 1e-6);
+    }
+}

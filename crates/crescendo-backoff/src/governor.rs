@@ -1,0 +1,387 @@
+//! The fleet governor: turns the whole fleet's throttle and quota reports into one
+//! fleet-wide rate per limit key (one credential, one server-side counter), plus pauses
+//! with a staggered resume. A pure state machine: the controller passes `now` (time since
+//! the run started) into every call, so tests drive it with plain values.
+//!
+//! # Why this gets close to the limit with almost no 429s
+//!
+//! Think of a fixed window of `L` requests per `W` seconds shared by every agent.
+//!
+//! * **With quota headers** (`remaining`, `reset`) the governor knows the budget exactly
+//!   and paces at `quota_margin × remaining / time_to_reset`, recomputed on every report
+//!   and tick. Re-pacing continuously from what is left is self-correcting: if the fleet
+//!   under-spends early the rate rises, if it over-spends (stale reports, agents joining)
+//!   the rate falls. With margin `m < 1`, remaining decays like `(time left / W)^m`, so
+//!   almost the whole quota is spent (≥ 0.97 L) while a small reserve is always left for
+//!   reports in flight and integer-second resets; the rate never spikes at the end of a
+//!   window. When the reset instant passes the window is rolled forward and the fleet
+//!   paces at `m × limit / window` until fresh reports arrive. An exhausted quota
+//!   (`remaining < 1`) pauses the fleet until the reset instead of trickling into 429s.
+//! * **With Retry-After only** the first window is exhausted: every agent stops at its
+//!   own first 429 (the agent does that locally at once), and the governor makes ONE cut
+//!   per event (`decrease × min(measured, allowed)`) and pauses the whole fleet until
+//!   `at + Retry-After` — the window's end for a fixed window — with resumes spread over
+//!   `resume_jitter` so the fleet does not hit the new window as one herd. A fixed window
+//!   loses no goodput to a pause (its quota was spent); what costs is the 429s of each
+//!   exhaustion. So the governor *learns the ceiling*: the requests accepted per second
+//!   over one cycle (resume → next pause end) is what the API sustains (`L/W` for a
+//!   fixed window, refill rate + burst share for a bucket). After a cut the rate climbs
+//!   fast (`increase_per_s`) up to `quota_margin × ceiling`, then creeps by 1 % of the
+//!   ceiling per cycle, so a raised limit is found without hitting the old one every
+//!   window. Cycles much longer than the shortest one (quiet windows, then a probe too
+//!   far) can only raise the ceiling; single-window cycles replace it, so a lowered limit
+//!   is followed within one window.
+//! * **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to
+//!   `decrease × min(measured, allowed)`, add `increase_per_s` per second of quiet.
+//!
+//! Rates are never above the plan rate and never below `min_rate` (unless the plan asks
+//! for less). A decrease is announced once it exceeds 1 %, an increase once it exceeds
+//! 3 % (or reaches the plan rate), so agents are not flooded with adjustments.
+
+mod quota;
+mod shares;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use shares::{AgentAdjust, agent_shares};
+use state::{KeyState, Outcome};
+
+/// A decrease is announced once it exceeds this fraction of the announced rate …
+const ANNOUNCE_DECREASE: f64 = 0.01;
+/// … an increase once it exceeds this one.
+const ANNOUNCE_INCREASE: f64 = 0.03;
+/// The timeline keeps at most this many events (cuts and pauses always fit first).
+const MAX_EVENTS: usize = 10_000;
+/// Ticks further apart than this count as this long (a stalled controller).
+const MAX_TICK: Duration = Duration::from_secs(5);
+
+/// How the governor reacts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GovernorConfig {
+    /// Fleet rate the plan wants now (updated through [`Governor::set_plan_rate`]).
+    pub plan_rate: f64,
+    /// Multiplicative decrease on a throttle event (0.7, as AWS adaptive mode).
+    pub decrease: f64,
+    /// Additive recovery, requests per second gained per second without throttles.
+    pub increase_per_s: f64,
+    /// Reports within this window after a cut (or before the pause ends) are the same
+    /// event: 40 reports from 4 agents make one cut.
+    pub cut_window: Duration,
+    /// Agents resume over this spread after a pause, not all at once.
+    pub resume_jitter: Duration,
+    /// The rate never goes below this (0.5 req/s).
+    pub min_rate: f64,
+    /// Quota pacing spends this fraction of what is left (0.97).
+    pub quota_margin: f64,
+}
+
+impl GovernorConfig {
+    /// The defaults for a plan rate: decrease 0.7, recovery `plan_rate / 20` per second,
+    /// cut window 1 s, resume jitter 500 ms, minimum 0.5 req/s, quota margin 0.97.
+    pub fn new(plan_rate: f64) -> Self {
+        Self {
+            plan_rate,
+            decrease: 0.7,
+            increase_per_s: plan_rate / 20.0,
+            cut_window: Duration::from_secs(1),
+            resume_jitter: Duration::from_millis(500),
+            min_rate: 0.5,
+            quota_margin: 0.97,
+        }
+    }
+}
+
+/// An agent's report of one throttled response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThrottleReport {
+    pub agent: String,
+    /// The credential (or other key) whose server-side counter was hit.
+    pub limit_key: String,
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub remaining: Option<f64>,
+    pub limit: Option<f64>,
+    pub reset: Option<Duration>,
+    /// When the response arrived, in run time.
+    pub at: Duration,
+    /// The reporting agent's own sending rate, requests per second.
+    pub agent_rate: f64,
+}
+
+/// Quota headers of ordinary responses, sent periodically by agents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaReport {
+    pub agent: String,
+    pub limit_key: String,
+    pub remaining: f64,
+    pub limit: Option<f64>,
+    /// Time from `at` until the window resets.
+    pub reset: Duration,
+    /// When the response arrived, in run time.
+    pub at: Duration,
+}
+
+/// One fleet-wide decision for one limit key; [`agent_shares`] splits it per agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetDecision {
+    pub limit_key: String,
+    /// Fleet-wide allowed rate (after the pause, when there is one).
+    pub rate: f64,
+    /// Run time until which the fleet sends nothing on this key.
+    pub pause_until: Option<Duration>,
+    /// Resumes are staggered over this spread.
+    pub resume_spread: Duration,
+    pub reason: String,
+    /// Run time at which the decision was taken (pauses are sent relative to it).
+    pub at: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A multiplicative decrease after a throttle.
+    Cut,
+    /// A fleet pause (Retry-After, exhausted quota).
+    Pause,
+    /// An additive (or plateau-probing) increase.
+    Recover,
+    /// Quota-aware pacing changed the rate.
+    QuotaPace,
+}
+
+/// One entry of the governor's timeline, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GovernorEvent {
+    /// Run time, serialized as seconds.
+    #[serde(serialize_with = "as_secs")]
+    pub at: Duration,
+    pub kind: EventKind,
+    pub limit_key: String,
+    pub old_rate: f64,
+    pub new_rate: f64,
+    pub reason: String,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The fleet governor; see the module docs.
+#[derive(Debug)]
+pub struct Governor {
+    config: GovernorConfig,
+    keys: BTreeMap<String, KeyState>,
+    events: Vec<GovernorEvent>,
+    last_tick: Option<Duration>,
+    /// Fleet accepted rate at the last tick, handed to keys seen for the first time.
+    last_accepted: f64,
+}
+
+impl Governor {
+    pub fn new(config: GovernorConfig) -> Self {
+        Self {
+            config,
+            keys: BTreeMap::new(),
+            events: Vec::new(),
+            last_tick: None,
+            last_accepted: 0.0,
+        }
+    }
+
+    pub fn config(&self) -> &GovernorConfig {
+        &self.config
+    }
+
+    /// A throttled response. Returns a decision for the first report of an event (one
+    /// cut, maybe a pause) and when a later report of the same event asks for a much
+    /// longer pause; `None` for the rest of the event.
+    pub fn on_throttle(&mut self, now: Duration, report: ThrottleReport) -> Option<FleetDecision> {
+        let state = self
+            .keys
+            .entry(report.limit_key.clone())
+            .or_insert_with(|| KeyState::new(&self.config, self.last_accepted));
+        let outcome = state.on_throttle(&self.config, now, &report);
+        self.conclude(now, &report.limit_key, outcome)
+    }
+
+    /// Quota headers of ordinary responses: re-paces the key, or pauses it when the quota
+    /// is exhausted. Returns a decision when the announced rate should change.
+    pub fn on_quota(&mut self, now: Duration, report: QuotaReport) -> Option<FleetDecision> {
+        let state = self
+            .keys
+            .entry(report.limit_key.clone())
+            .or_insert_with(|| KeyState::new(&self.config, self.last_accepted));
+        let outcome = state.on_quota(&self.config, now, &report);
+        if outcome.pause.is_some() {
+            return self.conclude(now, &report.limit_key, outcome);
+        }
+        self.announce_if_changed(now, &report.limit_key)
+    }
+
+    /// Periodic tick (every 100–500 ms) with the fleet's accepted requests per second
+    /// over the last interval (all keys together; split between keys in proportion to
+    /// their allowed rates). Recovers rates and follows quota windows. Returns at most
+    /// one decision: the key whose rate moved most; others follow on later ticks.
+    pub fn on_tick(&mut self, now: Duration, accepted_rps: f64) -> Option<FleetDecision> {
+        let dt = self
+            .last_tick
+            .map_or(Duration::ZERO, |t| now.saturating_sub(t))
+            .min(MAX_TICK);
+        self.last_tick = Some(self.last_tick.map_or(now, |t| t.max(now)));
+        let accepted = if accepted_rps.is_finite() && accepted_rps > 0.0 {
+            accepted_rps
+        } else {
+            0.0
+        };
+        self.last_accepted = accepted;
+        let total: f64 = self.keys.values().map(|s| s.current).sum();
+        let count = self.keys.len() as f64;
+        for state in self.keys.values_mut() {
+            let share = if total > 0.0 {
+                state.current / total
+            } else {
+                1.0 / count
+            };
+            state.on_tick(&self.config, now, dt, accepted * share);
+        }
+        let key = self
+            .keys
+            .iter()
+            .filter(|(_, s)| {
+                should_announce(
+                    &self.config,
+                    s.announced,
+                    s.decision_rate(&self.config, now),
+                )
+            })
+            .max_by(|(_, a), (_, b)| {
+                relative_change(a, &self.config, now).total_cmp(&relative_change(
+                    b,
+                    &self.config,
+                    now,
+                ))
+            })
+            .map(|(k, _)| k.clone())?;
+        self.announce_if_changed(now, &key)
+    }
+
+    /// The plan's fleet rate changed (a ramp stage). Rates above it come down at once;
+    /// read them back with [`Governor::allowed_rate`].
+    pub fn set_plan_rate(&mut self, now: Duration, rate: f64) {
+        self.config.plan_rate = if rate.is_finite() { rate.max(0.0) } else { 0.0 };
+        for state in self.keys.values_mut() {
+            state.on_plan_rate(&self.config, now);
+        }
+    }
+
+    /// The fleet-wide rate allowed now for a key (the plan rate for a key never seen).
+    pub fn allowed_rate(&self, key: &str) -> f64 {
+        self.keys
+            .get(key)
+            .map_or(self.config.plan_rate, |s| s.current)
+    }
+
+    /// Run time until which a key is paused, if it is paused at `now`.
+    pub fn paused_until(&self, key: &str, now: Duration) -> Option<Duration> {
+        self.keys.get(key)?.pause_until(now)
+    }
+
+    /// The timeline of cuts, pauses, recoveries and quota pacing, oldest first.
+    pub fn events(&self) -> &[GovernorEvent] {
+        &self.events
+    }
+
+    /// Records the events of an outcome and builds its decision.
+    fn conclude(&mut self, now: Duration, key: &str, outcome: Outcome) -> Option<FleetDecision> {
+        let state = self.keys.get(key)?;
+        let rate = state.decision_rate(&self.config, now);
+        let old = state.announced;
+        let mut reasons = Vec::new();
+        if let Some((cut_old, cut_new, why)) = outcome.cut {
+            self.record(now, EventKind::Cut, key, cut_old, cut_new, &why);
+            reasons.push(why);
+        }
+        if let Some((until, why)) = outcome.pause {
+            let why = format!("{why}: fleet paused until {:.2} s", until.as_secs_f64());
+            self.record(now, EventKind::Pause, key, old, rate, &why);
+            reasons.push(why);
+        }
+        if reasons.is_empty() {
+            return None;
+        }
+        Some(self.decide(now, key, rate, reasons.join("; ")))
+    }
+
+    /// Announces a key's rate when it moved past the thresholds.
+    fn announce_if_changed(&mut self, now: Duration, key: &str) -> Option<FleetDecision> {
+        let state = self.keys.get(key)?;
+        let rate = state.decision_rate(&self.config, now);
+        let old = state.announced;
+        if !should_announce(&self.config, old, rate) {
+            return None;
+        }
+        let (kind, why) = if state.quota_bound(&self.config, now) {
+            let text = state.quota_text(&self.config, now).unwrap_or_default();
+            (EventKind::QuotaPace, text)
+        } else if rate > old {
+            (
+                EventKind::Recover,
+                "no throttle: additive increase".to_owned(),
+            )
+        } else {
+            (EventKind::QuotaPace, "plan rate lowered".to_owned())
+        };
+        let why = format!("{why}: {old:.2} → {rate:.2} rps");
+        self.record(now, kind, key, old, rate, &why);
+        Some(self.decide(now, key, rate, why))
+    }
+
+    fn decide(&mut self, now: Duration, key: &str, rate: f64, reason: String) -> FleetDecision {
+        let state = self.keys.get_mut(key).expect("decided for a known key");
+        state.announced = rate;
+        FleetDecision {
+            limit_key: key.to_owned(),
+            rate,
+            pause_until: state.pause_until(now),
+            resume_spread: self.config.resume_jitter,
+            reason,
+            at: now,
+        }
+    }
+
+    fn record(&mut self, at: Duration, kind: EventKind, key: &str, old: f64, new: f64, why: &str) {
+        let essential = matches!(kind, EventKind::Cut | EventKind::Pause);
+        if self.events.len() >= MAX_EVENTS && !(essential && self.events.len() < 2 * MAX_EVENTS) {
+            return;
+        }
+        self.events.push(GovernorEvent {
+            at,
+            kind,
+            limit_key: key.to_owned(),
+            old_rate: old,
+            new_rate: new,
+            reason: why.to_owned(),
+        });
+    }
+}
+
+fn should_announce(config: &GovernorConfig, announced: f64, rate: f64) -> bool {
+    if announced <= 0.0 {
+        return rate > 0.0;
+    }
+    let change = (rate - announced) / announced;
+    change <= -ANNOUNCE_DECREASE
+        || change >= ANNOUNCE_INCREASE
+        || (rate > announced && rate >= config.plan_rate)
+}
+
+fn relative_change(state: &KeyState, config: &GovernorConfig, now: Duration) -> f64 {
+    let rate = state.decision_rate(config, now);
+    ((rate - state.announced) / state.announced.max(f64::MIN_POSITIVE)).abs()
+}

@@ -1,0 +1,66 @@
+//! Splitting a fleet decision into per-agent adjustments.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use super::FleetDecision;
+
+/// One agent's part of a [`FleetDecision`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentAdjust {
+    pub agent: String,
+    /// This agent's maximum rate: its weight's share of the fleet rate.
+    pub max_rate: f64,
+    /// Pause from the decision's instant (`decision.at`); zero when there is no pause.
+    /// Staggered: pause end plus this agent's offset in the resume spread.
+    pub pause: Duration,
+}
+
+/// Splits a decision between agents: `max_rate` in proportion to each weight (equal
+/// shares when no weight is positive), and, when the decision pauses, resumes spread
+/// evenly over `resume_spread`: agent `i` of `n` (in a random order, so no agent is
+/// always first) resumes at `pause_until + resume_spread × (i + u) / n`, with one random
+/// phase `u ∈ [0, 1)`. Every agent gets a distinct resume inside the spread.
+pub fn agent_shares(
+    decision: &FleetDecision,
+    agents: &[(String, f64)],
+    rng: &mut impl Rng,
+) -> Vec<AgentAdjust> {
+    let weight = |w: f64| if w.is_finite() && w > 0.0 { w } else { 0.0 };
+    let total: f64 = agents.iter().map(|(_, w)| weight(*w)).sum();
+    let rate = decision.rate.max(0.0);
+    let n = agents.len();
+
+    let pause = decision
+        .pause_until
+        .map(|until| until.saturating_sub(decision.at))
+        .filter(|p| !p.is_zero());
+    let mut slots: Vec<usize> = (0..n).collect();
+    slots.shuffle(rng);
+    let phase: f64 = rng.random_range(0.0..1.0);
+
+    agents
+        .iter()
+        .zip(slots)
+        .map(|((agent, w), slot)| {
+            let share = if total > 0.0 {
+                weight(*w) / total
+            } else {
+                1.0 / n as f64
+            };
+            let pause = pause.map_or(Duration::ZERO, |p| {
+                let offset = decision
+                    .resume_spread
+                    .mul_f64((slot as f64 + phase) / n as f64);
+                p.saturating_add(offset)
+            });
+            AgentAdjust {
+                agent: agent.clone(),
+                max_rate: rate * share,
+                pause,
+            }
+        })
+        .collect()
+}

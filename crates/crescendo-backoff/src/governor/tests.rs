@@ -1,0 +1,386 @@
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn secs(v: u64) -> Duration {
+    Duration::from_secs(v)
+}
+
+fn throttle(agent: &str, key: &str, at: Duration, retry_after: Option<Duration>) -> ThrottleReport {
+    ThrottleReport {
+        agent: agent.to_owned(),
+        limit_key: key.to_owned(),
+        status: 429,
+        retry_after,
+        remaining: None,
+        limit: None,
+        reset: None,
+        at,
+        agent_rate: 10.0,
+    }
+}
+
+fn quota(key: &str, at: Duration, remaining: f64, limit: f64, reset: Duration) -> QuotaReport {
+    QuotaReport {
+        agent: "a0".to_owned(),
+        limit_key: key.to_owned(),
+        remaining,
+        limit: Some(limit),
+        reset,
+        at,
+    }
+}
+
+/// A governor at 40 rps that has seen a few seconds of 40 rps accepted.
+fn warmed_up() -> Governor {
+    let mut g = Governor::new(GovernorConfig::new(40.0));
+    for t in 0..=50 {
+        assert!(g.on_tick(ms(t * 100), 40.0).is_none());
+    }
+    g
+}
+
+fn count(g: &Governor, kind: EventKind) -> usize {
+    g.events().iter().filter(|e| e.kind == kind).count()
+}
+
+#[test]
+fn forty_reports_from_four_agents_make_one_cut() {
+    let mut g = warmed_up();
+    let start = secs(5);
+    let mut decisions = Vec::new();
+    for i in 0..40u64 {
+        let at = start + ms(i * 100 / 40);
+        let agent = format!("agent-{}", i % 4);
+        if let Some(d) = g.on_throttle(at, throttle(&agent, "cred", at, Some(secs(2)))) {
+            decisions.push(d);
+        }
+    }
+    assert_eq!(decisions.len(), 1, "{decisions:#?}");
+    assert_eq!(count(&g, EventKind::Cut), 1);
+    let d = &decisions[0];
+    assert_eq!(d.limit_key, "cred");
+    // 0.7 × min(measured 40, allowed 40).
+    assert!((d.rate - 28.0).abs() < 1e-9, "{}", d.rate);
+    assert_eq!(d.pause_until, Some(start + secs(2)));
+    assert_eq!(d.resume_spread, ms(500));
+    assert_eq!(d.at, start);
+    assert!((g.allowed_rate("cred") - 28.0).abs() < 1e-9);
+    assert!(d.reason.contains("429 from agent-0"), "{}", d.reason);
+}
+
+#[test]
+fn cut_uses_measured_rate_when_lower_and_respects_min_rate() {
+    let mut g = Governor::new(GovernorConfig::new(100.0));
+    g.on_tick(Duration::ZERO, 0.0);
+    g.on_tick(ms(100), 20.0);
+    let d = g
+        .on_throttle(ms(150), throttle("a", "k", ms(150), None))
+        .unwrap();
+    assert!((d.rate - 14.0).abs() < 1e-9, "0.7 × 20, got {}", d.rate);
+    assert_eq!(d.pause_until, None);
+
+    // Many separate events never push the rate under min_rate.
+    for i in 1..40u64 {
+        let now = ms(150) + secs(2 * i);
+        g.on_throttle(now, throttle("a", "k", now, None));
+    }
+    assert!((g.allowed_rate("k") - 0.5).abs() < 1e-9);
+}
+
+#[test]
+fn a_later_throttle_after_the_window_is_a_new_cut() {
+    let mut g = warmed_up();
+    g.on_throttle(secs(5), throttle("a", "k", secs(5), None));
+    assert!(
+        g.on_throttle(ms(5_900), throttle("b", "k", ms(5_900), None))
+            .is_none()
+    );
+    let second = g.on_throttle(ms(6_100), throttle("b", "k", ms(6_100), None));
+    assert!(second.is_some());
+    assert_eq!(count(&g, EventKind::Cut), 2);
+}
+
+#[test]
+fn a_much_longer_retry_after_extends_the_pause_without_cutting() {
+    let mut g = warmed_up();
+    let first = g
+        .on_throttle(secs(5), throttle("a", "k", secs(5), Some(secs(2))))
+        .unwrap();
+    assert_eq!(first.pause_until, Some(secs(7)));
+    // Same instant, integer rounding: absorbed.
+    assert!(
+        g.on_throttle(ms(5_050), throttle("b", "k", ms(5_050), Some(secs(2))))
+            .is_none()
+    );
+    let longer = g
+        .on_throttle(ms(5_100), throttle("c", "k", ms(5_100), Some(secs(60))))
+        .unwrap();
+    assert_eq!(longer.pause_until, Some(ms(65_100)));
+    assert_eq!(count(&g, EventKind::Cut), 1);
+    assert_eq!(count(&g, EventKind::Pause), 2);
+}
+
+#[test]
+fn resumes_are_staggered_within_the_jitter() {
+    let mut g = warmed_up();
+    let d = g
+        .on_throttle(secs(5), throttle("a", "k", secs(5), Some(secs(2))))
+        .unwrap();
+    let agents: Vec<(String, f64)> = (0..8).map(|i| (format!("agent-{i}"), 1.0)).collect();
+    let mut rng = StdRng::seed_from_u64(11);
+    let adjusts = agent_shares(&d, &agents, &mut rng);
+    assert_eq!(adjusts.len(), 8);
+    let mut pauses: Vec<Duration> = adjusts.iter().map(|a| a.pause).collect();
+    for p in &pauses {
+        assert!(*p >= secs(2) && *p < secs(2) + ms(500), "{p:?}");
+    }
+    pauses.sort();
+    pauses.dedup();
+    assert_eq!(pauses.len(), 8, "resumes must be distinct");
+    // Evenly spread: consecutive resumes are 500 ms / 8 apart.
+    for pair in pauses.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap.abs_diff(ms(62) + Duration::from_micros(500)) < Duration::from_micros(10));
+    }
+    let total: f64 = adjusts.iter().map(|a| a.max_rate).sum();
+    assert!((total - d.rate).abs() < 1e-9);
+}
+
+#[test]
+fn shares_follow_weights_and_survive_bad_weights() {
+    let d = FleetDecision {
+        limit_key: "k".to_owned(),
+        rate: 30.0,
+        pause_until: None,
+        resume_spread: ms(500),
+        reason: String::new(),
+        at: secs(1),
+    };
+    let mut rng = StdRng::seed_from_u64(1);
+    let adjusts = agent_shares(
+        &d,
+        &[
+            ("a".to_owned(), 2.0),
+            ("b".to_owned(), 1.0),
+            ("c".to_owned(), f64::NAN),
+        ],
+        &mut rng,
+    );
+    assert_eq!(adjusts[0].max_rate, 20.0);
+    assert_eq!(adjusts[1].max_rate, 10.0);
+    assert_eq!(adjusts[2].max_rate, 0.0);
+    assert!(adjusts.iter().all(|a| a.pause.is_zero()));
+
+    let equal = agent_shares(
+        &d,
+        &[("a".to_owned(), 0.0), ("b".to_owned(), -1.0)],
+        &mut rng,
+    );
+    assert_eq!(equal[0].max_rate, 15.0);
+    assert!(agent_shares(&d, &[], &mut rng).is_empty());
+}
+
+#[test]
+fn recovery_climbs_back_to_plan_rate() {
+    let mut g = warmed_up();
+    g.on_throttle(secs(5), throttle("a", "k", secs(5), Some(secs(1))));
+    assert!((g.allowed_rate("k") - 28.0).abs() < 1e-9);
+    let mut last = g.allowed_rate("k");
+    let mut decisions = 0;
+    for t in 51..=200u64 {
+        let now = ms(t * 100);
+        if g.on_tick(now, last).is_some() {
+            decisions += 1;
+        }
+        let rate = g.allowed_rate("k");
+        assert!(rate >= last - 1e-9, "never drops while quiet");
+        assert!(rate <= 40.0);
+        if now < secs(6) {
+            assert!(
+                (rate - 28.0).abs() < 1e-9,
+                "no recovery during the cut window"
+            );
+        }
+        last = rate;
+    }
+    // 12 rps to regain at 2 rps/s: back at the plan rate well before 20 s.
+    assert_eq!(g.allowed_rate("k"), 40.0);
+    assert!(
+        decisions >= 3,
+        "recovery is announced in steps, got {decisions}"
+    );
+    assert!(count(&g, EventKind::Recover) >= 3);
+    let last_event = g.events().last().unwrap();
+    assert_eq!(last_event.new_rate, 40.0);
+}
+
+#[test]
+fn quota_pacing_matches_remaining_over_reset() {
+    let mut g = Governor::new(GovernorConfig::new(100.0));
+    let d = g
+        .on_quota(secs(10), quota("k", secs(10), 150.0, 300.0, secs(30)))
+        .unwrap();
+    let expected = 0.97 * 150.0 / 30.0;
+    assert!((d.rate - expected).abs() < 1e-9, "{} vs {expected}", d.rate);
+    assert!((g.allowed_rate("k") - expected).abs() < 1e-9);
+    assert_eq!(count(&g, EventKind::QuotaPace), 1);
+    assert!(
+        g.events()[0].reason.contains("0.97"),
+        "{}",
+        g.events()[0].reason
+    );
+
+    // A slightly older report from another agent in the same window changes nothing.
+    assert!(
+        g.on_quota(secs(10), quota("k", ms(9_990), 151.0, 300.0, secs(30)))
+            .is_none()
+    );
+    // Under-spending raises the pace: 150 left with 20 s to go.
+    let d = g
+        .on_quota(secs(20), quota("k", secs(20), 150.0, 300.0, secs(20)))
+        .unwrap();
+    assert!((d.rate - 0.97 * 150.0 / 20.0).abs() < 1e-9);
+}
+
+#[test]
+fn quota_pacing_never_exceeds_plan_and_rolls_to_limit_over_window() {
+    let mut g = Governor::new(GovernorConfig::new(8.0));
+    // Start of a 60 s window of 300: 0.97 × 5 = 4.85 rps.
+    g.on_quota(
+        Duration::ZERO,
+        quota("k", Duration::ZERO, 300.0, 300.0, secs(60)),
+    );
+    assert!((g.allowed_rate("k") - 4.85).abs() < 1e-9);
+    // Near the end with plenty left: capped at the plan rate.
+    g.on_quota(secs(55), quota("k", secs(55), 200.0, 300.0, secs(5)));
+    assert_eq!(g.allowed_rate("k"), 8.0);
+    // After the reset and no fresh report: pace at margin × limit / window.
+    g.on_tick(ms(60_500), 4.0);
+    assert!(
+        (g.allowed_rate("k") - 4.85).abs() < 0.1,
+        "{}",
+        g.allowed_rate("k")
+    );
+}
+
+#[test]
+fn exhausted_quota_pauses_until_reset_and_resumes_at_window_pace() {
+    let mut g = Governor::new(GovernorConfig::new(20.0));
+    g.on_quota(
+        Duration::ZERO,
+        quota("k", Duration::ZERO, 300.0, 300.0, secs(60)),
+    );
+    let d = g
+        .on_quota(secs(50), quota("k", secs(50), 0.0, 300.0, secs(10)))
+        .unwrap();
+    assert_eq!(d.pause_until, Some(secs(60)));
+    assert!(
+        (d.rate - 4.85).abs() < 1e-9,
+        "rate after the reset, got {}",
+        d.rate
+    );
+    assert_eq!(g.paused_until("k", secs(55)), Some(secs(60)));
+    assert_eq!(g.paused_until("k", secs(61)), None);
+    assert_eq!(count(&g, EventKind::Pause), 1);
+    // Further reports of the same exhausted window do not pause again.
+    assert!(
+        g.on_quota(secs(51), quota("k", secs(51), 0.0, 300.0, secs(9)))
+            .is_none()
+    );
+}
+
+#[test]
+fn throttle_with_exhausted_quota_and_no_retry_after_pauses_until_reset() {
+    let mut g = warmed_up();
+    let mut report = throttle("a", "k", secs(5), None);
+    report.remaining = Some(0.0);
+    report.limit = Some(300.0);
+    report.reset = Some(secs(3));
+    let d = g.on_throttle(secs(5), report).unwrap();
+    assert_eq!(d.pause_until, Some(secs(8)));
+}
+
+#[test]
+fn keys_are_independent() {
+    let mut g = warmed_up();
+    g.on_throttle(secs(5), throttle("a", "cred-1", secs(5), Some(secs(2))));
+    g.on_quota(secs(5), quota("cred-2", secs(5), 100.0, 300.0, secs(50)));
+    assert!((g.allowed_rate("cred-1") - 28.0).abs() < 1e-9);
+    assert!((g.allowed_rate("cred-2") - 0.97 * 2.0).abs() < 1e-9);
+    assert_eq!(g.allowed_rate("never-seen"), 40.0);
+    assert_eq!(g.paused_until("cred-2", secs(6)), None);
+    assert_eq!(g.paused_until("cred-1", secs(6)), Some(secs(7)));
+    // A throttle on cred-2 is its own first cut, even inside cred-1's window.
+    assert!(
+        g.on_throttle(ms(5_010), throttle("b", "cred-2", ms(5_010), None))
+            .is_some()
+    );
+    assert_eq!(count(&g, EventKind::Cut), 2);
+}
+
+#[test]
+fn plan_rate_changes_bound_the_rate() {
+    let mut g = warmed_up();
+    g.set_plan_rate(secs(6), 10.0);
+    assert_eq!(g.allowed_rate("k"), 10.0);
+    g.on_throttle(secs(6), throttle("a", "k", secs(6), None));
+    assert!((g.allowed_rate("k") - 7.0).abs() < 1e-9);
+    g.set_plan_rate(secs(7), 5.0);
+    assert_eq!(g.allowed_rate("k"), 5.0);
+    // A plan below min_rate wins: the plan asks for less.
+    g.set_plan_rate(secs(8), 0.0);
+    assert_eq!(g.allowed_rate("k"), 0.0);
+    g.set_plan_rate(secs(9), f64::NAN);
+    assert_eq!(g.allowed_rate("k"), 0.0);
+}
+
+#[test]
+fn timeline_records_cut_pause_recover_and_serializes() {
+    let mut g = warmed_up();
+    g.on_throttle(secs(5), throttle("a", "k", secs(5), Some(secs(1))));
+    for t in 51..=150u64 {
+        g.on_tick(ms(t * 100), 30.0);
+    }
+    let kinds: Vec<EventKind> = g.events().iter().map(|e| e.kind).collect();
+    assert_eq!(&kinds[..2], &[EventKind::Cut, EventKind::Pause]);
+    assert!(kinds[2..].iter().all(|k| *k == EventKind::Recover));
+    let times: Vec<Duration> = g.events().iter().map(|e| e.at).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    let first = &g.events()[0];
+    assert_eq!((first.old_rate, first.limit_key.as_str()), (40.0, "k"));
+
+    let json = serde_json::to_string(&g.events()[0]).unwrap();
+    assert!(json.contains("\"kind\":\"cut\""), "{json}");
+    assert!(json.contains("\"at\":5.0"), "{json}");
+}
+
+#[test]
+fn arbitrary_inputs_never_panic() {
+    let mut g = Governor::new(GovernorConfig::new(10.0));
+    let mut report = throttle("a", "k", Duration::MAX, Some(Duration::MAX));
+    report.agent_rate = f64::NAN;
+    report.remaining = Some(f64::INFINITY);
+    report.reset = Some(Duration::MAX);
+    g.on_throttle(Duration::MAX, report);
+    g.on_quota(
+        Duration::ZERO,
+        quota("k", Duration::MAX, f64::NAN, -1.0, Duration::MAX),
+    );
+    g.on_quota(
+        Duration::MAX,
+        quota("k", Duration::ZERO, -5.0, f64::INFINITY, Duration::ZERO),
+    );
+    g.on_tick(Duration::ZERO, f64::NAN);
+    g.on_tick(Duration::MAX, f64::INFINITY);
+    g.on_tick(Duration::ZERO, -1.0);
+    let rate = g.allowed_rate("k");
+    assert!(rate.is_finite() && rate >= 0.0);
+}

@@ -1,0 +1,89 @@
+//! Merging snapshots as they arrive: exact totals, per-agent counters, per-second
+//! intervals for the time series and the HdrHistogram log. Each (agent, seq) is merged
+//! once, however often it is resent.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crescendo_metrics::{Counters, MetricsError, StepStats};
+use crescendo_proto::v1 as pb;
+
+/// One second of the run, merged over agents.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Interval {
+    /// Per step, in plan order.
+    pub(crate) steps: BTreeMap<String, StepStats>,
+    pub(crate) offered: u64,
+}
+
+impl Interval {
+    /// All steps added up.
+    pub(crate) fn total(&self) -> StepStats {
+        sum(self.steps.values())
+    }
+}
+
+/// Add several step stats into one.
+pub(crate) fn sum<'a>(stats: impl IntoIterator<Item = &'a StepStats>) -> StepStats {
+    let mut total = StepStats::default();
+    for s in stats {
+        // Same-shaped histograms always add.
+        let _ = total.add(s);
+    }
+    total
+}
+
+/// Everything merged so far in one run.
+#[derive(Debug, Default)]
+pub(crate) struct Aggregate {
+    pub(crate) steps: BTreeMap<String, StepStats>,
+    pub(crate) agents: BTreeMap<String, Counters>,
+    pub(crate) intervals: BTreeMap<u64, Interval>,
+    pub(crate) offered: u64,
+    seen: BTreeMap<String, BTreeSet<u64>>,
+    /// Snapshots refused as malformed.
+    pub(crate) rejected: u64,
+}
+
+impl Aggregate {
+    /// Merge one snapshot of `agent`'s. Returns false when it was merged before.
+    pub(crate) fn merge(&mut self, agent: &str, snapshot: &pb::Snapshot) -> Result<bool, MetricsError> {
+        if self
+            .seen
+            .get(agent)
+            .is_some_and(|seen| seen.contains(&snapshot.seq))
+        {
+            return Ok(false);
+        }
+        // Decode everything first, so a bad snapshot merges nothing at all.
+        let decoded = snapshot
+            .steps
+            .iter()
+            .map(|s| StepStats::decode(s).map(|d| (s.step.clone(), d)))
+            .collect::<Result<Vec<_>, _>>()
+            .inspect_err(|_| self.rejected += 1)?;
+        self.seen.entry(agent.to_owned()).or_default().insert(snapshot.seq);
+        let second = snapshot.start_ms / 1000;
+        let interval = self.intervals.entry(second).or_default();
+        interval.offered += snapshot.offered;
+        self.offered += snapshot.offered;
+        let per_agent = self.agents.entry(agent.to_owned()).or_default();
+        for (name, stats) in decoded {
+            per_agent.add(&stats.counters);
+            self.steps.entry(name.clone()).or_default().add(&stats)?;
+            interval.steps.entry(name).or_default().add(&stats)?;
+        }
+        Ok(true)
+    }
+
+    /// Whether every snapshot 1..=last of `agent` has been merged.
+    pub(crate) fn complete(&self, agent: &str, last: u64) -> bool {
+        self.seen
+            .get(agent)
+            .map_or(last == 0, |seen| (1..=last).all(|s| seen.contains(&s)))
+    }
+
+    /// All steps added up.
+    pub(crate) fn total(&self) -> StepStats {
+        sum(self.steps.values())
+    }
+}

@@ -1,0 +1,219 @@
+//! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
+//! [`Cli::execute`], which returns the documented exit code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use crescendo_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Controller, ControllerError, RunRequest, demo, report};
+
+/// Exit code: every threshold held.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: another failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: a bad plan or bad arguments.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code: a threshold failed.
+pub const EXIT_THRESHOLD: u8 = 99;
+
+/// Crescendo controller: rehearse peak load against rate-limited APIs from many hosts.
+#[derive(Debug, Parser)]
+#[command(name = "crescendo-controller", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start flowsim and N agents on loopback and run a short rehearsal.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        agents: u32,
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Where the report files go (default ./crescendo-out/<run id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Wait for N agents, run a plan, write the report files.
+    Run {
+        plan: PathBuf,
+        #[arg(long)]
+        agents: u32,
+        #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
+        listen: SocketAddr,
+        /// Where the report files go (default ./crescendo-out/<run id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How long to wait for the agents to attach.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        wait_for_agents: Duration,
+    },
+    /// Check a plan and exit 2 with the file, line and key of the first error.
+    Validate { plan: PathBuf },
+    /// Show the agents attached to a controller and its run.
+    Status {
+        #[arg(long, default_value = "http://127.0.0.1:7700")]
+        controller: String,
+    },
+    /// Stop the run in progress on every agent.
+    Cancel {
+        #[arg(long, default_value = "http://127.0.0.1:7700")]
+        controller: String,
+        #[arg(long, default_value = "cancelled from the command line")]
+        reason: String,
+    },
+}
+
+impl Cli {
+    /// Run the command; the exit code follows the documented convention.
+    pub async fn execute(self) -> ExitCode {
+        let code = match self.command {
+            Cmd::Demo { agents, duration, out } => demo_cmd(agents, duration, out).await,
+            Cmd::Run { plan, agents, listen, out, wait_for_agents } => {
+                run_cmd(&plan, agents, listen, out, wait_for_agents).await
+            }
+            Cmd::Validate { plan } => match crescendo_plan::load(&plan) {
+                Ok(p) => {
+                    println!("{}: ok — plan {:?}, {} step(s), {:?}", plan.display(), p.name, p.scenario.steps.len(), p.duration());
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_BAD_INPUT)
+                }
+            },
+            Cmd::Status { controller } => status_cmd(controller).await,
+            Cmd::Cancel { controller, reason } => cancel_cmd(controller, reason).await,
+        };
+        match code {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    }
+}
+
+/// First Ctrl-C stops the load everywhere and lets the run report; the second exits.
+fn cancel_on_ctrl_c(controller: Controller) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping the run on every agent (Ctrl-C again to exit now)");
+            let _ = controller.cancel("interrupted").await;
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+async fn execute_and_report(controller: &Controller, request: RunRequest, out: Option<PathBuf>) -> anyhow::Result<u8> {
+    let outcome = match controller.run(request).await {
+        Ok(outcome) => outcome,
+        Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&outcome.run_id));
+    let summary = report::write_all(&outcome, &dir)?;
+    print!("{}", report::text(&summary));
+    println!("reports: {}", dir.display());
+    if !outcome.agent_errors.is_empty() && summary.totals.requests == 0 {
+        return Ok(EXIT_FAILURE);
+    }
+    Ok(if summary.passed { EXIT_OK } else { EXIT_THRESHOLD })
+}
+
+async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyhow::Result<u8> {
+    if agents == 0 || duration < Duration::from_secs(2) {
+        eprintln!("error: the demo needs at least 1 agent and 2 s");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let shutdown = CancellationToken::new();
+    let base_url = demo::start_flowsim(&shutdown).await?;
+    println!("flowsim on {base_url}: {} requests per {:?} per token", demo::DEMO_LIMIT, demo::DEMO_WINDOW);
+    let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
+    demo::start_agents(&controller.url(), agents, &shutdown);
+    let text = demo::plan_text(&base_url, duration);
+    let plan = crescendo_plan::parse(&text, "demo plan")?;
+    let mut request = RunRequest::new(plan, text, agents);
+    request.progress = true;
+    request.wait_for_agents = Duration::from_secs(20);
+    cancel_on_ctrl_c(controller.clone());
+    let code = execute_and_report(&controller, request, out).await;
+    shutdown.cancel();
+    code
+}
+
+async fn run_cmd(
+    path: &Path,
+    agents: u32,
+    listen: SocketAddr,
+    out: Option<PathBuf>,
+    wait_for_agents: Duration,
+) -> anyhow::Result<u8> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let plan = match crescendo_plan::parse(&text, &path.display().to_string()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    if let Err(e) = crescendo_plan::split(&plan, agents) {
+        eprintln!("error: {e}");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let shutdown = CancellationToken::new();
+    let listener = TcpListener::bind(listen).await?;
+    let controller = Controller::start(listener, shutdown.clone())?;
+    println!("controller listening on {}; waiting for {agents} agent(s)", controller.url());
+    let mut request = RunRequest::new(plan, text, agents);
+    request.progress = true;
+    request.release_agents = true;
+    request.wait_for_agents = wait_for_agents;
+    cancel_on_ctrl_c(controller.clone());
+    let code = execute_and_report(&controller, request, out).await;
+    // Give the release messages a moment to reach the agents before the server stops.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    code
+}
+
+async fn status_cmd(url: String) -> anyhow::Result<u8> {
+    let mut client = pb::admin_client::AdminClient::connect(url).await?;
+    let s = client.status(pb::StatusRequest {}).await?.into_inner();
+    println!("state {}  run {}  elapsed {:.1}s  requests {}", s.state, s.run_id, s.elapsed_s, s.requests);
+    for a in s.agents {
+        println!("  agent {} on {} (v{})", a.id, a.host, a.version);
+    }
+    Ok(EXIT_OK)
+}
+
+async fn cancel_cmd(url: String, reason: String) -> anyhow::Result<u8> {
+    let mut client = pb::admin_client::AdminClient::connect(url).await?;
+    let r = client.cancel(pb::CancelRequest { reason }).await?.into_inner();
+    if r.cancelled {
+        println!("run {} cancelled on every agent", r.run_id);
+    } else {
+        println!("no run in progress");
+    }
+    Ok(EXIT_OK)
+}

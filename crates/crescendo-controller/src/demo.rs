@@ -1,0 +1,88 @@
+//! The embedded rehearsal: flowsim, a controller and N agents on loopback, one short
+//! run of PUT flow updates that ramps past flowsim's limit with coordinated backoff.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// flowsim's limit in the demo: requests per window per token.
+pub const DEMO_LIMIT: u64 = 100;
+/// flowsim's window in the demo.
+pub const DEMO_WINDOW: Duration = Duration::from_secs(10);
+
+/// The demo plan for a target and a total duration: ramps from half the limit's rate
+/// to twice it over the first half, then holds.
+pub fn plan_text(base_url: &str, duration: Duration) -> String {
+    let limit_rps = DEMO_LIMIT as f64 / DEMO_WINDOW.as_secs_f64();
+    let half = (duration.as_millis() / 2).max(1);
+    format!(
+        r#"name = "demo-flow-update"
+description = "PUT flow updates ramping past the API's rate limit"
+
+[target]
+base_url = "{base_url}"
+timeout = "5s"
+
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/api/v2/flows/{{flowId}}"
+headers = {{ "Content-Type" = "application/json" }}
+body = '{{"name": "flow {{flowId}}", "description": "rehearsal update {{seq}}"}}'
+expect = [200]
+
+[load]
+model = "open"
+start_rate = {start}
+max_in_flight = 200
+stages = [ {{ duration = "{half}ms", target = {peak} }}, {{ duration = "{half}ms", target = {peak} }} ]
+
+[backoff]
+policy = "retry-after"
+max_retries = 3
+
+[data]
+partition = "per-agent"
+sequence = {{ var = "flowId", format = "flow-{{n}}", count = 300 }}
+
+[thresholds]
+"latency.p99" = "< 2000ms"
+"errors" = "== 0"
+"#,
+        start = limit_rps / 2.0,
+        peak = limit_rps * 2.0,
+    )
+}
+
+/// Start flowsim on loopback with the demo's limit; returns its base URL.
+pub async fn start_flowsim(shutdown: &CancellationToken) -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = crescendo_flowsim::Config {
+        auto_create: true,
+        limit: DEMO_LIMIT,
+        window: DEMO_WINDOW,
+        ..Default::default()
+    };
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crescendo_flowsim::serve(listener, config, token).await {
+            tracing::error!("flowsim failed: {e}");
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Start `count` in-process agents attached to `controller_url`.
+pub fn start_agents(controller_url: &str, count: u32, shutdown: &CancellationToken) {
+    for i in 0..count {
+        let config = crescendo_agent::AgentConfig::new(controller_url, format!("demo-agent-{}", i + 1));
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crescendo_agent::run(config, token).await {
+                tracing::error!("agent failed: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,198 @@
+//! `summary.json`: the run's result in one document. The keys named in DESIGN.md are
+//! a contract (pinned by a schema test); more may be added.
+
+use std::collections::BTreeMap;
+
+use crescendo_metrics::histogram::percentile_ms;
+use crescendo_metrics::{Counters, LatencySummary, StepStats};
+use serde::Serialize;
+
+use crate::aggregate::sum;
+use crate::run::RunOutcome;
+use crate::thresholds::{ThresholdResult, evaluate};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub plan_name: String,
+    /// Seconds since the Unix epoch when the load started.
+    pub started_at_unix_s: f64,
+    /// From the start barrier to the end of load.
+    pub duration_s: f64,
+    pub agents: Vec<AgentSummary>,
+    pub lost_agents: Vec<String>,
+    pub totals: Totals,
+    /// Intended-time (coordinated-omission corrected) latency of successful requests.
+    pub latency_ms: LatencySummary,
+    /// Service time (from the actual send) of successful requests.
+    pub service_time_ms: LatencySummary,
+    /// Attempts per second.
+    pub throughput_rps: f64,
+    /// Successful requests per second.
+    pub goodput_rps: f64,
+    /// Iterations per second the schedule intended (the offered load).
+    pub offered_rps: f64,
+    pub throttled_ratio: f64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub steps: BTreeMap<String, StepSummary>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub passed: bool,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    pub agent_errors: Vec<String>,
+    pub throttle_reports: u64,
+    pub rejected_snapshots: u64,
+    /// One entry per second of the run.
+    pub timeline: Vec<IntervalSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSummary {
+    pub id: String,
+    pub host: String,
+    pub requests: u64,
+    pub ok: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub lost: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub ok: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub retries: u64,
+    pub dropped: u64,
+    pub offered: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub timeouts: u64,
+    pub connect_errors: u64,
+    pub paused_ms: u64,
+}
+
+impl Totals {
+    fn of(c: &Counters, offered: u64) -> Self {
+        Self {
+            requests: c.requests,
+            ok: c.ok,
+            throttled: c.throttled,
+            errors: c.errors(),
+            retries: c.retries,
+            dropped: c.dropped,
+            offered,
+            client_errors: c.client_errors,
+            server_errors: c.server_errors,
+            timeouts: c.timeouts,
+            connect_errors: c.connect_errors,
+            paused_ms: c.paused_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepSummary {
+    pub totals: Totals,
+    pub latency_ms: LatencySummary,
+    pub service_time_ms: LatencySummary,
+    pub statuses: BTreeMap<u16, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalSummary {
+    /// Seconds since the start.
+    pub t: u64,
+    pub offered: u64,
+    pub requests: u64,
+    pub ok: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+fn step_summary(stats: &StepStats) -> StepSummary {
+    StepSummary {
+        totals: Totals::of(&stats.counters, 0),
+        latency_ms: LatencySummary::of(&stats.latency),
+        service_time_ms: LatencySummary::of(&stats.service_time),
+        statuses: stats.statuses.clone(),
+    }
+}
+
+pub(crate) fn build(outcome: &RunOutcome) -> Summary {
+    let agg = &outcome.aggregate;
+    let total = sum(agg.steps.values());
+    let c = total.counters;
+    let duration_s = outcome.load_duration.as_secs_f64();
+    let per_s = |v: u64| if duration_s > 0.0 { v as f64 / duration_s } else { 0.0 };
+    let thresholds = evaluate(&outcome.plan.thresholds, &total, duration_s);
+    let agents = outcome
+        .members
+        .iter()
+        .map(|(id, m)| {
+            let c = agg.agents.get(id).copied().unwrap_or_default();
+            AgentSummary {
+                id: id.clone(),
+                host: m.host.clone(),
+                requests: c.requests,
+                ok: c.ok,
+                throttled: c.throttled,
+                errors: c.errors(),
+                lost: m.lost,
+            }
+        })
+        .collect();
+    let timeline = agg
+        .intervals
+        .iter()
+        .map(|(t, interval)| {
+            let s = interval.total();
+            IntervalSummary {
+                t: *t,
+                offered: interval.offered,
+                requests: s.counters.requests,
+                ok: s.counters.ok,
+                throttled: s.counters.throttled,
+                errors: s.counters.errors(),
+                p50_ms: percentile_ms(&s.latency, 50.0),
+                p90_ms: percentile_ms(&s.latency, 90.0),
+                p99_ms: percentile_ms(&s.latency, 99.0),
+                max_ms: if s.latency.is_empty() { 0.0 } else { s.latency.max() as f64 / 1000.0 },
+            }
+        })
+        .collect();
+    let started_at_unix_s = outcome
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    Summary {
+        run_id: outcome.run_id.clone(),
+        plan_name: outcome.plan.name.clone(),
+        started_at_unix_s,
+        duration_s,
+        passed: thresholds.iter().all(|t| t.ok),
+        agents,
+        lost_agents: outcome.members.iter().filter(|(_, m)| m.lost).map(|(id, _)| id.clone()).collect(),
+        totals: Totals::of(&c, agg.offered),
+        latency_ms: LatencySummary::of(&total.latency),
+        service_time_ms: LatencySummary::of(&total.service_time),
+        throughput_rps: per_s(c.requests),
+        goodput_rps: per_s(c.ok),
+        offered_rps: per_s(agg.offered),
+        throttled_ratio: if c.requests == 0 { 0.0 } else { c.throttled as f64 / c.requests as f64 },
+        statuses: total.statuses.clone(),
+        steps: agg.steps.iter().map(|(k, v)| (k.clone(), step_summary(v))).collect(),
+        thresholds,
+        stopped: outcome.stopped.clone(),
+        agent_errors: outcome.agent_errors.clone(),
+        throttle_reports: outcome.throttle_reports,
+        rejected_snapshots: agg.rejected,
+        timeline,
+    }
+}

@@ -1,0 +1,53 @@
+//! The summary printed on the terminal at the end of a run.
+
+use std::fmt::Write;
+
+use super::Summary;
+
+pub(crate) fn render(s: &Summary) -> String {
+    let t = &s.totals;
+    let l = &s.latency_ms;
+    let st = &s.service_time_ms;
+    let mut out = String::new();
+    let _ = writeln!(out, "run {} ({}) — {:.1} s, {} agents", s.run_id, s.plan_name, s.duration_s, s.agents.len());
+    let _ = writeln!(
+        out,
+        "  requests {}  ok {}  throttled {} ({:.1} %)  errors {}  retries {}  dropped {}",
+        t.requests,
+        t.ok,
+        t.throttled,
+        s.throttled_ratio * 100.0,
+        t.errors,
+        t.retries,
+        t.dropped
+    );
+    let _ = writeln!(
+        out,
+        "  throughput {:.2} req/s  goodput {:.2} req/s  offered {:.2} it/s",
+        s.throughput_rps, s.goodput_rps, s.offered_rps
+    );
+    let _ = writeln!(
+        out,
+        "  latency ms (from intended start)  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    let _ = writeln!(
+        out,
+        "  service time ms                   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        st.p50, st.p90, st.p99, st.p999, st.max
+    );
+    if !s.lost_agents.is_empty() {
+        let _ = writeln!(out, "  LOST agents: {}", s.lost_agents.join(", "));
+    }
+    if let Some(reason) = &s.stopped {
+        let _ = writeln!(out, "  stopped early: {reason}");
+    }
+    for e in &s.agent_errors {
+        let _ = writeln!(out, "  agent error: {e}");
+    }
+    for th in &s.thresholds {
+        let _ = writeln!(out, "  threshold {:<32} {:>12.3}  {}", th.expr, th.value, if th.ok { "ok" } else { "FAILED" });
+    }
+    let _ = writeln!(out, "  verdict: {}", if s.passed { "PASSED" } else { "FAILED" });
+    out
+}

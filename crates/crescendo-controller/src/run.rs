@@ -1,0 +1,408 @@
+//! One run, from waiting for agents to the last merged snapshot.
+//!
+//! Phases: wait for N agents (naming who is missing on timeout) → assign each its
+//! share → wait until all are ready → send every agent the same start delay (a
+//! barrier, so the fleet starts together whatever the clocks say) → merge snapshots
+//! and acknowledge them, print progress each second, mark agents lost when they stay
+//! away → stop and release the agents → the outcome.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crescendo_plan::{Plan, Share};
+use crescendo_proto::v1 as pb;
+use pb::agent_message::Kind as Out;
+use pb::controller_message::Kind as In;
+use tokio::time::Instant;
+
+use crate::aggregate::Aggregate;
+use crate::coordinator::{Command, Coordinator, Seen};
+use crate::progress::Progress;
+use crate::ControllerError;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub plan: Plan,
+    /// The plan's TOML text, sent to agents as is.
+    pub plan_text: String,
+    pub agents: u32,
+    /// How long to wait for the agents to attach.
+    pub wait_for_agents: Duration,
+    /// The start barrier: every agent starts this long after its `Start` arrives.
+    pub start_delay: Duration,
+    /// An agent away longer than this is lost; the run goes on without it.
+    pub lost_after: Duration,
+    /// Print a progress line each second.
+    pub progress: bool,
+    /// Tell agents they may exit when the run is over.
+    pub release_agents: bool,
+}
+
+impl RunRequest {
+    pub fn new(plan: Plan, plan_text: String, agents: u32) -> Self {
+        Self {
+            plan,
+            plan_text,
+            agents,
+            wait_for_agents: Duration::from_secs(60),
+            start_delay: Duration::from_millis(500),
+            lost_after: Duration::from_secs(15),
+            progress: false,
+            release_agents: false,
+        }
+    }
+}
+
+/// One agent's part in the run.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) host: String,
+    pub(crate) share: Share,
+    ready: bool,
+    pub(crate) finished: Option<pb::Finished>,
+    away_since: Option<Instant>,
+    pub(crate) lost: bool,
+}
+
+/// Everything a finished run produced, for reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub plan: Plan,
+    pub plan_text: String,
+    pub started_at: SystemTime,
+    /// From the start barrier to the end of load (the plan's duration unless stopped).
+    pub load_duration: Duration,
+    pub(crate) members: BTreeMap<String, Member>,
+    pub(crate) aggregate: Aggregate,
+    /// Why the run ended early, if it did.
+    pub stopped: Option<String>,
+    /// Errors agents reported (plan rejected, daily quota …).
+    pub agent_errors: Vec<String>,
+    pub throttle_reports: u64,
+}
+
+impl Coordinator {
+    pub(crate) async fn execute(&mut self, request: RunRequest) -> Result<RunOutcome, ControllerError> {
+        let agents = self.wait_for_agents(&request).await?;
+        let shares = crescendo_plan::split(&request.plan, request.agents).map_err(ControllerError::Plan)?;
+        let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let span = tracing::info_span!("run", run_id = %run_id);
+        let _enter = span.enter();
+        let mut members = BTreeMap::new();
+        for (agent, share) in agents.iter().zip(shares) {
+            let host = self.agents.get(agent).map(|a| a.hello.host.clone()).unwrap_or_default();
+            let assign = pb::Assign {
+                run_id: run_id.clone(),
+                plan_toml: request.plan_text.clone(),
+                share: Some(pb::Share {
+                    index: share.index,
+                    count: share.count,
+                    rate_fraction: share.rate_fraction,
+                    vus: share.vus,
+                    max_in_flight: share.max_in_flight,
+                }),
+            };
+            self.send(agent, In::Assign(assign));
+            members.insert(
+                agent.clone(),
+                Member { host, share, ready: false, finished: None, away_since: None, lost: false },
+            );
+        }
+        let mut run = ActiveRun {
+            run_id,
+            members,
+            aggregate: Aggregate::default(),
+            started: None,
+            load_end: None,
+            stopped: None,
+            agent_errors: Vec::new(),
+            throttle_reports: 0,
+            progress: Progress::new(request.plan.duration()),
+        };
+        self.await_ready(&mut run).await?;
+        self.drive(&mut run, &request).await;
+        let stop = |release| In::Stop(pb::Stop {
+            run_id: run.run_id.clone(),
+            reason: run.stopped.clone().unwrap_or_else(|| "run complete".to_owned()),
+            release,
+        });
+        for agent in run.members.keys() {
+            self.send(agent, stop(request.release_agents));
+        }
+        let started = run.started.unwrap_or_else(Instant::now);
+        let load_end = run.load_end.unwrap_or_else(Instant::now);
+        let elapsed = Instant::now().saturating_duration_since(started);
+        Ok(RunOutcome {
+            run_id: run.run_id,
+            plan: request.plan,
+            plan_text: request.plan_text,
+            started_at: SystemTime::now() - elapsed,
+            load_duration: load_end.saturating_duration_since(started),
+            members: run.members,
+            aggregate: run.aggregate,
+            stopped: run.stopped,
+            agent_errors: run.agent_errors,
+            throttle_reports: run.throttle_reports,
+        })
+    }
+
+    /// Wait until enough idle agents are attached; pick them in id order.
+    async fn wait_for_agents(&mut self, request: &RunRequest) -> Result<Vec<String>, ControllerError> {
+        let want = request.agents as usize;
+        if want == 0 {
+            return Err(ControllerError::Args("--agents must be at least 1".to_owned()));
+        }
+        let deadline = Instant::now() + request.wait_for_agents;
+        let mut announced = usize::MAX;
+        loop {
+            if self.agents.len() >= want {
+                return Ok(self.agents.keys().take(want).cloned().collect());
+            }
+            if request.progress && announced != self.agents.len() {
+                announced = self.agents.len();
+                println!("waiting for agents: {}/{want} attached", self.agents.len());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    let attached: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+                    return Err(ControllerError::AgentsMissing {
+                        waited: request.wait_for_agents,
+                        want,
+                        attached: attached.join(", "),
+                        missing: want - attached.len(),
+                    });
+                }
+                _ = self.shutdown.cancelled() => return Err(ControllerError::Cancelled("shutdown".into())),
+                Some(event) = self.events.recv() => { self.observe(event); }
+                Some(command) = self.commands.recv() => {
+                    if self.answer_idle(command) {
+                        return Err(ControllerError::Cancelled("cancelled while waiting for agents".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer a command outside the load phase; true when it cancels the run.
+    fn answer_idle(&self, command: Command) -> bool {
+        match command {
+            Command::Status { reply } => {
+                let _ = reply.send(self.status(Some(("", "waiting", 0.0, 0))));
+                false
+            }
+            Command::Cancel { reply, .. } => {
+                let _ = reply.send(pb::CancelReply { cancelled: true, run_id: String::new() });
+                true
+            }
+            Command::Run { reply, .. } => {
+                let _ = reply.send(Err(ControllerError::Busy));
+                false
+            }
+        }
+    }
+
+    async fn await_ready(&mut self, run: &mut ActiveRun) -> Result<(), ControllerError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !run.members.values().all(|m| m.ready) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    let slow: Vec<&str> = run.members.iter().filter(|(_, m)| !m.ready).map(|(a, _)| a.as_str()).collect();
+                    return Err(ControllerError::NotReady(slow.join(", ")));
+                }
+                _ = self.shutdown.cancelled() => return Err(ControllerError::Cancelled("shutdown".into())),
+                Some(event) = self.events.recv() => match self.observe(event) {
+                    Some(Seen::Message { agent, kind: Out::Ready(r) }) if r.run_id == run.run_id => {
+                        if let Some(m) = run.members.get_mut(&agent) {
+                            m.ready = true;
+                        }
+                    }
+                    Some(Seen::Message { agent, kind: Out::Finished(f) }) if f.run_id == run.run_id => {
+                        return Err(ControllerError::AgentRejected { agent, error: f.error });
+                    }
+                    Some(Seen::Detached { agent }) if run.members.contains_key(&agent) => {
+                        return Err(ControllerError::NotReady(format!("{agent} detached")));
+                    }
+                    _ => {}
+                },
+                Some(command) = self.commands.recv() => {
+                    if self.answer_idle(command) {
+                        for agent in run.members.keys() {
+                            self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: "cancelled".into(), release: false }));
+                        }
+                        return Err(ControllerError::Cancelled("cancelled before the start".into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Start the fleet and merge until every agent finished or was lost.
+    async fn drive(&mut self, run: &mut ActiveRun, request: &RunRequest) {
+        let delay_ms = u64::try_from(request.start_delay.as_millis()).unwrap_or(500);
+        for agent in run.members.keys() {
+            self.send(agent, In::Start(pb::Start { run_id: run.run_id.clone(), delay_ms }));
+        }
+        let started = Instant::now() + request.start_delay;
+        run.started = Some(started);
+        let planned_end = started + request.plan.duration();
+        // Agents drain in-flight requests (bounded by the target's timeout) after the load.
+        let drain = request.plan.target.timeout * 2 + request.lost_after + Duration::from_secs(5);
+        let mut tick = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+        loop {
+            if run.done() {
+                break;
+            }
+            let now = Instant::now();
+            if run.load_end.is_none() && now >= planned_end {
+                run.load_end = Some(planned_end);
+            }
+            if now >= run.load_end.unwrap_or(planned_end) + drain {
+                for (agent, m) in run.members.iter_mut().filter(|(_, m)| m.finished.is_none() && !m.lost) {
+                    tracing::warn!(agent = %agent, "agent did not finish in time: counted as lost");
+                    m.lost = true;
+                }
+                break;
+            }
+            tokio::select! {
+                _ = tick.tick() => {
+                    run.mark_lost(request.lost_after);
+                    if request.progress {
+                        let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
+                        println!("{}", run.progress.line(started, &run.aggregate, attached, run.members.len()));
+                    }
+                }
+                _ = self.shutdown.cancelled() => {
+                    run.stop_load("controller shutting down");
+                    for agent in run.members.keys() {
+                        self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: "controller shutting down".into(), release: false }));
+                    }
+                    break;
+                }
+                Some(event) = self.events.recv() => {
+                    if let Some(seen) = self.observe(event) {
+                        self.on_seen(run, seen);
+                    }
+                }
+                Some(command) = self.commands.recv() => self.answer_running(run, command),
+            }
+        }
+    }
+
+    fn answer_running(&mut self, run: &mut ActiveRun, command: Command) {
+        match command {
+            Command::Status { reply } => {
+                let elapsed = run.started.map_or(0.0, |s| Instant::now().saturating_duration_since(s).as_secs_f64());
+                let requests = run.aggregate.total().counters.requests;
+                let _ = reply.send(self.status(Some((&run.run_id, "running", elapsed, requests))));
+            }
+            Command::Cancel { reason, reply } => {
+                let reason = if reason.is_empty() { "cancelled".to_owned() } else { reason };
+                tracing::warn!("run cancelled: {reason}");
+                run.stop_load(&reason);
+                for agent in run.members.keys() {
+                    self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: reason.clone(), release: false }));
+                }
+                let _ = reply.send(pb::CancelReply { cancelled: true, run_id: run.run_id.clone() });
+            }
+            Command::Run { reply, .. } => {
+                let _ = reply.send(Err(ControllerError::Busy));
+            }
+        }
+    }
+
+    fn on_seen(&mut self, run: &mut ActiveRun, seen: Seen) {
+        match seen {
+            Seen::Attached { agent, .. } => {
+                if let Some(m) = run.members.get_mut(&agent) {
+                    m.away_since = None;
+                    if m.lost {
+                        tracing::warn!(agent = %agent, "lost agent came back; its resent snapshots still count");
+                    }
+                }
+            }
+            Seen::Detached { agent } => {
+                if let Some(m) = run.members.get_mut(&agent) {
+                    m.away_since = Some(Instant::now());
+                }
+            }
+            Seen::Message { agent, kind } => {
+                if !run.members.contains_key(&agent) {
+                    return;
+                }
+                match kind {
+                    Out::Snapshot(s) if s.run_id == run.run_id => {
+                        match run.aggregate.merge(&agent, &s) {
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(agent = %agent, seq = s.seq, "snapshot rejected: {e}"),
+                        }
+                        self.send(&agent, In::Ack(pb::Ack { run_id: run.run_id.clone(), seq: s.seq }));
+                    }
+                    Out::Throttle(t) if t.run_id == run.run_id => run.throttle_reports += 1,
+                    Out::Finished(f) if f.run_id == run.run_id => {
+                        if !f.error.is_empty() {
+                            let message = format!("{agent}: {}", f.error);
+                            if !run.agent_errors.contains(&message) {
+                                run.agent_errors.push(message);
+                            }
+                            // An agent that aborts (e.g. a daily quota) stops the whole fleet.
+                            if run.stopped.is_none() {
+                                run.stop_load(&f.error);
+                                for other in run.members.keys() {
+                                    self.send(other, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: f.error.clone(), release: false }));
+                                }
+                            }
+                        }
+                        if let Some(m) = run.members.get_mut(&agent) {
+                            m.finished = Some(f);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// State of the run in progress.
+#[derive(Debug)]
+struct ActiveRun {
+    run_id: String,
+    members: BTreeMap<String, Member>,
+    aggregate: Aggregate,
+    started: Option<Instant>,
+    load_end: Option<Instant>,
+    stopped: Option<String>,
+    agent_errors: Vec<String>,
+    throttle_reports: u64,
+    progress: Progress,
+}
+
+impl ActiveRun {
+    /// Every agent finished with all its snapshots merged, or was lost.
+    fn done(&self) -> bool {
+        self.members.iter().all(|(agent, m)| {
+            m.lost || m.finished.as_ref().is_some_and(|f| self.aggregate.complete(agent, f.last_seq))
+        })
+    }
+
+    fn stop_load(&mut self, reason: &str) {
+        if self.stopped.is_none() {
+            self.stopped = Some(reason.to_owned());
+        }
+        let now = Instant::now();
+        let end = self.load_end.map_or(now, |e| e.min(now));
+        self.load_end = Some(self.started.map_or(end, |s| end.max(s)));
+    }
+
+    fn mark_lost(&mut self, after: Duration) {
+        for (agent, m) in &mut self.members {
+            if !m.lost && m.away_since.is_some_and(|t| t.elapsed() >= after) {
+                tracing::warn!(agent = %agent, "agent lost: away for {after:?}");
+                m.lost = true;
+            }
+        }
+    }
+}

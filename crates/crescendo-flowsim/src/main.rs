@@ -1,0 +1,43 @@
+//! `crescendo-flowsim`: serve the simulated flows API until Ctrl-C.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// A local stand-in for a rate-limited Architect-style flows API.
+#[derive(Debug, Parser)]
+#[command(name = "crescendo-flowsim", version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "FLOWSIM_LISTEN")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: crescendo_flowsim::Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    println!("flowsim listening on http://{}", listener.local_addr()?);
+    if cli.config.flows > 0 {
+        println!("seeded {} flows (flow-1 … flow-{})", cli.config.flows, cli.config.flows);
+    }
+
+    let shutdown = CancellationToken::new();
+    let on_ctrl_c = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    crescendo_flowsim::serve(listener, cli.config, shutdown).await.context("serving")
+}

@@ -1,0 +1,33 @@
+//! Measurements for Crescendo: what one agent records and what the controller merges.
+//!
+//! Latencies live in HdrHistograms (1 µs to 1 h, 3 significant digits, values in
+//! microseconds). An agent records into a [`Recorder`], takes one interval snapshot a
+//! second and ships each histogram as V2+deflate bytes; the controller decodes them and
+//! adds them into [`StepStats`]. Percentiles are only ever read from merged histograms,
+//! never averaged, so the fleet's result is exact.
+//!
+//! # Layout
+//! - [`histogram`]: histogram construction, V2+deflate encoding, guarded decoding of
+//!   untrusted bytes, and [`LatencySummary`].
+//! - [`outcome`]: the per-attempt [`Outcome`] enum and [`Counters`] by outcome.
+//! - [`recorder`]: the agent side, [`Recorder`] and its interval snapshots.
+//! - [`merged`]: the controller side, [`StepStats`] merged from snapshots.
+
+pub mod histogram;
+pub mod merged;
+pub mod outcome;
+pub mod recorder;
+
+pub use histogram::{LatencySummary, decode, encode, new_histogram};
+pub use merged::StepStats;
+pub use outcome::{Counters, Outcome};
+pub use recorder::Recorder;
+
+/// Errors from decoding measurements that came over the network.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("histogram bytes rejected: {0}")]
+    BadHistogram(String),
+    #[error("histogram could not be merged: {0}")]
+    Merge(String),
+}

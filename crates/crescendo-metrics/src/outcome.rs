@@ -1,0 +1,120 @@
+//! What happened to one attempt, and counters by outcome.
+
+use crescendo_proto::v1 as pb;
+use serde::Serialize;
+
+/// The outcome of one HTTP attempt. Every attempt has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An expected status.
+    Ok,
+    /// 429, or 503 with Retry-After.
+    Throttled,
+    /// Another 4xx, or an unexpected non-error status.
+    ClientError,
+    /// Another 5xx.
+    ServerError,
+    /// No answer within the target's timeout.
+    Timeout,
+    /// The connection failed or broke.
+    ConnectError,
+}
+
+/// Counters by outcome. `requests` is the sum of the six outcome counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub requests: u64,
+    pub ok: u64,
+    pub throttled: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub timeouts: u64,
+    pub connect_errors: u64,
+    /// Attempts that retried an earlier attempt (a subset of `requests`).
+    pub retries: u64,
+    /// Iterations due but never sent because the in-flight cap was reached.
+    pub dropped: u64,
+    /// Time spent paused by backoff, summed over agents.
+    pub paused_ms: u64,
+}
+
+impl Counters {
+    /// Count one attempt.
+    pub fn count(&mut self, outcome: Outcome, retry: bool) {
+        self.requests += 1;
+        self.retries += u64::from(retry);
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Throttled => self.throttled += 1,
+            Outcome::ClientError => self.client_errors += 1,
+            Outcome::ServerError => self.server_errors += 1,
+            Outcome::Timeout => self.timeouts += 1,
+            Outcome::ConnectError => self.connect_errors += 1,
+        }
+    }
+
+    /// Every failed attempt that was not a throttle.
+    pub fn errors(&self) -> u64 {
+        self.client_errors + self.server_errors + self.timeouts + self.connect_errors
+    }
+
+    /// Add another set of counters (saturating, so hostile input cannot overflow).
+    pub fn add(&mut self, other: &Counters) {
+        let Counters {
+            requests,
+            ok,
+            throttled,
+            client_errors,
+            server_errors,
+            timeouts,
+            connect_errors,
+            retries,
+            dropped,
+            paused_ms,
+        } = other;
+        self.requests = self.requests.saturating_add(*requests);
+        self.ok = self.ok.saturating_add(*ok);
+        self.throttled = self.throttled.saturating_add(*throttled);
+        self.client_errors = self.client_errors.saturating_add(*client_errors);
+        self.server_errors = self.server_errors.saturating_add(*server_errors);
+        self.timeouts = self.timeouts.saturating_add(*timeouts);
+        self.connect_errors = self.connect_errors.saturating_add(*connect_errors);
+        self.retries = self.retries.saturating_add(*retries);
+        self.dropped = self.dropped.saturating_add(*dropped);
+        self.paused_ms = self.paused_ms.saturating_add(*paused_ms);
+    }
+}
+
+impl From<&pb::Counters> for Counters {
+    fn from(c: &pb::Counters) -> Self {
+        Self {
+            requests: c.requests,
+            ok: c.ok,
+            throttled: c.throttled,
+            client_errors: c.client_errors,
+            server_errors: c.server_errors,
+            timeouts: c.timeouts,
+            connect_errors: c.connect_errors,
+            retries: c.retries,
+            dropped: c.dropped,
+            paused_ms: c.paused_ms,
+        }
+    }
+}
+
+impl From<&Counters> for pb::Counters {
+    fn from(c: &Counters) -> Self {
+        Self {
+            requests: c.requests,
+            ok: c.ok,
+            throttled: c.throttled,
+            client_errors: c.client_errors,
+            server_errors: c.server_errors,
+            timeouts: c.timeouts,
+            connect_errors: c.connect_errors,
+            retries: c.retries,
+            dropped: c.dropped,
+            paused_ms: c.paused_ms,
+        }
+    }
+}

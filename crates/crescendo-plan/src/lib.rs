@@ -1,0 +1,126 @@
+//! Crescendo test plans: the TOML format, validation with line/column errors, and
+//! splitting a plan into agent shares.
+//!
+//! [`load`] or [`parse`] a plan, [`split`] it over the agents, and hand each agent the
+//! plan text with its [`Share`]. Every error is a [`PlanError`] that names the file,
+//! line, column, key path and the expected form:
+//!
+//! ```text
+//! plans/x.toml:12:5: load.stages[1].target: expected a rate >= 0 (iterations per second), got -5
+//! ```
+//!
+//! # Layout
+//!
+//! - `model`: the validated plan ([`Plan`] and its parts), plain types with no serde; the
+//!   contract the agent and the controller program against.
+//! - `raw`: the serde layer, the document as written with spans; structural errors
+//!   (syntax, unknown keys, wrong types) are located there.
+//! - `validate`: raw → model with every semantic check (`request`, `load`, `data`).
+//! - [`template`]: `{variable}` templates, parsed once per run and rendered per request.
+//! - `threshold`: `[thresholds]` keys and expressions, [`CompareOp::holds`].
+//! - `schedule`: rates and VUs over time, the rate integral and its inverse.
+//! - `split`: [`split`], [`split_evenly`], and [`Data::rows_for`].
+//! - `error`: [`PlanError`].
+//!
+//! # Format
+//!
+//! Durations are strings such as `"20s"`, `"1m30s"` or `"250ms"`. Unknown keys are
+//! errors. A complete plan, with every key and its default:
+//!
+//! ```toml
+//! name = "flow-update"                 # required
+//! description = "PUT updates to flows" # optional
+//!
+//! [target]
+//! base_url = "http://127.0.0.1:8080"   # required: absolute http(s) URL; a trailing '/' is dropped
+//! timeout = "10s"                      # per attempt; default 10s
+//! headers = { X-Load-Test = "crescendo agent {agent}" }  # optional; values are templates
+//!
+//! [[scenario.steps]]                   # at least one; an iteration runs the steps in order
+//! name = "update"                      # required, unique
+//! method = "PUT"                       # GET (default) PUT POST PATCH DELETE HEAD OPTIONS, any case
+//! path = "/api/v2/flows/{flowId}"      # required: starts with '/'; a template
+//! query = { trace = "{uuid}" }         # optional; values are templates
+//! headers = { Content-Type = "application/json" }  # optional; replace target headers of the same name
+//! body = '{"name": "flow {flowId} rev {seq}"}'     # optional template; JSON needs no escaping
+//! expect = [200]                       # statuses that count as success; empty/absent = any 2xx
+//!
+//! [load]
+//! model = "open"                       # "open" (default): arrival rate; "closed": virtual users
+//! start_rate = 5                       # open: rate at t = 0; default: the first stage's target
+//! max_in_flight = 100                  # open: fleet-wide cap, past it iterations are dropped; default 1000
+//! stages = [                           # at least one; each ramps linearly to its target
+//!   { duration = "10s", target = 15 }, # open: target in iterations per second (>= 0)
+//!   { duration = "10s", target = 15 },
+//! ]
+//! # closed: start_vus = 0 (default: the first stage's target), think_time = "100ms"
+//! # (default 0), stages = [{ duration = "10s", target = 10 }] with targets in VUs.
+//!
+//! [backoff]
+//! policy = "retry-after"               # none | retry-after (default) | exponential | coordinated
+//! max_retries = 3                      # default 3; policy "none" forces 0
+//! retry_budget = 0.2                   # retries <= this fraction of first attempts, in [0, 1]; default 0.2
+//! max_retry_after = "180s"             # a longer Retry-After stops the run; default 180s
+//! base = "100ms"                       # exponential full-jitter window: base (default 100ms) …
+//! cap = "30s"                          # … and cap (default 30s), base <= cap
+//!
+//! [data]                               # optional: columns become template variables
+//! partition = "per-agent"              # per-agent (default): disjoint slices | shared: every agent all rows
+//! sequence = { var = "flowId", format = "flow-{n}", count = 100 }  # flowId = flow-1 … flow-100
+//! # or, instead of sequence: rows = [{ flowId = "a", token = "x" }, { flowId = "b", token = "y" }]
+//! # (exactly one of rows and sequence; every row has the same columns)
+//!
+//! [thresholds]                         # optional; the run fails when one does not hold
+//! "latency.p99" = "< 800ms"            # latency.pNN/max/mean, service_time.*: units us, ms (default), s
+//! "throttled_ratio" = "< 0.02"         # throttled_ratio, error_ratio: fractions of requests
+//! "errors" = "== 0"                    # requests ok throttled errors retries dropped: counts
+//! "goodput_rps" = ">= 4.5"             # throughput_rps, goodput_rps: per second
+//! ```
+//!
+//! Templates: `{name}` is a variable when `name` is an identifier; anything else is
+//! literal. `{{` is a literal `{` and `{{name}}` the literal text `{name}`. Variables are
+//! the built-ins `seq uuid agent vu iteration now_ms` ([`template::BUILTIN_VARIABLES`])
+//! and the data columns; any other is an error naming the key.
+//!
+//! Percentile keys follow HdrHistogram naming: `p99` is 99, `p999` is 99.9, `p9999`
+//! is 99.99; `p99.5` is written out.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod model;
+mod raw;
+mod schedule;
+mod split;
+pub mod template;
+mod threshold;
+mod validate;
+
+use std::path::Path;
+
+pub use error::PlanError;
+pub use model::*;
+pub use split::{split, split_evenly};
+pub use template::{StepTemplates, Template};
+
+/// Parses and validates a plan. `origin` names the text in errors (usually the path).
+pub fn parse(text: &str, origin: &str) -> Result<Plan, PlanError> {
+    let raw = raw::parse_raw(text, origin)?;
+    validate::validate(raw, text, origin)
+}
+
+/// Reads, parses and validates the plan at `path`; errors name the path as given.
+pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError::read(&origin, e))?;
+    parse(&text, &origin)
+}
+
+impl std::str::FromStr for Plan {
+    type Err = PlanError;
+
+    /// Parses a plan with origin `plan`.
+    fn from_str(text: &str) -> Result<Plan, PlanError> {
+        parse(text, "plan")
+    }
+}

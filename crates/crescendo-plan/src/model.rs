@@ -1,0 +1,208 @@
+//! The validated plan: plain domain types, no serde, every value already checked.
+//!
+//! These types are the contract that the agent and the controller program against.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A validated test plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub description: Option<String>,
+    pub target: Target,
+    pub scenario: Scenario,
+    pub load: Load,
+    pub backoff: Backoff,
+    /// Rows that feed template variables (`{flowId}` …); `None` when the plan has no `[data]`.
+    pub data: Option<Data>,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// `[target]`: where the load goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Absolute `http://` or `https://` URL without a trailing slash.
+    pub base_url: String,
+    /// Per-attempt timeout (default 10 s).
+    pub timeout: Duration,
+    /// Headers sent with every request (templates allowed).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// `[scenario]`: what one iteration does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// At least one step; names are unique.
+    pub steps: Vec<Step>,
+}
+
+/// One HTTP request of an iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    /// Upper-case HTTP method (GET, PUT, POST, PATCH, DELETE, HEAD, OPTIONS).
+    pub method: String,
+    /// Path template starting with `/`, e.g. `/api/v2/flows/{flowId}`.
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    /// Body template, sent as is after substitution.
+    pub body: Option<String>,
+    /// Statuses that count as success (default: any 2xx, stored as empty).
+    pub expect: Vec<u16>,
+}
+
+/// `[load]`: how much load, over which stages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    Open(OpenLoad),
+    Closed(ClosedLoad),
+}
+
+/// Open model: iterations arrive at a target rate, whatever the responses do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLoad {
+    /// Rate (iterations per second) at time zero; each stage ramps linearly from the
+    /// previous stage's target (or this) to its own target.
+    pub start_rate: f64,
+    /// At least one stage.
+    pub stages: Vec<RateStage>,
+    /// Hard cap of iterations in flight across the fleet; past it iterations are dropped.
+    pub max_in_flight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateStage {
+    pub duration: Duration,
+    /// Iterations per second at the end of the stage (>= 0).
+    pub target: f64,
+}
+
+/// Closed model: a number of virtual users loop over the scenario with think time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedLoad {
+    /// VUs at time zero; each stage ramps linearly to its target.
+    pub start_vus: u32,
+    pub stages: Vec<VuStage>,
+    /// Pause between a VU's iterations.
+    pub think_time: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VuStage {
+    pub duration: Duration,
+    pub target: u32,
+}
+
+/// `[backoff]`: what to do when the API throttles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backoff {
+    pub policy: Policy,
+    /// Retries of one request after a throttle (default 3; 0 with policy `none`).
+    pub max_retries: u32,
+    /// Retries may never exceed this fraction of first attempts (default 0.2).
+    pub retry_budget: f64,
+    /// A Retry-After longer than this stops the run with a clear message (default 180 s).
+    pub max_retry_after: Duration,
+    /// Exponential policy: base and cap of the full-jitter window (defaults 100 ms, 30 s).
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    None,
+    RetryAfter,
+    Exponential,
+    Coordinated,
+}
+
+/// `[data]`: rows that feed template variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data {
+    pub source: DataSource,
+    pub partition: Partition,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// `rows = [{ flowId = "a" }, …]`
+    Inline(Vec<BTreeMap<String, String>>),
+    /// `sequence = { var = "flowId", format = "flow-{n}", count = 100 }`: rows
+    /// `{var: format with {n} replaced by 1..=count}`.
+    Sequence { var: String, format: String, count: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// Disjoint slices: no two agents ever hold the same row.
+    PerAgent,
+    /// Every agent cycles over all rows.
+    Shared,
+}
+
+/// One `[thresholds]` entry, e.g. `"latency.p99" = "< 800ms"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The entry as written, `latency.p99 < 800ms`, for reports.
+    pub expr: String,
+    pub metric: Metric,
+    pub op: CompareOp,
+    /// Right-hand side in the metric's base unit (milliseconds for latencies).
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    /// `latency.p50` … `latency.p999`, `latency.max`, `latency.mean`: intended-time latency, ms.
+    Latency(Stat),
+    /// `service_time.*`: service time, ms.
+    ServiceTime(Stat),
+    /// `requests`, `ok`, `throttled`, `errors`, `retries`, `dropped`: counts.
+    Count(CountKind),
+    /// `throttled_ratio`, `error_ratio`: fraction of requests.
+    Ratio(CountKind),
+    ThroughputRps,
+    GoodputRps,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    /// A percentile in (0, 100], e.g. 99.0 or 99.9.
+    Percentile(f64),
+    Max,
+    Mean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountKind {
+    Requests,
+    Ok,
+    Throttled,
+    Errors,
+    Retries,
+    Dropped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+/// One agent's part of a plan. The shares of a split add up to the plan exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    pub index: u32,
+    pub count: u32,
+    /// Fraction of the open model's rate (all fractions sum to 1).
+    pub rate_fraction: f64,
+    /// Closed model VUs at full load (sum = the plan's peak VUs).
+    pub vus: u32,
+    /// Share of `max_in_flight` (sum = the plan's cap, each at least 1).
+    pub max_in_flight: u32,
+}

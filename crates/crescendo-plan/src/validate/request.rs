@@ -1,0 +1,277 @@
+//! `[target]` and `[[scenario.steps]]`: URLs, methods, paths, headers and statuses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use super::{Ctx, TemplateSite};
+use crate::error::{PlanError, join_index, join_key};
+use crate::model::{Scenario, Step, Target};
+use crate::raw::{RawScenario, RawStep, RawTarget, Scalar, SpannedMap};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const METHODS: [&str; 7] = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+pub(super) fn target(
+    ctx: Ctx<'_>,
+    raw: &Spanned<RawTarget>,
+    sites: &mut Vec<TemplateSite>,
+) -> Result<Target, PlanError> {
+    let raw = raw.get_ref();
+    let base_url = base_url(raw.base_url.get_ref())
+        .map_err(|m| ctx.err(raw.base_url.span(), "target.base_url", m))?;
+    let timeout = match &raw.timeout {
+        Some(t) => ctx.positive_duration(t, "target.timeout")?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let headers = headers(ctx, raw.headers.as_ref(), "target.headers", sites)?;
+    Ok(Target {
+        base_url,
+        timeout,
+        headers,
+    })
+}
+
+/// An absolute `http`/`https` URL with a host; trailing slashes are dropped so that step
+/// paths (which start with `/`) can be appended.
+pub(super) fn base_url(url: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "expected an absolute http:// or https:// URL with a host, such as \
+             \"http://127.0.0.1:8080\"{why}, got {url:?}"
+        )
+    };
+    let lower = url.to_ascii_lowercase();
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|s| lower.starts_with(s))
+        .ok_or_else(|| bad(""))?;
+    let rest = &url[scheme.len()..];
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(" without spaces"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(bad(" without a query or fragment (put those in the steps)"));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(|| bad(""))?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(|| bad(""))?)),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad(""));
+    }
+    if let Some(port) = port {
+        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+            return Err(bad(" and a port of 0-65535"));
+        }
+    }
+    Ok(format!("{scheme}{}", rest.trim_end_matches('/')))
+}
+
+pub(super) fn scenario(
+    ctx: Ctx<'_>,
+    raw: &Spanned<RawScenario>,
+    sites: &mut Vec<TemplateSite>,
+) -> Result<Scenario, PlanError> {
+    let steps = &raw.get_ref().steps;
+    if steps.get_ref().is_empty() {
+        return Err(ctx.err(
+            steps.span(),
+            "scenario.steps",
+            "expected at least one step, such as [[scenario.steps]] name = \"get\" path = \"/\"",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(steps.get_ref().len());
+    for (i, raw_step) in steps.get_ref().iter().enumerate() {
+        let key = join_index("scenario.steps", i);
+        let name = &raw_step.get_ref().name;
+        if let Some(first) = seen.insert(name.get_ref().as_str(), i) {
+            return Err(ctx.err(
+                name.span(),
+                &join_key(&key, "name"),
+                format!(
+                    "expected a unique step name, got {:?} again (first used by scenario.steps[{first}])",
+                    name.get_ref()
+                ),
+            ));
+        }
+        out.push(step(ctx, raw_step.get_ref(), &key, sites)?);
+    }
+    Ok(Scenario { steps: out })
+}
+
+fn step(ctx: Ctx<'_>, raw: &RawStep, key: &str, sites: &mut Vec<TemplateSite>) -> Result<Step, PlanError> {
+    let name = raw.name.get_ref().trim();
+    if name.is_empty() {
+        return Err(ctx.err(raw.name.span(), &join_key(key, "name"), "expected a non-empty step name"));
+    }
+    let method = match &raw.method {
+        Some(m) => {
+            let upper = m.get_ref().trim().to_ascii_uppercase();
+            if !METHODS.contains(&upper.as_str()) {
+                return Err(ctx.err(
+                    m.span(),
+                    &join_key(key, "method"),
+                    format!("expected one of {}, got {:?}", METHODS.join(", "), m.get_ref()),
+                ));
+            }
+            upper
+        }
+        None => "GET".to_owned(),
+    };
+    let path = raw.path.get_ref();
+    let path_key = join_key(key, "path");
+    let path_form = "expected a path starting with '/' (query parameters go in `query`)";
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        return Err(ctx.err(raw.path.span(), &path_key, format!("{path_form}, got {path:?}")));
+    }
+    if let Some(i) = path.find(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(ctx.err(
+            ctx.inside_string(&raw.path.span(), path, i),
+            &path_key,
+            format!("{path_form} without spaces, got {path:?}"),
+        ));
+    }
+    sites.push(TemplateSite {
+        key: path_key,
+        span: raw.path.span(),
+        value: path.clone(),
+    });
+    let query = template_map(raw.query.as_ref(), &join_key(key, "query"), sites);
+    let headers = headers(ctx, raw.headers.as_ref(), &join_key(key, "headers"), sites)?;
+    if let Some(body) = &raw.body {
+        sites.push(TemplateSite {
+            key: join_key(key, "body"),
+            span: body.span(),
+            value: body.get_ref().clone(),
+        });
+    }
+    let mut expect = Vec::new();
+    for (i, status) in raw.expect.iter().flatten().enumerate() {
+        let code = *status.get_ref();
+        if !(100..=599).contains(&code) {
+            return Err(ctx.err(
+                status.span(),
+                &join_index(&join_key(key, "expect"), i),
+                format!("expected an HTTP status code from 100 to 599, got {code}"),
+            ));
+        }
+        expect.push(code);
+    }
+    Ok(Step {
+        name: name.to_owned(),
+        method,
+        path: path.clone(),
+        query,
+        headers,
+        body: raw.body.as_ref().map(|b| b.get_ref().clone()),
+        expect,
+    })
+}
+
+/// A map of template values (query parameters); every value is remembered as a site.
+fn template_map(
+    raw: Option<&SpannedMap<Scalar>>,
+    key: &str,
+    sites: &mut Vec<TemplateSite>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in raw.into_iter().flatten() {
+        let text = value.get_ref().text().to_owned();
+        sites.push(TemplateSite {
+            key: join_key(key, name.get_ref()),
+            span: value.span(),
+            value: text.clone(),
+        });
+        out.insert(name.get_ref().clone(), text);
+    }
+    out
+}
+
+/// Headers: names must be HTTP tokens (unique ignoring case), values templates without
+/// line breaks.
+fn headers(
+    ctx: Ctx<'_>,
+    raw: Option<&SpannedMap<Scalar>>,
+    key: &str,
+    sites: &mut Vec<TemplateSite>,
+) -> Result<BTreeMap<String, String>, PlanError> {
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for (name, value) in raw.into_iter().flatten() {
+        let header_key = join_key(key, name.get_ref());
+        if !is_token(name.get_ref()) {
+            return Err(ctx.err(
+                name.span(),
+                &header_key,
+                format!(
+                    "expected a header name of letters, digits and !#$%&'*+-.^_`|~, got {:?}",
+                    name.get_ref()
+                ),
+            ));
+        }
+        if let Some(other) = seen.insert(name.get_ref().to_ascii_lowercase(), name.get_ref()) {
+            return Err(ctx.err(
+                name.span(),
+                &header_key,
+                format!("expected unique header names, got {:?} and {other:?}", name.get_ref()),
+            ));
+        }
+        let text = value.get_ref().text();
+        if let Some(i) = text.find(['\r', '\n', '\0']) {
+            return Err(ctx.err(
+                ctx.inside_string(&value.span(), text, i),
+                &header_key,
+                format!("expected a header value on one line, got {text:?}"),
+            ));
+        }
+    }
+    Ok(template_map(raw, key, sites))
+}
+
+/// An HTTP token (RFC 9110 `tchar`s).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(base_url("https://api.example.com/v2//").unwrap(), "https://api.example.com/v2");
+        assert_eq!(base_url("HTTP://h/").unwrap(), "http://h");
+        assert_eq!(base_url("http://[::1]:80").unwrap(), "http://[::1]:80");
+        assert_eq!(base_url("http://u:p@h").unwrap(), "http://u:p@h");
+        for bad in [
+            "", "ftp://h", "127.0.0.1:8080", "http://", "http:///x", "http://:80", "http://h:x",
+            "http://h:70000", "http://h?x=1", "http://h#f", "http://h x", "http://[::1", "http://[::1]x",
+        ] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("Content-Type"));
+        assert!(is_token("X-RateLimit-Remaining"));
+        assert!(!is_token("Bad Header"));
+        assert!(!is_token(""));
+        assert!(!is_token("a:b"));
+    }
+}

@@ -1,0 +1,1 @@
+//! crescendo-testkit
