@@ -40,6 +40,8 @@
 
 mod quota;
 mod shares;
+#[cfg(test)]
+mod sim;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -50,7 +52,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use shares::{AgentAdjust, agent_shares};
-use state::{KeyState, Outcome};
+use state::{Bound, KeyState, Outcome};
 
 /// A decrease is announced once it exceeds this fraction of the announced rate …
 const ANNOUNCE_DECREASE: f64 = 0.01;
@@ -326,16 +328,17 @@ impl Governor {
         if !should_announce(&self.config, old, rate) {
             return None;
         }
-        let (kind, why) = if state.quota_bound(&self.config, now) {
-            let text = state.quota_text(&self.config, now).unwrap_or_default();
-            (EventKind::QuotaPace, text)
-        } else if rate > old {
-            (
+        let (kind, why) = match state.bound() {
+            Bound::Quota => (
+                EventKind::QuotaPace,
+                state.quota_text(&self.config, now).unwrap_or_default(),
+            ),
+            Bound::Aimd => (
                 EventKind::Recover,
                 "no throttle: additive increase".to_owned(),
-            )
-        } else {
-            (EventKind::QuotaPace, "plan rate lowered".to_owned())
+            ),
+            Bound::Plan if rate > old => (EventKind::Recover, "back at the plan rate".to_owned()),
+            Bound::Plan => (EventKind::Recover, "following the plan rate".to_owned()),
         };
         let why = format!("{why}: {old:.2} → {rate:.2} rps");
         self.record(now, kind, key, old, rate, &why);

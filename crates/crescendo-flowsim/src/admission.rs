@@ -141,9 +141,27 @@ mod tests {
         adm.admit(b, &clock);
         adm.admit(Key::Anonymous, &clock);
         let snap = adm.snapshot();
-        assert_eq!(snap[&a.to_string()], KeyStats { accepted: 3, throttled: 2 });
-        assert_eq!(snap[&b.to_string()], KeyStats { accepted: 1, throttled: 0 });
-        assert_eq!(snap["anonymous"], KeyStats { accepted: 1, throttled: 0 });
+        assert_eq!(
+            snap[&a.to_string()],
+            KeyStats {
+                accepted: 3,
+                throttled: 2
+            }
+        );
+        assert_eq!(
+            snap[&b.to_string()],
+            KeyStats {
+                accepted: 1,
+                throttled: 0
+            }
+        );
+        assert_eq!(
+            snap["anonymous"],
+            KeyStats {
+                accepted: 1,
+                throttled: 0
+            }
+        );
         adm.reset();
         assert!(adm.snapshot().is_empty());
         assert!(adm.admit(a, &clock).is_allowed());

@@ -293,7 +293,10 @@ mod tests {
         ])
         .unwrap();
         assert!(c.auto_create && c.x_reset_epoch);
-        assert_eq!((c.flows, c.limit, c.org_limit, c.burst), (10, 20, 50, Some(5)));
+        assert_eq!(
+            (c.flows, c.limit, c.org_limit, c.burst),
+            (10, 20, 50, Some(5))
+        );
         assert_eq!(c.window, Duration::from_secs(2));
         assert_eq!(c.algorithm, Algorithm::Gcra);
         assert_eq!(c.retry_after_rounding, Rounding::Floor);

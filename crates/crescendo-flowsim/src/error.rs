@@ -69,7 +69,8 @@ impl IntoResponse for ApiError {
         if let Self::TooManyRequests(seconds) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        let id = HeaderValue::from_str(&context_id.to_string()).expect("a uuid is a valid header value");
+        let id =
+            HeaderValue::from_str(&context_id.to_string()).expect("a uuid is a valid header value");
         headers.insert(CORRELATION_ID, id);
         response
     }

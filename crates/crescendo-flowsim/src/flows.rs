@@ -76,7 +76,12 @@ impl Flows {
 
     /// Merges `patch` into the flow and bumps its version (a flow created by this PUT
     /// starts at version 1). Returns the flow's new JSON.
-    pub(crate) fn put(&self, id: &str, patch: Map<String, Value>, missing: Missing) -> Option<Value> {
+    pub(crate) fn put(
+        &self,
+        id: &str,
+        patch: Map<String, Value>,
+        missing: Missing,
+    ) -> Option<Value> {
         let mut shard = self.shards.lock(self.hasher.hash_one(id));
         let created = !shard.contains_key(id);
         if created {
@@ -102,13 +107,23 @@ impl Flows {
     pub(crate) fn list(&self, number: u64, size: u64) -> Page {
         let mut all: Vec<(u64, Value)> = Vec::new();
         self.shards.for_each(|shard| {
-            all.extend(shard.values().map(|f| (f.seq, Value::Object(f.doc.clone()))));
+            all.extend(
+                shard
+                    .values()
+                    .map(|f| (f.seq, Value::Object(f.doc.clone()))),
+            );
         });
         all.sort_unstable_by_key(|(seq, _)| *seq);
         let total = all.len() as u64;
-        let skip = usize::try_from(number.saturating_sub(1).saturating_mul(size)).unwrap_or(usize::MAX);
+        let skip =
+            usize::try_from(number.saturating_sub(1).saturating_mul(size)).unwrap_or(usize::MAX);
         let take = usize::try_from(size).unwrap_or(usize::MAX);
-        let entities = all.into_iter().skip(skip).take(take).map(|(_, v)| v).collect();
+        let entities = all
+            .into_iter()
+            .skip(skip)
+            .take(take)
+            .map(|(_, v)| v)
+            .collect();
         Page { entities, total }
     }
 
@@ -122,7 +137,9 @@ impl Flows {
             "version": 1,
             "selfUri": format!("/api/v2/flows/{id}"),
         });
-        let Value::Object(doc) = doc else { unreachable!("json! of an object literal") };
+        let Value::Object(doc) = doc else {
+            unreachable!("json! of an object literal")
+        };
         Flow { seq, doc }
     }
 }
@@ -140,14 +157,31 @@ mod tests {
         let flows = Flows::new();
         flows.seed(2);
         let v = flows
-            .put("flow-1", obj(json!({"name": "IVR", "id": "hijack", "version": 99, "extra": 1})), Missing::NotFound)
+            .put(
+                "flow-1",
+                obj(json!({"name": "IVR", "id": "hijack", "version": 99, "extra": 1})),
+                Missing::NotFound,
+            )
             .unwrap();
         assert_eq!(v["id"], "flow-1");
         assert_eq!(v["name"], "IVR");
         assert_eq!(v["version"], 2);
         assert_eq!(v["extra"], 1);
-        let v = flows.put("flow-1", obj(json!({"description": "d"})), Missing::NotFound).unwrap();
-        assert_eq!((v["name"].as_str(), v["description"].as_str(), v["version"].as_u64()), (Some("IVR"), Some("d"), Some(3)));
+        let v = flows
+            .put(
+                "flow-1",
+                obj(json!({"description": "d"})),
+                Missing::NotFound,
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                v["name"].as_str(),
+                v["description"].as_str(),
+                v["version"].as_u64()
+            ),
+            (Some("IVR"), Some("d"), Some(3))
+        );
     }
 
     #[test]
@@ -156,8 +190,16 @@ mod tests {
         assert!(flows.get("x", Missing::NotFound).is_none());
         assert!(flows.put("x", Map::new(), Missing::NotFound).is_none());
         assert_eq!(flows.get("x", Missing::Create).unwrap()["version"], 1);
-        assert_eq!(flows.put("y", obj(json!({"name": "Y"})), Missing::Create).unwrap()["version"], 1);
-        assert_eq!(flows.put("y", Map::new(), Missing::Create).unwrap()["version"], 2);
+        assert_eq!(
+            flows
+                .put("y", obj(json!({"name": "Y"})), Missing::Create)
+                .unwrap()["version"],
+            1
+        );
+        assert_eq!(
+            flows.put("y", Map::new(), Missing::Create).unwrap()["version"],
+            2
+        );
     }
 
     #[test]
@@ -166,8 +208,15 @@ mod tests {
         flows.seed(30);
         let page = flows.list(2, 25);
         assert_eq!(page.total, 30);
-        let ids: Vec<&str> = page.entities.iter().map(|v| v["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, (26..=30).map(|i| format!("flow-{i}")).collect::<Vec<_>>());
+        let ids: Vec<&str> = page
+            .entities
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            (26..=30).map(|i| format!("flow-{i}")).collect::<Vec<_>>()
+        );
         assert!(flows.list(3, 25).entities.is_empty());
     }
 }

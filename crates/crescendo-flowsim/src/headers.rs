@@ -25,9 +25,14 @@ const IETF_RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub(crate) fn apply(headers: &mut HeaderMap, report: Option<(Report, &Policy)>, config: &Config) {
     if !headers.contains_key(CORRELATION_ID) {
         let id = correlation_id().to_string();
-        headers.insert(CORRELATION_ID, HeaderValue::from_str(&id).expect("a uuid is a valid header value"));
+        headers.insert(
+            CORRELATION_ID,
+            HeaderValue::from_str(&id).expect("a uuid is a valid header value"),
+        );
     }
-    let Some((Report { scope, quota }, policy)) = report else { return };
+    let Some((Report { scope, quota }, policy)) = report else {
+        return;
+    };
     let families = config.headers;
     let reset = config.retry_after_rounding.seconds(quota.reset);
     if families.inin {
@@ -36,7 +41,11 @@ pub(crate) fn apply(headers: &mut HeaderMap, report: Option<(Report, &Policy)>, 
         headers.insert(ININ_RESET, HeaderValue::from(reset));
     }
     if families.x_ratelimit {
-        let x_reset = if config.x_reset_epoch { epoch_seconds(quota.reset) } else { reset };
+        let x_reset = if config.x_reset_epoch {
+            epoch_seconds(quota.reset)
+        } else {
+            reset
+        };
         headers.insert(X_LIMIT, HeaderValue::from(quota.limit));
         headers.insert(X_REMAINING, HeaderValue::from(quota.remaining));
         headers.insert(X_RESET, HeaderValue::from(x_reset));
@@ -49,8 +58,14 @@ pub(crate) fn apply(headers: &mut HeaderMap, report: Option<(Report, &Policy)>, 
         let window = policy.window.as_secs() + u64::from(policy.window.subsec_nanos() > 0);
         let policy_value = format!("\"{name}\";q={};w={window}", policy.limit);
         let ratelimit_value = format!("\"{name}\";r={};t={reset}", quota.remaining);
-        for (header, value) in [(IETF_POLICY, policy_value), (IETF_RATELIMIT, ratelimit_value)] {
-            headers.insert(header, HeaderValue::from_str(&value).expect("ascii digits and quotes"));
+        for (header, value) in [
+            (IETF_POLICY, policy_value),
+            (IETF_RATELIMIT, ratelimit_value),
+        ] {
+            headers.insert(
+                header,
+                HeaderValue::from_str(&value).expect("ascii digits and quotes"),
+            );
         }
     }
 }
@@ -74,10 +89,19 @@ mod tests {
             x_reset_epoch: epoch,
             ..Config::default()
         };
-        let policy = Policy::new(Algorithm::FixedWindow, 300, Duration::from_secs(60), None).unwrap();
-        let quota = Quota { limit: 300, remaining: 40, reset: Duration::from_millis(37_200) };
+        let policy =
+            Policy::new(Algorithm::FixedWindow, 300, Duration::from_secs(60), None).unwrap();
+        let quota = Quota {
+            limit: 300,
+            remaining: 40,
+            reset: Duration::from_millis(37_200),
+        };
         let mut headers = HeaderMap::new();
-        apply(&mut headers, Some((Report { scope, quota }, &policy)), &config);
+        apply(
+            &mut headers,
+            Some((Report { scope, quota }, &policy)),
+            &config,
+        );
         headers
     }
 

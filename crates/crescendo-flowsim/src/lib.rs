@@ -64,7 +64,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 ///
 /// Fails at once with `InvalidInput` for a configuration that cannot run (see
 /// [`Config::validate`]).
-pub async fn serve(listener: TcpListener, config: Config, shutdown: CancellationToken) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

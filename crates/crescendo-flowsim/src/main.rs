@@ -22,14 +22,20 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
     println!("flowsim listening on http://{}", listener.local_addr()?);
     if cli.config.flows > 0 {
-        println!("seeded {} flows (flow-1 … flow-{})", cli.config.flows, cli.config.flows);
+        println!(
+            "seeded {} flows (flow-1 … flow-{})",
+            cli.config.flows, cli.config.flows
+        );
     }
 
     let shutdown = CancellationToken::new();
@@ -39,5 +45,7 @@ async fn main() -> anyhow::Result<()> {
             on_ctrl_c.cancel();
         }
     });
-    crescendo_flowsim::serve(listener, cli.config, shutdown).await.context("serving")
+    crescendo_flowsim::serve(listener, cli.config, shutdown)
+        .await
+        .context("serving")
 }

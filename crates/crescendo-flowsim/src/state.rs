@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::{Admission, Clock};
 use crate::config::Config;
 use crate::flows::{Flows, Missing};
-use crate::stats::{StatusCounts, Stats};
+use crate::stats::{Stats, StatusCounts};
 
 /// Shared simulator state.
 #[derive(Debug)]
@@ -153,7 +153,10 @@ mod tests {
             let t0 = tokio::time::Instant::now();
             app.delay().await;
             let took = t0.elapsed();
-            assert!(took >= Duration::from_millis(50) && took <= Duration::from_millis(71), "{took:?}");
+            assert!(
+                took >= Duration::from_millis(50) && took <= Duration::from_millis(71),
+                "{took:?}"
+            );
         }
     }
 }

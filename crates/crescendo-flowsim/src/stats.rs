@@ -143,8 +143,14 @@ mod tests {
     fn classifies_routes() {
         let put = Endpoint::classify(&Method::PUT, Some("/api/v2/flows/{flowId}"));
         assert_eq!(put, Endpoint::PutFlow);
-        assert_eq!(Endpoint::classify(&Method::GET, Some("/api/v2/flows")), Endpoint::ListFlows);
-        assert_eq!(Endpoint::classify(&Method::DELETE, Some("/api/v2/flows/{flowId}")), Endpoint::Other);
+        assert_eq!(
+            Endpoint::classify(&Method::GET, Some("/api/v2/flows")),
+            Endpoint::ListFlows
+        );
+        assert_eq!(
+            Endpoint::classify(&Method::DELETE, Some("/api/v2/flows/{flowId}")),
+            Endpoint::Other
+        );
         assert_eq!(Endpoint::classify(&Method::GET, None), Endpoint::Other);
     }
 }

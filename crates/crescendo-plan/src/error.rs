@@ -122,12 +122,17 @@ pub(crate) fn join_index(parent: &str, index: usize) -> String {
 /// Rewrites serde's wording (`invalid type: integer `5`, expected a string`) into the
 /// plan's (`expected a string, got integer `5``), naming types the way TOML does.
 pub(crate) fn rewrite_serde_message(message: &str) -> String {
-    let message = message.trim().replace('\n', "; ");
+    let message = message
+        .trim()
+        .replace('\n', "; ")
+        .replace("unknown field `", "unknown key `")
+        .replace("missing field `", "missing key `");
     for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some((got, expected)) = rest.rsplit_once(", expected ") {
-                return format!("expected {}, got {got}", type_name(expected));
-            }
+        let parts = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.rsplit_once(", expected "));
+        if let Some((got, expected)) = parts {
+            return format!("expected {}, got {got}", type_name(expected));
         }
     }
     message
@@ -164,8 +169,14 @@ mod tests {
     #[test]
     fn keys_are_quoted_when_not_bare() {
         assert_eq!(join_key("", "load"), "load");
-        assert_eq!(join_key("thresholds", "latency.p99"), "thresholds.\"latency.p99\"");
-        assert_eq!(join_key("target.headers", "Content-Type"), "target.headers.Content-Type");
+        assert_eq!(
+            join_key("thresholds", "latency.p99"),
+            "thresholds.\"latency.p99\""
+        );
+        assert_eq!(
+            join_key("target.headers", "Content-Type"),
+            "target.headers.Content-Type"
+        );
         assert_eq!(join_index("load.stages", 1), "load.stages[1]");
     }
 
@@ -179,16 +190,35 @@ mod tests {
             rewrite_serde_message("invalid value: integer `-1`, expected u32"),
             "expected an integer >= 0, got integer `-1`"
         );
-        assert_eq!(rewrite_serde_message("missing field `name`"), "missing field `name`");
+        assert_eq!(
+            rewrite_serde_message("missing field `name`"),
+            "missing key `name`"
+        );
+        assert_eq!(
+            rewrite_serde_message("unknown field `x`, expected `a` or `b`"),
+            "unknown key `x`, expected `a` or `b`"
+        );
     }
 
     #[test]
     fn display_forms() {
         let text = "a\nbc = 1\n";
-        let e = PlanError::at(text, "x.toml", 5..6, "bc", "expected a string, got integer `1`");
-        assert_eq!(e.to_string(), "x.toml:2:4: bc: expected a string, got integer `1`");
+        let e = PlanError::at(
+            text,
+            "x.toml",
+            5..6,
+            "bc",
+            "expected a string, got integer `1`",
+        );
+        assert_eq!(
+            e.to_string(),
+            "x.toml:2:4: bc: expected a string, got integer `1`"
+        );
         let e = PlanError::arguments("agents", "expected at least 1 agent, got 0");
-        assert_eq!(e.to_string(), "arguments: agents: expected at least 1 agent, got 0");
+        assert_eq!(
+            e.to_string(),
+            "arguments: agents: expected at least 1 agent, got 0"
+        );
         let e = PlanError::read("nope.toml", std::io::Error::other("gone"));
         assert_eq!(e.to_string(), "nope.toml: cannot read the plan");
         assert!(std::error::Error::source(&e).is_some());

@@ -131,7 +131,11 @@ pub enum DataSource {
     Inline(Vec<BTreeMap<String, String>>),
     /// `sequence = { var = "flowId", format = "flow-{n}", count = 100 }`: rows
     /// `{var: format with {n} replaced by 1..=count}`.
-    Sequence { var: String, format: String, count: u64 },
+    Sequence {
+        var: String,
+        format: String,
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +207,7 @@ pub struct Share {
     pub rate_fraction: f64,
     /// Closed model VUs at full load (sum = the plan's peak VUs).
     pub vus: u32,
-    /// Share of `max_in_flight` (sum = the plan's cap, each at least 1).
+    /// Share of `max_in_flight` (sum = the plan's cap, each at least 1). With the closed
+    /// model, which has no cap, this equals `vus`: a VU has one request in flight at most.
     pub max_in_flight: u32,
 }

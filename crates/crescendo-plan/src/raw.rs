@@ -148,28 +148,33 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// Parses `text` into the raw layer; every error carries line, column and key path.
 pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawPlan, PlanError> {
-    let tree = match DeTable::parse(text) {
-        Ok(tree) => tree,
-        Err(err) => {
-            // The recoverable parser yields a partial tree to find the key path in.
-            let (partial, _) = DeTable::parse_recoverable(text);
-            return Err(toml_error(text, origin, &partial, &err));
+    let tree = DeTable::parse(text).map_err(|err| {
+        // No key path: after a syntax error the partial tree is not worth trusting.
+        let span = err.span().unwrap_or(0..0);
+        let mut message = rewrite_serde_message(err.message());
+        let duplicate = (message == "duplicate key")
+            .then(|| text.get(span.clone()))
+            .flatten()
+            .filter(|k| !k.is_empty());
+        if let Some(key) = duplicate {
+            message = format!("duplicate key `{}`", key.trim());
         }
-    };
-    RawPlan::deserialize(toml::de::Deserializer::from(tree.clone()))
-        .map_err(|err| toml_error(text, origin, &tree, &err))
-}
-
-fn toml_error(
-    text: &str,
-    origin: &str,
-    tree: &Spanned<DeTable<'_>>,
-    err: &toml::de::Error,
-) -> PlanError {
-    let span = err.span().unwrap_or(0..0);
-    let key = key_path_at(tree, &span);
-    let message = rewrite_serde_message(err.message());
-    PlanError::at(text, origin, span, key, message)
+        PlanError::at(text, origin, span, "", message)
+    })?;
+    RawPlan::deserialize(toml::de::Deserializer::from(tree.clone())).map_err(|err| {
+        let span = err.span().unwrap_or(0..0);
+        let mut key = key_path_at(&tree, &span);
+        let mut message = rewrite_serde_message(err.message());
+        // Serde points a missing key at its table; name the key itself in the path.
+        if let Some(missing) = message
+            .strip_prefix("missing key `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            key = join_key(&key, missing);
+            message = "missing required key".to_owned();
+        }
+        PlanError::at(text, origin, span, key, message)
+    })
 }
 
 /// The key path of the smallest key or value whose span holds `span` (the deepest on a
@@ -183,21 +188,35 @@ pub(crate) fn key_path_at(tree: &Spanned<DeTable<'_>>, span: &Range<usize>) -> S
 type Best = Option<(usize, usize, String)>;
 
 fn consider(node: Range<usize>, path: &str, depth: usize, span: &Range<usize>, best: &mut Best) {
-    let holds = node.start <= span.start && span.end <= node.end && node.start < node.end;
+    // An empty span (a missing key reported at the top, some syntax errors) must fall
+    // strictly inside the node, so a root error at 0..0 is not pinned on the first table.
+    let holds = if span.is_empty() {
+        node.start < span.start && span.start < node.end
+    } else {
+        node.start <= span.start && span.end <= node.end
+    };
     if !holds {
         return;
     }
     let len = node.end - node.start;
     let better = match best {
         None => true,
-        Some((best_len, best_depth, _)) => len < *best_len || (len == *best_len && depth > *best_depth),
+        Some((best_len, best_depth, _)) => {
+            len < *best_len || (len == *best_len && depth > *best_depth)
+        }
     };
     if better {
         *best = Some((len, depth, path.to_owned()));
     }
 }
 
-fn visit_table(table: &DeTable<'_>, parent: &str, depth: usize, span: &Range<usize>, best: &mut Best) {
+fn visit_table(
+    table: &DeTable<'_>,
+    parent: &str,
+    depth: usize,
+    span: &Range<usize>,
+    best: &mut Best,
+) {
     for (key, value) in table {
         let path = join_key(parent, key.get_ref());
         consider(key.span(), &path, depth + 1, span, best);
@@ -205,7 +224,13 @@ fn visit_table(table: &DeTable<'_>, parent: &str, depth: usize, span: &Range<usi
     }
 }
 
-fn visit_value(value: &Spanned<DeValue<'_>>, path: &str, depth: usize, span: &Range<usize>, best: &mut Best) {
+fn visit_value(
+    value: &Spanned<DeValue<'_>>,
+    path: &str,
+    depth: usize,
+    span: &Range<usize>,
+    best: &mut Best,
+) {
     consider(value.span(), path, depth, span, best);
     match value.get_ref() {
         DeValue::Table(table) => visit_table(table, path, depth, span, best),

@@ -115,7 +115,7 @@ impl OpenLoad {
     /// On a linear ramp this solves `r0·τ + (r1 − r0)·τ²/(2d) = m` for `τ` in the
     /// cancellation-free form `τ = 2m / (r0 + √(r0² + 2·m·(r1 − r0)/d))`.
     pub fn time_of_iteration(&self, n: f64) -> Option<Duration> {
-        if !(n >= 0.0) {
+        if n.is_nan() || n < 0.0 {
             return None;
         }
         let mut before = 0.0;
@@ -147,7 +147,7 @@ impl OpenLoad {
     /// agents interleave (agent `i` runs the fleet's iterations `i`, `i + count`, …)
     /// instead of all firing at once. `None` once the share's iterations are exhausted.
     pub fn due_time(&self, share: &Share, k: u64) -> Option<Duration> {
-        if !(share.rate_fraction > 0.0) || share.count == 0 {
+        if share.rate_fraction.is_nan() || share.rate_fraction <= 0.0 || share.count == 0 {
             return None;
         }
         let phase = f64::from(share.index) / f64::from(share.count);
@@ -246,13 +246,21 @@ mod tests {
     fn inverse_of_the_integral() {
         let load = open(5.0, &[(10.0, 15.0), (10.0, 15.0)]);
         assert_eq!(load.time_of_iteration(0.0), Some(Duration::ZERO));
-        assert!(close(load.time_of_iteration(37.5).unwrap().as_secs_f64(), 5.0));
-        assert!(close(load.time_of_iteration(175.0).unwrap().as_secs_f64(), 15.0));
+        assert!(close(
+            load.time_of_iteration(37.5).unwrap().as_secs_f64(),
+            5.0
+        ));
+        assert!(close(
+            load.time_of_iteration(175.0).unwrap().as_secs_f64(),
+            15.0
+        ));
         assert_eq!(load.time_of_iteration(250.0), None);
         assert_eq!(load.time_of_iteration(-1.0), None);
         assert_eq!(load.time_of_iteration(f64::NAN), None);
         // Exactly 250 iterations are due within the plan.
-        let due = (0..).take_while(|&k| load.time_of_iteration(k as f64).is_some()).count();
+        let due = (0..)
+            .take_while(|&k| load.time_of_iteration(k as f64).is_some())
+            .count();
         assert_eq!(due, 250);
     }
 
@@ -263,7 +271,10 @@ mod tests {
         assert_eq!(t0, secs(5.0));
         let ramp_down = open(10.0, &[(2.0, 0.0)]);
         assert!(close(ramp_down.iterations_until(secs(2.0)), 10.0));
-        assert!(close(ramp_down.time_of_iteration(7.5).unwrap().as_secs_f64(), 1.0));
+        assert!(close(
+            ramp_down.time_of_iteration(7.5).unwrap().as_secs_f64(),
+            1.0
+        ));
     }
 
     #[test]
@@ -276,8 +287,14 @@ mod tests {
             vus: 0,
             max_in_flight: 1,
         };
-        assert!(close(load.due_time(&share(0), 1).unwrap().as_secs_f64(), 0.2));
-        assert!(close(load.due_time(&share(1), 1).unwrap().as_secs_f64(), 0.3));
+        assert!(close(
+            load.due_time(&share(0), 1).unwrap().as_secs_f64(),
+            0.2
+        ));
+        assert!(close(
+            load.due_time(&share(1), 1).unwrap().as_secs_f64(),
+            0.3
+        ));
         assert_eq!(load.due_time(&share(1), 5), None);
     }
 
@@ -315,7 +332,12 @@ mod tests {
                 max_in_flight: 1,
             })
             .collect();
-        let at = |t| shares.iter().map(|s| load.vus_at_for(t, s)).collect::<Vec<_>>();
+        let at = |t| {
+            shares
+                .iter()
+                .map(|s| load.vus_at_for(t, s))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(at(secs(10.0)), [4, 3, 3]);
         assert_eq!(at(secs(15.0)), [2, 2, 2]);
     }

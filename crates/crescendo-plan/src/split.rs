@@ -115,7 +115,11 @@ impl Data {
     }
 
     /// Rows `start`, `start + step`, … (`step` >= 1), with a sequence's format parsed once.
-    fn rows_from(&self, start: u64, step: u64) -> Box<dyn Iterator<Item = BTreeMap<String, String>> + '_> {
+    fn rows_from(
+        &self,
+        start: u64,
+        step: u64,
+    ) -> Box<dyn Iterator<Item = BTreeMap<String, String>> + '_> {
         let step = step.max(1);
         match &self.source {
             DataSource::Inline(rows) => {
@@ -125,11 +129,17 @@ impl Data {
             }
             DataSource::Sequence { var, format, count } => {
                 let format = Template::parse(format);
-                Box::new((start..*count).step_by(usize::try_from(step).unwrap_or(usize::MAX)).map(move |i| {
-                    let n = (i + 1).to_string();
-                    let value = format.render_to_string(|name| (name == "n").then_some(n.as_str().into()));
-                    BTreeMap::from([(var.clone(), value)])
-                }))
+                Box::new(
+                    (start..*count)
+                        .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+                        .map(move |i| {
+                            let n = (i + 1).to_string();
+                            let value = format.render_to_string(|name| {
+                                (name == "n").then_some(n.as_str().into())
+                            });
+                            BTreeMap::from([(var.clone(), value)])
+                        }),
+                )
             }
         }
     }
@@ -138,7 +148,9 @@ impl Data {
     /// (disjoint slices); with `shared`, every agent gets all rows.
     pub fn rows_for(&self, share: &Share) -> Vec<BTreeMap<String, String>> {
         let (start, step) = match self.partition {
-            Partition::PerAgent if share.count > 0 => (u64::from(share.index), u64::from(share.count)),
+            Partition::PerAgent if share.count > 0 => {
+                (u64::from(share.index), u64::from(share.count))
+            }
             _ => (0, 1),
         };
         self.rows_from(start, step).collect()
@@ -180,9 +192,14 @@ mod tests {
             partition: Partition::PerAgent,
         };
         let ids = |rows: Vec<BTreeMap<String, String>>| {
-            rows.into_iter().map(|r| r["flowId"].clone()).collect::<Vec<_>>()
+            rows.into_iter()
+                .map(|r| r["flowId"].clone())
+                .collect::<Vec<_>>()
         };
-        assert_eq!(ids(data.rows_for(&share(0, 2))), ["flow-1", "flow-3", "flow-5"]);
+        assert_eq!(
+            ids(data.rows_for(&share(0, 2))),
+            ["flow-1", "flow-3", "flow-5"]
+        );
         assert_eq!(ids(data.rows_for(&share(1, 2))), ["flow-2", "flow-4"]);
         let shared = Data {
             partition: Partition::Shared,

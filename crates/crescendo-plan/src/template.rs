@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 
 use crate::model::{Plan, Step, Target};
 
-/// Variables every template may use, besides the data columns.
+/// Variables every template may use, besides the data columns. The agent supplies them:
 ///
-/// - `seq`: a counter over the agent's iterations, from 1, unique per agent.
-/// - `uuid`: a fresh random UUID v4 per render.
+/// - `seq`: the iteration's sequence number within the agent.
+/// - `uuid`: a fresh random UUID v4.
 /// - `agent`: the agent's id.
-/// - `vu`: the virtual user (closed model) or in-flight slot (open model) number.
-/// - `iteration`: the iteration number of this VU / schedule, from 0.
+/// - `vu`: the virtual user running the iteration (closed model).
+/// - `iteration`: the iteration number (of the VU, or of the agent's schedule).
 /// - `now_ms`: wall-clock milliseconds since the Unix epoch.
 pub const BUILTIN_VARIABLES: &[&str] = &["seq", "uuid", "agent", "vu", "iteration", "now_ms"];
 
@@ -241,7 +241,10 @@ mod tests {
         let t = Template::parse("/api/v2/flows/{flowId}/rev/{seq}");
         assert_eq!(t.variables().collect::<Vec<_>>(), ["flowId", "seq"]);
         assert_eq!(
-            render("/api/v2/flows/{flowId}/rev/{seq}", &[("flowId", "a"), ("seq", "7")]),
+            render(
+                "/api/v2/flows/{flowId}/rev/{seq}",
+                &[("flowId", "a"), ("seq", "7")]
+            ),
             "/api/v2/flows/a/rev/7"
         );
         assert!(Template::parse("/plain").is_literal());
@@ -287,7 +290,11 @@ mod tests {
         let offsets = Template::variable_offsets(s);
         assert_eq!(
             offsets,
-            [(2, "x".to_string()), (10, "z".to_string()), (15, "w".to_string())]
+            [
+                (2, "x".to_string()),
+                (10, "z".to_string()),
+                (15, "w".to_string())
+            ]
         );
         let names: Vec<_> = Template::parse(s).variables().map(str::to_owned).collect();
         assert_eq!(names, ["x", "z", "w"]);

@@ -180,7 +180,11 @@ pub(crate) fn parse_threshold(key: &str, metric: Metric, value: &str) -> Result<
         (true, "ms") => 1.0,
         (true, "s") => 1000.0,
         (true, "us" | "µs") => 0.001,
-        (true, _) => return Err(format!("expected a unit of us, ms or s, got {unit:?} in {value:?}")),
+        (true, _) => {
+            return Err(format!(
+                "expected a unit of us, ms or s, got {unit:?} in {value:?}"
+            ));
+        }
         (false, _) => {
             return Err(format!(
                 "expected a plain number for `{key}` (units apply to latency metrics only), got {value:?}"
@@ -226,16 +230,47 @@ mod tests {
 
     #[test]
     fn metrics() {
-        assert_eq!(parse_metric("latency.p999"), Ok(Metric::Latency(Stat::Percentile(99.9))));
-        assert_eq!(parse_metric("service_time.max"), Ok(Metric::ServiceTime(Stat::Max)));
-        assert_eq!(parse_metric("latency.mean"), Ok(Metric::Latency(Stat::Mean)));
-        assert_eq!(parse_metric("dropped"), Ok(Metric::Count(CountKind::Dropped)));
-        assert_eq!(parse_metric("error_ratio"), Ok(Metric::Ratio(CountKind::Errors)));
+        assert_eq!(
+            parse_metric("latency.p999"),
+            Ok(Metric::Latency(Stat::Percentile(99.9)))
+        );
+        assert_eq!(
+            parse_metric("service_time.max"),
+            Ok(Metric::ServiceTime(Stat::Max))
+        );
+        assert_eq!(
+            parse_metric("latency.mean"),
+            Ok(Metric::Latency(Stat::Mean))
+        );
+        assert_eq!(
+            parse_metric("dropped"),
+            Ok(Metric::Count(CountKind::Dropped))
+        );
+        assert_eq!(
+            parse_metric("error_ratio"),
+            Ok(Metric::Ratio(CountKind::Errors))
+        );
         assert_eq!(parse_metric("goodput_rps"), Ok(Metric::GoodputRps));
-        assert!(parse_metric("latency.p0").unwrap_err().contains("percentile"));
-        assert!(parse_metric("latency.median").unwrap_err().contains("unknown metric"));
-        assert!(parse_metric("bogus").unwrap_err().contains("expected one of"));
-        assert!(parse_metric("foo.p99").unwrap_err().contains("unknown metric"));
+        assert!(
+            parse_metric("latency.p0")
+                .unwrap_err()
+                .contains("percentile")
+        );
+        assert!(
+            parse_metric("latency.median")
+                .unwrap_err()
+                .contains("unknown metric")
+        );
+        assert!(
+            parse_metric("bogus")
+                .unwrap_err()
+                .contains("expected one of")
+        );
+        assert!(
+            parse_metric("foo.p99")
+                .unwrap_err()
+                .contains("unknown metric")
+        );
     }
 
     #[test]
@@ -261,22 +296,43 @@ mod tests {
     #[test]
     fn values_and_units() {
         let t = parse("latency.p99", "< 800ms").unwrap();
-        assert_eq!((t.op, t.value, t.expr.as_str()), (CompareOp::Lt, 800.0, "latency.p99 < 800ms"));
+        assert_eq!(
+            (t.op, t.value, t.expr.as_str()),
+            (CompareOp::Lt, 800.0, "latency.p99 < 800ms")
+        );
         let t = parse("latency.max", "<=1.5s").unwrap();
-        assert_eq!((t.op, t.value, t.expr.as_str()), (CompareOp::Le, 1500.0, "latency.max <= 1.5s"));
+        assert_eq!(
+            (t.op, t.value, t.expr.as_str()),
+            (CompareOp::Le, 1500.0, "latency.max <= 1.5s")
+        );
         assert_eq!(parse("service_time.p50", "< 900us").unwrap().value, 0.9);
         assert_eq!(parse("latency.p50", "< 20").unwrap().value, 20.0);
         let t = parse("errors", "== 0").unwrap();
-        assert_eq!((t.op, t.value, t.expr.as_str()), (CompareOp::Eq, 0.0, "errors == 0"));
+        assert_eq!(
+            (t.op, t.value, t.expr.as_str()),
+            (CompareOp::Eq, 0.0, "errors == 0")
+        );
         assert_eq!(parse("goodput_rps", " >= 4.5 ").unwrap().op, CompareOp::Ge);
         assert_eq!(parse("throttled_ratio", "> 2e-2").unwrap().value, 0.02);
     }
 
     #[test]
     fn bad_values() {
-        assert!(parse("errors", "0").unwrap_err().contains("expected an operator"));
-        assert!(parse("errors", "== x").unwrap_err().contains("expected an operator"));
-        assert!(parse("errors", "== 1ms").unwrap_err().contains("latency metrics only"));
+        assert!(
+            parse("errors", "0")
+                .unwrap_err()
+                .contains("expected an operator")
+        );
+        assert!(
+            parse("errors", "== x")
+                .unwrap_err()
+                .contains("expected an operator")
+        );
+        assert!(
+            parse("errors", "== 1ms")
+                .unwrap_err()
+                .contains("latency metrics only")
+        );
         assert!(parse("latency.p99", "< 5m").unwrap_err().contains("unit"));
         assert!(parse("latency.p99", "< inf").is_err());
         assert!(parse("latency.p99", "=< 5").is_err());

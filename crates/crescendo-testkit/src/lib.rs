@@ -1,1 +1,104 @@
-//! crescendo-testkit
+//! The in-process harness every end-to-end test uses: flowsim, a controller and agents
+//! started through the same library entry points as the binaries, on `127.0.0.1:0`,
+//! talking real gRPC and real HTTP over loopback sockets.
+//!
+//! Dropping a [`Fleet`] cancels everything it started.
+
+use std::time::Duration;
+
+use crescendo_controller::report::Summary;
+use crescendo_controller::{Controller, RunOutcome, RunRequest};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crescendo_flowsim::Config as FlowsimConfig;
+
+/// flowsim, a controller and agents, all on loopback.
+#[derive(Debug)]
+pub struct Fleet {
+    /// flowsim's base URL, e.g. `http://127.0.0.1:41234`.
+    pub flowsim_url: String,
+    pub controller: Controller,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Fleet {
+    /// Start flowsim with `sim`, a controller, and `agents` agents; returns once every
+    /// agent is attached.
+    pub async fn start(sim: FlowsimConfig, agents: u32) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let flowsim_url = format!("http://{}", listener.local_addr()?);
+        let token = shutdown.clone();
+        tokio::spawn(async move { crescendo_flowsim::serve(listener, sim, token).await });
+        let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
+        let fleet = Self {
+            flowsim_url,
+            controller,
+            http: reqwest::Client::new(),
+            shutdown,
+        };
+        for i in 0..agents {
+            fleet.add_agent(&format!("agent-{}", i + 1));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while fleet.controller.attached_agents().await?.len() < agents as usize {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "agents did not attach");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(fleet)
+    }
+
+    /// Start one more agent with this id.
+    pub fn add_agent(&self, id: &str) {
+        let config = crescendo_agent::AgentConfig::new(self.controller.url(), id);
+        let token = self.shutdown.child_token();
+        tokio::spawn(async move { crescendo_agent::run(config, token).await });
+    }
+
+    /// A plan's TOML with `{{BASE_URL}}` replaced by flowsim's URL.
+    pub fn plan(&self, template: &str) -> String {
+        template.replace("{{BASE_URL}}", &self.flowsim_url)
+    }
+
+    /// Run a plan (TOML text with `{{BASE_URL}}`) on `agents` agents.
+    pub async fn run(&self, template: &str, agents: u32) -> anyhow::Result<(RunOutcome, Summary)> {
+        let text = self.plan(template);
+        let plan = crescendo_plan::parse(&text, "test plan")?;
+        let mut request = RunRequest::new(plan, text, agents);
+        request.wait_for_agents = Duration::from_secs(20);
+        let outcome = self.controller.run(request).await?;
+        let summary = crescendo_controller::report::summarize(&outcome);
+        Ok((outcome, summary))
+    }
+
+    /// flowsim's `/__sim/stats`.
+    pub async fn sim_stats(&self) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/__sim/stats", self.flowsim_url);
+        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+    }
+
+    /// Hold every flowsim response for `ms` milliseconds from now.
+    pub async fn stall(&self, ms: u64) -> anyhow::Result<()> {
+        let url = format!("{}/__sim/stall", self.flowsim_url);
+        self.http
+            .post(url)
+            .json(&serde_json::json!({ "ms": ms }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A count from flowsim's stats JSON.
+pub fn stat(stats: &serde_json::Value, key: &str) -> u64 {
+    stats[key].as_u64().unwrap_or_else(|| panic!("flowsim stats without {key}: {stats}"))
+}

@@ -42,10 +42,20 @@ pub(super) struct KeyState {
     /// Fleet accepted rate attributed to this key at the last tick.
     accepted_rps: f64,
     quota: Option<QuotaWindow>,
-    /// Rate the governor allows now.
+    /// Rate the governor allows now, and what sets it.
     pub(super) current: f64,
+    bound: Bound,
     /// Rate last sent out in a decision.
     pub(super) announced: f64,
+}
+
+/// What sets a key's current rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Bound {
+    #[default]
+    Plan,
+    Aimd,
+    Quota,
 }
 
 /// What one input did, for the governor to turn into decisions and events.
@@ -243,10 +253,9 @@ impl KeyState {
         ))
     }
 
-    /// Whether quota pacing (rather than AIMD or the plan) sets the current rate.
-    pub(super) fn quota_bound(&self, config: &GovernorConfig, now: Duration) -> bool {
-        self.quota_rate(config, now)
-            .is_some_and(|q| q < config.plan_rate.min(self.aimd.unwrap_or(f64::INFINITY)))
+    /// What sets the current rate.
+    pub(super) fn bound(&self) -> Bound {
+        self.bound
     }
 
     fn observe_quota(
@@ -270,9 +279,7 @@ impl KeyState {
     }
 
     fn quota_rate(&self, config: &GovernorConfig, now: Duration) -> Option<f64> {
-        self.quota
-            .as_ref()?
-            .pace(now, config.quota_margin, self.current)
+        self.quota.as_ref()?.pace(now, config.quota_margin)
     }
 
     /// The rate to announce now: during a pause, the rate that will hold at its end
@@ -284,7 +291,7 @@ impl KeyState {
         let mut rate = config.plan_rate.min(self.aimd.unwrap_or(f64::INFINITY));
         if let Some(mut quota) = self.quota.clone() {
             if quota.roll(resume) {
-                if let Some(pace) = quota.pace(resume, config.quota_margin, 0.0) {
+                if let Some(pace) = quota.pace(resume, config.quota_margin) {
                     rate = rate.min(pace);
                 }
             }
@@ -293,15 +300,27 @@ impl KeyState {
     }
 
     fn update_current(&mut self, config: &GovernorConfig, now: Duration) {
-        if self.quota.as_mut().is_some_and(|q| !q.roll(now)) {
-            self.quota = None;
+        let in_force = if self.pause_until(now).is_some() {
+            0.0
+        } else {
+            self.current
+        };
+        if let Some(quota) = &mut self.quota {
+            if quota.roll(now) {
+                quota.advance(now, in_force);
+            } else {
+                self.quota = None;
+            }
         }
         let mut rate = config.plan_rate;
-        if let Some(aimd) = self.aimd {
-            rate = rate.min(aimd);
+        self.bound = Bound::Plan;
+        if let Some(aimd) = self.aimd.filter(|a| *a < rate) {
+            rate = aimd;
+            self.bound = Bound::Aimd;
         }
-        if let Some(q) = self.quota_rate(config, now) {
-            rate = rate.min(q);
+        if let Some(q) = self.quota_rate(config, now).filter(|q| *q < rate) {
+            rate = q;
+            self.bound = Bound::Quota;
         }
         self.current = clamp(config, rate);
     }

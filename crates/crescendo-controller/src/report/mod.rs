@@ -28,3 +28,8 @@ pub fn write_all(outcome: &RunOutcome, dir: &Path) -> std::io::Result<Summary> {
 pub fn text(summary: &Summary) -> String {
     text::render(summary)
 }
+
+/// The summary of a run, without writing files.
+pub fn summarize(outcome: &RunOutcome) -> Summary {
+    summary::build(outcome)
+}

@@ -65,11 +65,16 @@ pub fn admit(
     let mut admitted: [Option<(Report, &mut State, State)>; 2] = [None, None];
     let limits = [(Scope::Token, token), (Scope::Org, org)];
     for (slot, (scope, limit)) in limits.into_iter().enumerate() {
-        let Some((policy, state)) = limit else { continue };
+        let Some((policy, state)) = limit else {
+            continue;
+        };
         match state.decide(policy, now) {
             (Decision::Throttled { retry_after, quota }, _) => {
                 let report = Report { scope, quota };
-                return Verdict::Throttled { report, retry_after };
+                return Verdict::Throttled {
+                    report,
+                    retry_after,
+                };
             }
             (Decision::Allowed(quota), next) => {
                 admitted[slot] = Some((Report { scope, quota }, state, next));
@@ -114,11 +119,19 @@ mod tests {
         }
 
         fn send_a(&mut self, now: Duration) -> Verdict {
-            admit(Some((&self.token, &mut self.a)), Some((&self.org, &mut self.org_state)), now)
+            admit(
+                Some((&self.token, &mut self.a)),
+                Some((&self.org, &mut self.org_state)),
+                now,
+            )
         }
 
         fn send_b(&mut self, now: Duration) -> Verdict {
-            admit(Some((&self.token, &mut self.b)), Some((&self.org, &mut self.org_state)), now)
+            admit(
+                Some((&self.token, &mut self.b)),
+                Some((&self.org, &mut self.org_state)),
+                now,
+            )
         }
     }
 
@@ -136,13 +149,22 @@ mod tests {
 
     #[test]
     fn token_breach_does_not_consume_org_quota() {
-        for algorithm in [Algorithm::FixedWindow, Algorithm::SlidingWindow, Algorithm::TokenBucket, Algorithm::Gcra] {
+        for algorithm in [
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+            Algorithm::TokenBucket,
+            Algorithm::Gcra,
+        ] {
             let mut p = Pair::new(algorithm, 3, 5);
             for _ in 0..3 {
                 assert!(p.send_a(secs(1)).is_allowed(), "{algorithm}");
             }
             for _ in 0..10 {
-                assert_eq!(scope_of(p.send_a(secs(1))), Some(Scope::Token), "{algorithm}");
+                assert_eq!(
+                    scope_of(p.send_a(secs(1))),
+                    Some(Scope::Token),
+                    "{algorithm}"
+                );
             }
             // the org still has exactly 2 left, all of which b can use
             assert!(p.send_b(secs(1)).is_allowed(), "{algorithm}");
@@ -163,7 +185,11 @@ mod tests {
         // what the org allows, and its own window starts only now
         let admitted = (0..10).filter(|_| p.send_a(secs(61)).is_allowed()).count();
         assert_eq!(admitted, 2, "org limit 2 binds first");
-        let Verdict::Throttled { report, retry_after } = p.send_a(secs(61)) else {
+        let Verdict::Throttled {
+            report,
+            retry_after,
+        } = p.send_a(secs(61))
+        else {
             panic!("expected throttle");
         };
         assert_eq!(report.scope, Scope::Org);
@@ -177,10 +203,14 @@ mod tests {
     #[test]
     fn report_is_the_tighter_limit() {
         let mut p = Pair::new(Algorithm::FixedWindow, 10, 4);
-        let Verdict::Allowed(r) = p.send_a(secs(0)) else { panic!() };
+        let Verdict::Allowed(r) = p.send_a(secs(0)) else {
+            panic!()
+        };
         assert_eq!((r.scope, r.quota.remaining), (Scope::Org, 3));
         let mut p = Pair::new(Algorithm::FixedWindow, 2, 100);
-        let Verdict::Allowed(r) = p.send_a(secs(0)) else { panic!() };
+        let Verdict::Allowed(r) = p.send_a(secs(0)) else {
+            panic!()
+        };
         assert_eq!((r.scope, r.quota.remaining), (Scope::Token, 1));
     }
 
@@ -190,6 +220,9 @@ mod tests {
         let mut s = State::new(&org);
         assert!(admit(None, Some((&org, &mut s)), secs(0)).is_allowed());
         assert!(admit(None, Some((&org, &mut s)), secs(0)).is_allowed());
-        assert_eq!(scope_of(admit(None, Some((&org, &mut s)), secs(0))), Some(Scope::Org));
+        assert_eq!(
+            scope_of(admit(None, Some((&org, &mut s)), secs(0))),
+            Some(Scope::Org)
+        );
     }
 }

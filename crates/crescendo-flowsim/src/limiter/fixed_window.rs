@@ -82,7 +82,14 @@ mod tests {
         match s.acquire(&p, ms(122_250)) {
             Decision::Throttled { retry_after, quota } => {
                 assert_eq!(retry_after, ms(37_750));
-                assert_eq!(quota, Quota { limit: 3, remaining: 0, reset: ms(37_750) });
+                assert_eq!(
+                    quota,
+                    Quota {
+                        limit: 3,
+                        remaining: 0,
+                        reset: ms(37_750)
+                    }
+                );
             }
             other => panic!("expected throttle, got {other:?}"),
         }
@@ -94,8 +101,22 @@ mod tests {
         let mut s = State::new(&p);
         let q1 = s.acquire(&p, secs(0)).quota();
         let q2 = s.acquire(&p, secs(22)).quota();
-        assert_eq!(q1, Quota { limit: 3, remaining: 2, reset: secs(60) });
-        assert_eq!(q2, Quota { limit: 3, remaining: 1, reset: secs(38) });
+        assert_eq!(
+            q1,
+            Quota {
+                limit: 3,
+                remaining: 2,
+                reset: secs(60)
+            }
+        );
+        assert_eq!(
+            q2,
+            Quota {
+                limit: 3,
+                remaining: 1,
+                reset: secs(38)
+            }
+        );
         assert_eq!(q2.used(), 2);
     }
 

@@ -65,7 +65,14 @@ mod tests {
         match s.acquire(&p, secs(1)) {
             Decision::Throttled { retry_after, quota } => {
                 assert_eq!(retry_after, ms(200));
-                assert_eq!(quota, Quota { limit: 5, remaining: 0, reset: secs(1) });
+                assert_eq!(
+                    quota,
+                    Quota {
+                        limit: 5,
+                        remaining: 0,
+                        reset: secs(1)
+                    }
+                );
             }
             other => panic!("expected throttle, got {other:?}"),
         }
@@ -80,12 +87,33 @@ mod tests {
         let p = policy(Algorithm::Gcra, 10, 10, None);
         let mut s = State::new(&p);
         let q = s.acquire(&p, secs(0)).quota();
-        assert_eq!(q, Quota { limit: 10, remaining: 9, reset: secs(1) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 10,
+                remaining: 9,
+                reset: secs(1)
+            }
+        );
         let q = s.acquire(&p, secs(0)).quota();
-        assert_eq!(q, Quota { limit: 10, remaining: 8, reset: secs(2) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 10,
+                remaining: 8,
+                reset: secs(2)
+            }
+        );
         // after 1.5 s, one and a half cells have drained: 9 whole requests left before this one
         let q = s.acquire(&p, ms(1_500)).quota();
-        assert_eq!(q, Quota { limit: 10, remaining: 8, reset: ms(1_500) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 10,
+                remaining: 8,
+                reset: ms(1_500)
+            }
+        );
     }
 
     #[test]

@@ -41,7 +41,12 @@ pub struct Policy {
 impl Policy {
     /// The policy for `limit` per `window`, or `None` when `limit` is 0 (limiting off) or
     /// the window is empty. `burst` defaults to `limit`.
-    pub fn new(algorithm: Algorithm, limit: u64, window: Duration, burst: Option<u64>) -> Option<Self> {
+    pub fn new(
+        algorithm: Algorithm,
+        limit: u64,
+        window: Duration,
+        burst: Option<u64>,
+    ) -> Option<Self> {
         (limit > 0 && !window.is_zero()).then(|| Self {
             algorithm,
             limit,
@@ -158,7 +163,12 @@ fn from_nanos(ns: u128) -> Duration {
 pub(crate) mod test_support {
     use super::*;
 
-    pub(crate) fn policy(algorithm: Algorithm, limit: u64, window_s: u64, burst: Option<u64>) -> Policy {
+    pub(crate) fn policy(
+        algorithm: Algorithm,
+        limit: u64,
+        window_s: u64,
+        burst: Option<u64>,
+    ) -> Policy {
         Policy::new(algorithm, limit, Duration::from_secs(window_s), burst).unwrap()
     }
 

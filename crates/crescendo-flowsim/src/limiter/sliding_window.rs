@@ -134,12 +134,26 @@ mod tests {
         drain(&mut s, &p, secs(0));
         // at 120 s the window before (60..120) was empty: full quota again
         let q = s.acquire(&p, secs(120)).quota();
-        assert_eq!(q, Quota { limit: 10, remaining: 9, reset: secs(60) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 10,
+                remaining: 9,
+                reset: secs(60)
+            }
+        );
         let mut s = State::new(&p);
         drain(&mut s, &p, secs(0));
         // at 75 s: estimate 10·0.75 + 1 = 8.5 → 1 whole request left
         let q = s.acquire(&p, secs(75)).quota();
-        assert_eq!(q, Quota { limit: 10, remaining: 1, reset: secs(45) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 10,
+                remaining: 1,
+                reset: secs(45)
+            }
+        );
     }
 
     #[test]

@@ -74,7 +74,14 @@ mod tests {
             // (1 − 0) / 5 per s = 200 ms; the bucket is full again after 10 / 5 = 2 s
             Decision::Throttled { retry_after, quota } => {
                 assert_eq!(retry_after, ms(200));
-                assert_eq!(quota, Quota { limit: 10, remaining: 0, reset: secs(2) });
+                assert_eq!(
+                    quota,
+                    Quota {
+                        limit: 10,
+                        remaining: 0,
+                        reset: secs(2)
+                    }
+                );
             }
             other => panic!("expected throttle, got {other:?}"),
         }
@@ -101,9 +108,23 @@ mod tests {
         let p = policy(Algorithm::TokenBucket, 60, 60, None);
         let mut s = State::new(&p);
         let q = s.acquire(&p, secs(0)).quota();
-        assert_eq!(q, Quota { limit: 60, remaining: 59, reset: secs(1) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 60,
+                remaining: 59,
+                reset: secs(1)
+            }
+        );
         let q = s.acquire(&p, secs(0)).quota();
-        assert_eq!(q, Quota { limit: 60, remaining: 58, reset: secs(2) });
+        assert_eq!(
+            q,
+            Quota {
+                limit: 60,
+                remaining: 58,
+                reset: secs(2)
+            }
+        );
         // never more than the capacity, however long the idle time
         assert_eq!(drain(&mut s, &p, secs(10_000)), 60);
     }

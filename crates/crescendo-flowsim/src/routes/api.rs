@@ -37,7 +37,11 @@ pub(super) async fn put_flow(
     let id = flow_id(id)?;
     let patch = match serde_json::from_slice::<Value>(&body).map_err(ApiError::MalformedJson)? {
         Value::Object(patch) => patch,
-        _ => return Err(ApiError::BadRequest("the request body must be a JSON object".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
     };
     for field in ["name", "description"] {
         match patch.get(field) {
@@ -70,7 +74,9 @@ pub(super) async fn list_flows(
         return Err(ApiError::BadRequest("pageNumber must be at least 1".into()));
     }
     if !(1..=MAX_PAGE_SIZE).contains(&size) {
-        return Err(ApiError::BadRequest(format!("pageSize must be between 1 and {MAX_PAGE_SIZE}")));
+        return Err(ApiError::BadRequest(format!(
+            "pageSize must be between 1 and {MAX_PAGE_SIZE}"
+        )));
     }
     let page = app.flows.list(number, size);
     let page_count = page.total.div_ceil(size);
@@ -103,5 +109,6 @@ pub(super) async fn method_not_allowed() -> ApiError {
 }
 
 fn flow_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id).map_err(|e| ApiError::BadRequest(e.body_text()))
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }

@@ -20,7 +20,10 @@ pub(super) async fn gate(State(app): State<Arc<App>>, request: Request, next: Ne
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
-    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
     let endpoint = Endpoint::classify(request.method(), matched);
     let key = Key::from_authorization(request.headers().get(AUTHORIZATION).map(|v| v.as_bytes()));
 

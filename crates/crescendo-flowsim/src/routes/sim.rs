@@ -22,7 +22,10 @@ struct StallRequest {
     ms: u64,
 }
 
-pub(super) async fn stall(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub(super) async fn stall(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let StallRequest { ms } = serde_json::from_slice(&body).map_err(ApiError::MalformedJson)?;
     app.stall.start(&app.clock, Duration::from_millis(ms));
     tracing::info!(ms, "stalling API responses");

@@ -65,7 +65,17 @@ impl Sim {
     }
 
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Asks `serve` to shut down.
+    pub fn cancel(&self) {
+        self.shutdown.cancel();
     }
 
     /// Cancels and waits for `serve` to return.

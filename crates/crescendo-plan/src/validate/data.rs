@@ -55,14 +55,19 @@ fn column(ctx: Ctx<'_>, name: &Spanned<String>, key: &str) -> Result<(), PlanErr
         return Err(ctx.err(
             name.span(),
             key,
-            format!("expected a column name of letters, digits and _ (not first a digit), got {n:?}"),
+            format!(
+                "expected a column name of letters, digits and _ (not first a digit), got {n:?}"
+            ),
         ));
     }
     if BUILTIN_VARIABLES.contains(&n.as_str()) {
         return Err(ctx.err(
             name.span(),
             key,
-            format!("expected a column name other than the built-in variables ({}), got {n:?}", BUILTIN_VARIABLES.join(", ")),
+            format!(
+                "expected a column name other than the built-in variables ({}), got {n:?}",
+                BUILTIN_VARIABLES.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -87,7 +92,8 @@ fn inline_rows(ctx: Ctx<'_>, raw: &RawRows) -> Result<Vec<BTreeMap<String, Strin
             out.insert(name.get_ref().clone(), value.get_ref().text().to_owned());
         }
         if let Some(first) = rows.first() {
-            let columns = |r: &BTreeMap<String, String>| r.keys().cloned().collect::<Vec<_>>().join(", ");
+            let columns =
+                |r: &BTreeMap<String, String>| r.keys().cloned().collect::<Vec<_>>().join(", ");
             if !out.keys().eq(BTreeMap::keys(first)) {
                 return Err(ctx.err(
                     row.span(),

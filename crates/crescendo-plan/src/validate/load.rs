@@ -53,12 +53,19 @@ pub(super) fn load(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Load, PlanErr
 }
 
 /// Rejects a key that belongs to the other load model.
-fn only_for<T>(ctx: Ctx<'_>, value: Option<&Spanned<T>>, key: &str, model: &str) -> Result<(), PlanError> {
+fn only_for<T>(
+    ctx: Ctx<'_>,
+    value: Option<&Spanned<T>>,
+    key: &str,
+    model: &str,
+) -> Result<(), PlanError> {
     match value {
         Some(v) => Err(ctx.err(
             v.span(),
             key,
-            format!("{key} applies only to model = \"{model}\"; remove it or change load.model"),
+            format!(
+                "applies only to model = \"{model}\"; remove it or set load.model = \"{model}\""
+            ),
         )),
         None => Ok(()),
     }
@@ -98,7 +105,11 @@ fn open(ctx: Ctx<'_>, raw: &RawLoad, durations: Vec<Duration>) -> Result<OpenLoa
     }
     let max_in_flight = match &raw.max_in_flight {
         Some(m) if *m.get_ref() == 0 => {
-            return Err(ctx.err(m.span(), "load.max_in_flight", "expected an integer >= 1, got 0"));
+            return Err(ctx.err(
+                m.span(),
+                "load.max_in_flight",
+                "expected an integer >= 1, got 0",
+            ));
         }
         Some(m) => *m.get_ref(),
         None => DEFAULT_MAX_IN_FLIGHT,
@@ -112,7 +123,12 @@ fn open(ctx: Ctx<'_>, raw: &RawLoad, durations: Vec<Duration>) -> Result<OpenLoa
 
 fn closed(ctx: Ctx<'_>, raw: &RawLoad, durations: Vec<Duration>) -> Result<ClosedLoad, PlanError> {
     only_for(ctx, raw.start_rate.as_ref(), "load.start_rate", "open")?;
-    only_for(ctx, raw.max_in_flight.as_ref(), "load.max_in_flight", "open")?;
+    only_for(
+        ctx,
+        raw.max_in_flight.as_ref(),
+        "load.max_in_flight",
+        "open",
+    )?;
     let mut stages = Vec::with_capacity(durations.len());
     for (i, (stage, duration)) in raw.stages.get_ref().iter().zip(durations).enumerate() {
         let value = &stage.get_ref().target;
@@ -128,7 +144,10 @@ fn closed(ctx: Ctx<'_>, raw: &RawLoad, durations: Vec<Duration>) -> Result<Close
         let target = v as u32;
         stages.push(VuStage { duration, target });
     }
-    let start_vus = raw.start_vus.as_ref().map_or(stages[0].target, |v| *v.get_ref());
+    let start_vus = raw
+        .start_vus
+        .as_ref()
+        .map_or(stages[0].target, |v| *v.get_ref());
     let think_time = match &raw.think_time {
         Some(t) => ctx.duration(t, "load.think_time")?,
         None => Duration::ZERO,
@@ -147,7 +166,10 @@ fn closed(ctx: Ctx<'_>, raw: &RawLoad, durations: Vec<Duration>) -> Result<Close
     })
 }
 
-pub(super) fn backoff(ctx: Ctx<'_>, raw: Option<&Spanned<RawBackoff>>) -> Result<Backoff, PlanError> {
+pub(super) fn backoff(
+    ctx: Ctx<'_>,
+    raw: Option<&Spanned<RawBackoff>>,
+) -> Result<Backoff, PlanError> {
     let empty = RawBackoff {
         policy: None,
         max_retries: None,
@@ -185,7 +207,10 @@ pub(super) fn backoff(ctx: Ctx<'_>, raw: Option<&Spanned<RawBackoff>>) -> Result
             return Err(ctx.err(
                 b.span(),
                 "backoff.retry_budget",
-                format!("expected a fraction from 0 to 1 of first attempts, got {}", b.get_ref()),
+                format!(
+                    "expected a fraction from 0 to 1 of first attempts, got {}",
+                    b.get_ref()
+                ),
             ));
         }
         Some(b) => *b.get_ref(),
@@ -195,7 +220,11 @@ pub(super) fn backoff(ctx: Ctx<'_>, raw: Option<&Spanned<RawBackoff>>) -> Result
         Some(v) => ctx.positive_duration(v, key),
         None => Ok(default),
     };
-    let max_retry_after = duration_or(&raw.max_retry_after, "backoff.max_retry_after", Duration::from_secs(180))?;
+    let max_retry_after = duration_or(
+        &raw.max_retry_after,
+        "backoff.max_retry_after",
+        Duration::from_secs(180),
+    )?;
     let base = duration_or(&raw.base, "backoff.base", Duration::from_millis(100))?;
     let cap = duration_or(&raw.cap, "backoff.cap", Duration::from_secs(30))?;
     if cap < base {
@@ -205,7 +234,11 @@ pub(super) fn backoff(ctx: Ctx<'_>, raw: Option<&Spanned<RawBackoff>>) -> Result
             .or(raw.base.as_ref())
             .map(Spanned::span)
             .unwrap_or_default();
-        let key = if raw.cap.is_some() { "backoff.cap" } else { "backoff.base" };
+        let key = if raw.cap.is_some() {
+            "backoff.cap"
+        } else {
+            "backoff.base"
+        };
         return Err(ctx.err(
             span,
             key,

@@ -113,7 +113,11 @@ pub(crate) fn validate(raw: RawPlan, text: &str, origin: &str) -> Result<Plan, P
 }
 
 /// Every variable in every template must be a built-in or a data column.
-fn check_templates(ctx: Ctx<'_>, sites: &[TemplateSite], columns: &[String]) -> Result<(), PlanError> {
+fn check_templates(
+    ctx: Ctx<'_>,
+    sites: &[TemplateSite],
+    columns: &[String],
+) -> Result<(), PlanError> {
     let known = |name: &str| BUILTIN_VARIABLES.contains(&name) || columns.iter().any(|c| c == name);
     for site in sites {
         for (offset, name) in Template::variable_offsets(&site.value) {

@@ -71,10 +71,9 @@ pub(super) fn base_url(url: &str) -> Result<String, String> {
     if host.is_empty() {
         return Err(bad(""));
     }
-    if let Some(port) = port {
-        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
-            return Err(bad(" and a port of 0-65535"));
-        }
+    let bad_port = |p: &str| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err();
+    if port.is_some_and(bad_port) {
+        return Err(bad(" and a port of 0-65535"));
     }
     Ok(format!("{scheme}{}", rest.trim_end_matches('/')))
 }
@@ -112,10 +111,19 @@ pub(super) fn scenario(
     Ok(Scenario { steps: out })
 }
 
-fn step(ctx: Ctx<'_>, raw: &RawStep, key: &str, sites: &mut Vec<TemplateSite>) -> Result<Step, PlanError> {
+fn step(
+    ctx: Ctx<'_>,
+    raw: &RawStep,
+    key: &str,
+    sites: &mut Vec<TemplateSite>,
+) -> Result<Step, PlanError> {
     let name = raw.name.get_ref().trim();
     if name.is_empty() {
-        return Err(ctx.err(raw.name.span(), &join_key(key, "name"), "expected a non-empty step name"));
+        return Err(ctx.err(
+            raw.name.span(),
+            &join_key(key, "name"),
+            "expected a non-empty step name",
+        ));
     }
     let method = match &raw.method {
         Some(m) => {
@@ -124,7 +132,11 @@ fn step(ctx: Ctx<'_>, raw: &RawStep, key: &str, sites: &mut Vec<TemplateSite>) -
                 return Err(ctx.err(
                     m.span(),
                     &join_key(key, "method"),
-                    format!("expected one of {}, got {:?}", METHODS.join(", "), m.get_ref()),
+                    format!(
+                        "expected one of {}, got {:?}",
+                        METHODS.join(", "),
+                        m.get_ref()
+                    ),
                 ));
             }
             upper
@@ -135,7 +147,11 @@ fn step(ctx: Ctx<'_>, raw: &RawStep, key: &str, sites: &mut Vec<TemplateSite>) -
     let path_key = join_key(key, "path");
     let path_form = "expected a path starting with '/' (query parameters go in `query`)";
     if !path.starts_with('/') || path.contains(['?', '#']) {
-        return Err(ctx.err(raw.path.span(), &path_key, format!("{path_form}, got {path:?}")));
+        return Err(ctx.err(
+            raw.path.span(),
+            &path_key,
+            format!("{path_form}, got {path:?}"),
+        ));
     }
     if let Some(i) = path.find(|c: char| c.is_whitespace() || c.is_control()) {
         return Err(ctx.err(
@@ -225,7 +241,10 @@ fn headers(
             return Err(ctx.err(
                 name.span(),
                 &header_key,
-                format!("expected unique header names, got {:?} and {other:?}", name.get_ref()),
+                format!(
+                    "expected unique header names, got {:?} and {other:?}",
+                    name.get_ref()
+                ),
             ));
         }
         let text = value.get_ref().text();
@@ -253,14 +272,31 @@ mod tests {
 
     #[test]
     fn base_urls() {
-        assert_eq!(base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(base_url("https://api.example.com/v2//").unwrap(), "https://api.example.com/v2");
+        assert_eq!(
+            base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            base_url("https://api.example.com/v2//").unwrap(),
+            "https://api.example.com/v2"
+        );
         assert_eq!(base_url("HTTP://h/").unwrap(), "http://h");
         assert_eq!(base_url("http://[::1]:80").unwrap(), "http://[::1]:80");
         assert_eq!(base_url("http://u:p@h").unwrap(), "http://u:p@h");
         for bad in [
-            "", "ftp://h", "127.0.0.1:8080", "http://", "http:///x", "http://:80", "http://h:x",
-            "http://h:70000", "http://h?x=1", "http://h#f", "http://h x", "http://[::1", "http://[::1]x",
+            "",
+            "ftp://h",
+            "127.0.0.1:8080",
+            "http://",
+            "http:///x",
+            "http://:80",
+            "http://h:x",
+            "http://h:70000",
+            "http://h?x=1",
+            "http://h#f",
+            "http://h x",
+            "http://[::1",
+            "http://[::1]x",
         ] {
             assert!(base_url(bad).is_err(), "{bad}");
         }

@@ -1,0 +1,105 @@
+//! The controller binary's exit codes and error messages for bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const GOOD: &str = r#"name = "cli-test"
+[target]
+base_url = "http://127.0.0.1:9"
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/api/v2/flows/x"
+[load]
+stages = [ { duration = "1s", target = 1 } ]
+"#;
+
+fn write_plan(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("crescendo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn controller(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_good_plan_validates() {
+    let path = write_plan("good.toml", GOOD);
+    let (code, text) = controller(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// Each broken plan: (file name, plan text, the line, the key the error must name).
+fn broken_plans() -> Vec<(&'static str, String, usize, &'static str)> {
+    vec![
+        ("unknown-key.toml", GOOD.replace("[load]\n", "[load]\nrat = 5\n"), 9, "rat"),
+        (
+            "wrong-type.toml",
+            GOOD.replace("target = 1 }", "target = \"fast\" }"),
+            9,
+            "target",
+        ),
+        (
+            "negative-rate.toml",
+            GOOD.replace("target = 1 }", "target = -5 }"),
+            9,
+            "target",
+        ),
+        ("empty-stages.toml", GOOD.replace("[ { duration = \"1s\", target = 1 } ]", "[]"), 9, "stages"),
+        (
+            "bad-url.toml",
+            GOOD.replace("http://127.0.0.1:9", "ftp//nowhere"),
+            3,
+            "base_url",
+        ),
+        (
+            "bad-duration.toml",
+            GOOD.replace("duration = \"1s\"", "duration = \"soon\""),
+            9,
+            "duration",
+        ),
+    ]
+}
+
+#[test]
+fn broken_plans_exit_2_naming_file_line_and_key() {
+    for (name, text, line, key) in broken_plans() {
+        let path = write_plan(name, &text);
+        let (code, out) = controller(&["validate", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.contains(name), "{name}: the message names the file: {out}");
+        assert!(out.contains(&format!(":{line}:")), "{name}: the message names line {line}: {out}");
+        assert!(out.contains(key), "{name}: the message names {key}: {out}");
+        // `run` refuses the same plan before listening for agents.
+        let (code, out) = controller(&["run", path.to_str().unwrap(), "--agents", "1", "--listen", "127.0.0.1:0"]);
+        assert_eq!(code, 2, "run {name}: {out}");
+    }
+}
+
+#[test]
+fn zero_agents_is_a_usage_error() {
+    let path = write_plan("zero.toml", GOOD);
+    let (code, out) = controller(&["run", path.to_str().unwrap(), "--agents", "0", "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("agents"), "{out}");
+}
+
+#[test]
+fn a_missing_plan_file_is_a_usage_error() {
+    let (code, out) = controller(&["validate", "/nonexistent/plan.toml"]);
+    assert_eq!(code, 2, "{out}");
+}
