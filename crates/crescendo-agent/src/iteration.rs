@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crescendo_backoff::{RateLimitInfo, RetryBudget, RetryConfig, RetryDecision, Signal};
+use crescendo_backoff::{Policy, RateLimitInfo, RetryBudget, RetryConfig, RetryDecision, Signal};
 use crescendo_metrics::recorder::Attempt;
 use crescendo_metrics::{Outcome, Recorder};
 use crescendo_proto::v1 as pb;
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::request::{PreparedStep, Vars};
+use crate::run::Pacing;
 
 /// Everything an iteration needs, shared by all of one run's tasks.
 #[derive(Debug)]
@@ -36,11 +37,18 @@ pub(crate) struct RunContext {
     pub(crate) stop: CancellationToken,
     /// The run's start on this agent.
     pub(crate) t0: Instant,
+    /// Local backoff: pauses and quota pacing (coordinated policy).
+    pub(crate) pacing: Arc<Pacing>,
+    /// This agent's fraction of the fleet's rate.
+    fraction: f64,
     /// A reason to stop the whole run early (e.g. a daily quota), set once.
     pub(crate) abort: Mutex<Option<String>>,
     /// Throttle reports sent in the current second, to keep the stream light.
     throttle_window: Mutex<(u64, u32)>,
 }
+
+/// Share of the reported remaining quota the coordinated policy paces at.
+const QUOTA_MARGIN: f64 = 0.97;
 
 /// At most this many throttle reports a second per agent.
 const MAX_THROTTLE_REPORTS_PER_S: u32 = 20;
@@ -58,7 +66,8 @@ impl RunContext {
         recorder: Recorder,
         outbox: mpsc::Sender<pb::AgentMessage>,
         stop: CancellationToken,
-        t0: Instant,
+        pacing: Arc<Pacing>,
+        fraction: f64,
     ) -> Self {
         Self {
             run_id,
@@ -73,9 +82,39 @@ impl RunContext {
             seq: AtomicU64::new(0),
             outbox,
             stop,
-            t0,
+            t0: pacing.t0(),
+            pacing,
+            fraction,
             abort: Mutex::new(None),
             throttle_window: Mutex::new((u64::MAX, 0)),
+        }
+    }
+
+    fn coordinated(&self) -> bool {
+        self.retry.policy == Policy::Coordinated
+    }
+
+    /// Coordinated policy: pace by the quota the API reports (all agents see the same
+    /// remaining quota of a shared credential, so each taking its fraction of
+    /// `remaining / reset` spreads the quota evenly over the window), and pause at
+    /// once on a throttle, before the controller's fleet decision arrives.
+    fn react(&self, outcome: Outcome, info: &RateLimitInfo) {
+        if !self.coordinated() {
+            return;
+        }
+        if outcome == Outcome::Throttled {
+            self.pacing
+                .pause(info.retry_after.unwrap_or(self.retry.base));
+            return;
+        }
+        if let (Some(remaining), Some(reset)) = (info.remaining, info.reset) {
+            let reset_s = reset.as_secs_f64();
+            if remaining < 1.0 {
+                self.pacing.pause(reset.max(Duration::from_millis(50)));
+            } else {
+                let fleet = QUOTA_MARGIN * remaining / reset_s.max(0.5);
+                self.pacing.set_quota_rate(fleet * self.fraction);
+            }
         }
     }
 
@@ -201,6 +240,7 @@ async fn run_step(ctx: &RunContext, index: usize, vars: &Vars<'_>, intended: Ins
             service_time: done.duration_since(sent),
             retry: retries > 0,
         });
+        ctx.react(outcome, &info);
         if outcome == Outcome::Ok {
             return true;
         }

@@ -27,7 +27,8 @@ pub(crate) struct PreparedRun {
 
 /// Validate an assignment: the plan must parse here too.
 pub(crate) fn prepare_run(assign: pb::Assign) -> Result<PreparedRun, String> {
-    let plan = crescendo_plan::parse(&assign.plan_toml, "assigned plan").map_err(|e| e.to_string())?;
+    let plan =
+        crescendo_plan::parse(&assign.plan_toml, "assigned plan").map_err(|e| e.to_string())?;
     let share = assign.share.ok_or("assignment without a share")?;
     if share.count == 0 || share.index >= share.count {
         return Err(format!("bad share {}/{}", share.index, share.count));
@@ -50,24 +51,82 @@ pub(crate) fn prepare_run(assign: pb::Assign) -> Result<PreparedRun, String> {
 #[derive(Debug)]
 pub(crate) struct RunHandle {
     pub(crate) run_id: String,
-    limits: watch::Sender<Limits>,
+    pacing: Arc<Pacing>,
     stop: CancellationToken,
+}
+
+/// Backoff limits of one run, shared by the session (fleet decisions) and the
+/// request tasks (local reactions to the API's answers).
+#[derive(Debug)]
+pub(crate) struct Pacing {
+    limits: watch::Sender<Limits>,
     t0: Instant,
-    paused: Arc<std::sync::Mutex<Duration>>,
+    /// Time paused since the last snapshot.
+    paused: std::sync::Mutex<Duration>,
+}
+
+impl Pacing {
+    pub(crate) fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    fn since_start(&self) -> f64 {
+        Instant::now()
+            .saturating_duration_since(self.t0)
+            .as_secs_f64()
+    }
+
+    /// Hold new iterations for `pause` from now (never shortening a longer pause).
+    pub(crate) fn pause(&self, pause: Duration) {
+        let now = self.since_start();
+        let until = now + pause.as_secs_f64();
+        self.limits.send_if_modified(|limits| {
+            if until <= limits.not_before {
+                return false;
+            }
+            let added = until - limits.not_before.max(now);
+            *self.paused.lock().expect("paused lock") += Duration::from_secs_f64(added);
+            limits.not_before = until;
+            true
+        });
+    }
+
+    /// Set the fleet governor's rate cap for this agent.
+    fn set_max_rate(&self, rate: Option<f64>) {
+        self.limits.send_if_modified(|limits| {
+            let changed = limits.max_rate != rate;
+            limits.max_rate = rate;
+            changed
+        });
+    }
+
+    /// Pace by the API's own quota; only changes of more than 5 % wake the scheduler.
+    pub(crate) fn set_quota_rate(&self, rate: f64) {
+        self.limits.send_if_modified(|limits| {
+            let changed = limits
+                .quota_rate
+                .is_none_or(|old| (old - rate).abs() > 0.05 * old.max(rate));
+            if changed {
+                limits.quota_rate = Some(rate);
+            }
+            changed
+        });
+    }
+
+    fn take_paused(&self) -> Duration {
+        std::mem::take(&mut *self.paused.lock().expect("paused lock"))
+    }
 }
 
 impl RunHandle {
     /// Apply a fleet decision.
     pub(crate) fn adjust(&self, adjust: &pb::Adjust) {
-        let now = Instant::now().saturating_duration_since(self.t0);
-        let pause = Duration::from_millis(adjust.pause_ms);
-        if !pause.is_zero() {
-            *self.paused.lock().expect("paused lock") += pause;
+        let rate = adjust.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0);
+        self.pacing.set_max_rate(rate);
+        if adjust.pause_ms > 0 {
+            self.pacing
+                .pause(Duration::from_millis(adjust.pause_ms.min(3_600_000)));
         }
-        self.limits.send_modify(|limits| {
-            limits.max_rate = adjust.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0);
-            limits.not_before = limits.not_before.max((now + pause).as_secs_f64());
-        });
     }
 
     /// Stop issuing load; the run still drains and reports.
@@ -86,15 +145,17 @@ pub(crate) fn start_run(
     let t0 = Instant::now() + delay;
     let (limits_tx, limits_rx) = watch::channel(Limits::default());
     let stop = CancellationToken::new();
-    let paused = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let pacing = Arc::new(Pacing {
+        limits: limits_tx,
+        t0,
+        paused: std::sync::Mutex::new(Duration::ZERO),
+    });
     let handle = RunHandle {
         run_id: prepared.run_id.clone(),
-        limits: limits_tx,
+        pacing: pacing.clone(),
         stop: stop.clone(),
-        t0,
-        paused: paused.clone(),
     };
-    tokio::spawn(drive(prepared, agent_id, t0, limits_rx, stop, outbox, paused));
+    tokio::spawn(drive(prepared, agent_id, pacing, limits_rx, stop, outbox));
     handle
 }
 
@@ -118,13 +179,17 @@ fn retry_config(plan: &Plan) -> RetryConfig {
 async fn drive(
     prepared: PreparedRun,
     agent_id: String,
-    t0: Instant,
+    pacing: Arc<Pacing>,
     limits: watch::Receiver<Limits>,
     stop: CancellationToken,
     outbox: mpsc::Sender<pb::AgentMessage>,
-    paused: Arc<std::sync::Mutex<Duration>>,
 ) {
-    let PreparedRun { run_id, plan, share } = prepared;
+    let t0 = pacing.t0;
+    let PreparedRun {
+        run_id,
+        plan,
+        share,
+    } = prepared;
     let finish = |error: String, last_seq: u64| pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Finished(pb::Finished {
             run_id: run_id.clone(),
@@ -150,7 +215,11 @@ async fn drive(
             return;
         }
     };
-    let rows = plan.data.as_ref().map(|d| d.rows_for(&share)).unwrap_or_default();
+    let rows = plan
+        .data
+        .as_ref()
+        .map(|d| d.rows_for(&share))
+        .unwrap_or_default();
     let recorder = Recorder::new(plan.scenario.steps.iter().map(|s| s.name.clone()));
     let ctx = Arc::new(RunContext::new(
         run_id.clone(),
@@ -163,14 +232,15 @@ async fn drive(
         recorder,
         outbox.clone(),
         stop.clone(),
-        t0,
+        pacing.clone(),
+        share.rate_fraction,
     ));
     tokio::select! {
         _ = tokio::time::sleep_until(t0) => {}
         _ = stop.cancelled() => {}
     }
     let reporting = CancellationToken::new();
-    let reporter = tokio::spawn(report_loop(ctx.clone(), reporting.clone(), paused));
+    let reporter = tokio::spawn(report_loop(ctx.clone(), reporting.clone()));
     let tracker = TaskTracker::new();
     let total = plan.duration();
     match &plan.load {
@@ -197,7 +267,12 @@ async fn drive(
     tracker.wait().await;
     reporting.cancel();
     let last_seq = reporter.await.unwrap_or(0);
-    let error = ctx.abort.lock().expect("abort lock").clone().unwrap_or_default();
+    let error = ctx
+        .abort
+        .lock()
+        .expect("abort lock")
+        .clone()
+        .unwrap_or_default();
     let _ = outbox.send(finish(error, last_seq)).await;
 }
 
@@ -212,16 +287,17 @@ async fn drive_open(
     let mut iteration = 0u64;
     loop {
         let current = *limits.borrow_and_update();
-        let Some(due) = schedule.next(current) else {
+        let Some(due) = schedule.peek(current) else {
             break;
         };
-        let at = ctx.t0 + Duration::from_secs_f64(due);
+        let at = ctx.t0 + Duration::from_secs_f64(due.at);
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = ctx.stop.cancelled() => break,
             // A backoff decision arrived while waiting: reschedule under it.
             Ok(()) = limits.changed() => continue,
         }
+        schedule.commit(due);
         ctx.recorder.lock().expect("recorder lock").offered();
         match in_flight.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -281,11 +357,7 @@ async fn drive_vu(
 
 /// Send one snapshot a second, aligned to the run's start, and a last one when
 /// `done` is cancelled. Returns the last sequence number sent.
-async fn report_loop(
-    ctx: Arc<RunContext>,
-    done: CancellationToken,
-    paused: Arc<std::sync::Mutex<Duration>>,
-) -> u64 {
+async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
     let mut seq = 0u64;
     let mut start_ms = 0u64;
     loop {
@@ -299,8 +371,7 @@ async fn report_loop(
             .unwrap_or(u64::MAX);
         let (steps, offered) = {
             let mut recorder = ctx.recorder.lock().expect("recorder lock");
-            let pause = std::mem::take(&mut *paused.lock().expect("paused lock"));
-            recorder.paused(pause);
+            recorder.paused(ctx.pacing.take_paused());
             recorder.take()
         };
         let snapshot = pb::Snapshot {

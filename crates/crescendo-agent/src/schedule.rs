@@ -23,13 +23,35 @@ pub(crate) struct ArrivalSchedule {
 }
 
 /// Backoff limits in force when the next due time is computed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Limits {
-    /// This agent's highest allowed rate, iterations per second.
+    /// This agent's highest allowed rate from the fleet governor, iterations per second.
     pub(crate) max_rate: Option<f64>,
+    /// This agent's pace from the API's own quota headers (coordinated policy).
+    pub(crate) quota_rate: Option<f64>,
     /// No iteration may be due before this time (seconds since start).
     pub(crate) not_before: f64,
 }
+
+impl Limits {
+    fn rate(&self) -> Option<f64> {
+        match (self.max_rate, self.quota_rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The next iteration's due time, to be committed once it fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Due {
+    /// Seconds since the run's start.
+    pub(crate) at: f64,
+    position: f64,
+}
+
+/// Below this rate a capped schedule waits instead of spacing iterations further.
+const MIN_RATE: f64 = 0.01;
 
 impl ArrivalSchedule {
     pub(crate) fn new(load: OpenLoad, share: &Share) -> Self {
@@ -45,15 +67,19 @@ impl ArrivalSchedule {
         }
     }
 
-    /// The next due time, or `None` when the plan has no more iterations.
-    pub(crate) fn next(&mut self, limits: Limits) -> Option<f64> {
-        let end = secs(self.total());
+    /// The next due time under `limits`, or `None` when the plan has no more
+    /// iterations. Nothing changes until [`commit`](Self::commit), so a due time can
+    /// be recomputed when the limits change while waiting for it.
+    pub(crate) fn peek(&self, limits: Limits) -> Option<Due> {
+        let end = self.total().as_secs_f64();
         let candidate = self.position + 1.0 / self.fraction;
-        let mut due = secs(self.load.time_of_iteration(candidate.max(0.0))?);
+        let mut due = self
+            .load
+            .time_of_iteration(candidate.max(0.0))?
+            .as_secs_f64();
         let mut position = candidate;
-        let capped = match limits.max_rate {
-            Some(rate) if self.started && rate > 0.0 => self.last_due + 1.0 / rate,
-            Some(rate) if rate <= 0.0 => f64::INFINITY,
+        let capped = match limits.rate() {
+            Some(rate) if self.started => self.last_due + 1.0 / rate.max(MIN_RATE),
             _ => 0.0,
         };
         let floor = capped.max(limits.not_before);
@@ -64,22 +90,26 @@ impl ArrivalSchedule {
             due = floor;
             position = self.load.iterations_until(Duration::from_secs_f64(due));
         }
-        if due >= end {
-            return None;
-        }
-        self.position = position;
-        self.last_due = due;
+        (due < end).then_some(Due { at: due, position })
+    }
+
+    /// The iteration at `due` fired (or was dropped): move past it.
+    pub(crate) fn commit(&mut self, due: Due) {
+        self.position = due.position;
+        self.last_due = due.at;
         self.started = true;
-        Some(due)
+    }
+
+    #[cfg(test)]
+    fn next(&mut self, limits: Limits) -> Option<f64> {
+        let due = self.peek(limits)?;
+        self.commit(due);
+        Some(due.at)
     }
 
     fn total(&self) -> Duration {
         self.load.stages.iter().map(|s| s.duration).sum()
     }
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
 }
 
 #[cfg(test)]
@@ -117,7 +147,10 @@ mod tests {
 
     #[test]
     fn constant_rate_is_exact_and_drift_free() {
-        let times = all(ArrivalSchedule::new(load(&[(100, 10.0)], 10.0), &share(0, 1)));
+        let times = all(ArrivalSchedule::new(
+            load(&[(100, 10.0)], 10.0),
+            &share(0, 1),
+        ));
         assert_eq!(times.len(), 1000);
         assert!((times[999] - 99.9).abs() < 1e-6, "{}", times[999]);
     }
@@ -143,7 +176,7 @@ mod tests {
         let mut s = ArrivalSchedule::new(load(&[(20, 100.0)], 100.0), &share(0, 1));
         let capped = Limits {
             max_rate: Some(10.0),
-            not_before: 0.0,
+            ..Limits::default()
         };
         let first: Vec<f64> = (0..10).map(|_| s.next(capped).unwrap()).collect();
         assert!((first[9] - first[0] - 0.9).abs() < 1e-9);
@@ -159,8 +192,8 @@ mod tests {
         s.next(Limits::default());
         let due = s
             .next(Limits {
-                max_rate: None,
                 not_before: 5.0,
+                ..Limits::default()
             })
             .unwrap();
         assert!((due - 5.0).abs() < 1e-9);

@@ -134,7 +134,10 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
             session.stop_run();
         }
         if !session.is_running()
-            && session.config.give_up_after.is_some_and(|limit| away >= limit)
+            && session
+                .config
+                .give_up_after
+                .is_some_and(|limit| away >= limit)
         {
             return Err(AgentError::Unreachable(session.config.controller.clone()));
         }
@@ -208,7 +211,12 @@ impl Session {
             },
         };
         let mut pending = vec![message(Out::Hello(hello))];
-        pending.extend(self.unacked.values().cloned().map(|s| message(Out::Snapshot(s))));
+        pending.extend(
+            self.unacked
+                .values()
+                .cloned()
+                .map(|s| message(Out::Snapshot(s))),
+        );
         pending.extend(self.finished.clone().map(|f| message(Out::Finished(f))));
         for m in pending {
             if tx.send(m).await.is_err() {
@@ -287,12 +295,19 @@ impl Session {
             }
             In::Start(start) if start.run_id == self.run_id => {
                 if let RunState::Prepared(_) = self.run {
-                    let RunState::Prepared(prepared) = std::mem::replace(&mut self.run, RunState::Idle) else {
+                    let RunState::Prepared(prepared) =
+                        std::mem::replace(&mut self.run, RunState::Idle)
+                    else {
                         unreachable!("checked above");
                     };
                     let delay = Duration::from_millis(start.delay_ms.min(60_000));
                     tracing::info!(run_id = %self.run_id, ?delay, "starting");
-                    let handle = start_run(prepared, self.config.id.clone(), delay, self.outbox_tx.clone());
+                    let handle = start_run(
+                        prepared,
+                        self.config.id.clone(),
+                        delay,
+                        self.outbox_tx.clone(),
+                    );
                     self.run = RunState::Started(handle);
                 }
             }
@@ -331,6 +346,10 @@ fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }

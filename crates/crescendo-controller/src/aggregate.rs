@@ -46,7 +46,11 @@ pub(crate) struct Aggregate {
 
 impl Aggregate {
     /// Merge one snapshot of `agent`'s. Returns false when it was merged before.
-    pub(crate) fn merge(&mut self, agent: &str, snapshot: &pb::Snapshot) -> Result<bool, MetricsError> {
+    pub(crate) fn merge(
+        &mut self,
+        agent: &str,
+        snapshot: &pb::Snapshot,
+    ) -> Result<bool, MetricsError> {
         if self
             .seen
             .get(agent)
@@ -61,7 +65,10 @@ impl Aggregate {
             .map(|s| StepStats::decode(s).map(|d| (s.step.clone(), d)))
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|_| self.rejected += 1)?;
-        self.seen.entry(agent.to_owned()).or_default().insert(snapshot.seq);
+        self.seen
+            .entry(agent.to_owned())
+            .or_default()
+            .insert(snapshot.seq);
         let second = snapshot.start_ms / 1000;
         let interval = self.intervals.entry(second).or_default();
         interval.offered += snapshot.offered;

@@ -76,13 +76,27 @@ impl Cli {
     /// Run the command; the exit code follows the documented convention.
     pub async fn execute(self) -> ExitCode {
         let code = match self.command {
-            Cmd::Demo { agents, duration, out } => demo_cmd(agents, duration, out).await,
-            Cmd::Run { plan, agents, listen, out, wait_for_agents } => {
-                run_cmd(&plan, agents, listen, out, wait_for_agents).await
-            }
+            Cmd::Demo {
+                agents,
+                duration,
+                out,
+            } => demo_cmd(agents, duration, out).await,
+            Cmd::Run {
+                plan,
+                agents,
+                listen,
+                out,
+                wait_for_agents,
+            } => run_cmd(&plan, agents, listen, out, wait_for_agents).await,
             Cmd::Validate { plan } => match crescendo_plan::load(&plan) {
                 Ok(p) => {
-                    println!("{}: ok — plan {:?}, {} step(s), {:?}", plan.display(), p.name, p.scenario.steps.len(), p.duration());
+                    println!(
+                        "{}: ok — plan {:?}, {} step(s), {:?}",
+                        plan.display(),
+                        p.name,
+                        p.scenario.steps.len(),
+                        p.duration()
+                    );
                     Ok(EXIT_OK)
                 }
                 Err(e) => {
@@ -116,7 +130,11 @@ fn cancel_on_ctrl_c(controller: Controller) {
     });
 }
 
-async fn execute_and_report(controller: &Controller, request: RunRequest, out: Option<PathBuf>) -> anyhow::Result<u8> {
+async fn execute_and_report(
+    controller: &Controller,
+    request: RunRequest,
+    out: Option<PathBuf>,
+) -> anyhow::Result<u8> {
     let outcome = match controller.run(request).await {
         Ok(outcome) => outcome,
         Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
@@ -132,7 +150,11 @@ async fn execute_and_report(controller: &Controller, request: RunRequest, out: O
     if !outcome.agent_errors.is_empty() && summary.totals.requests == 0 {
         return Ok(EXIT_FAILURE);
     }
-    Ok(if summary.passed { EXIT_OK } else { EXIT_THRESHOLD })
+    Ok(if summary.passed {
+        EXIT_OK
+    } else {
+        EXIT_THRESHOLD
+    })
 }
 
 async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyhow::Result<u8> {
@@ -142,7 +164,11 @@ async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyh
     }
     let shutdown = CancellationToken::new();
     let base_url = demo::start_flowsim(&shutdown).await?;
-    println!("flowsim on {base_url}: {} requests per {:?} per token", demo::DEMO_LIMIT, demo::DEMO_WINDOW);
+    println!(
+        "flowsim on {base_url}: {} requests per {:?} per token",
+        demo::DEMO_LIMIT,
+        demo::DEMO_WINDOW
+    );
     let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
     demo::start_agents(&controller.url(), agents, &shutdown);
     let text = demo::plan_text(&base_url, duration);
@@ -184,7 +210,10 @@ async fn run_cmd(
     let shutdown = CancellationToken::new();
     let listener = TcpListener::bind(listen).await?;
     let controller = Controller::start(listener, shutdown.clone())?;
-    println!("controller listening on {}; waiting for {agents} agent(s)", controller.url());
+    println!(
+        "controller listening on {}; waiting for {agents} agent(s)",
+        controller.url()
+    );
     let mut request = RunRequest::new(plan, text, agents);
     request.progress = true;
     request.release_agents = true;
@@ -200,7 +229,10 @@ async fn run_cmd(
 async fn status_cmd(url: String) -> anyhow::Result<u8> {
     let mut client = pb::admin_client::AdminClient::connect(url).await?;
     let s = client.status(pb::StatusRequest {}).await?.into_inner();
-    println!("state {}  run {}  elapsed {:.1}s  requests {}", s.state, s.run_id, s.elapsed_s, s.requests);
+    println!(
+        "state {}  run {}  elapsed {:.1}s  requests {}",
+        s.state, s.run_id, s.elapsed_s, s.requests
+    );
     for a in s.agents {
         println!("  agent {} on {} (v{})", a.id, a.host, a.version);
     }
@@ -209,7 +241,10 @@ async fn status_cmd(url: String) -> anyhow::Result<u8> {
 
 async fn cancel_cmd(url: String, reason: String) -> anyhow::Result<u8> {
     let mut client = pb::admin_client::AdminClient::connect(url).await?;
-    let r = client.cancel(pb::CancelRequest { reason }).await?.into_inner();
+    let r = client
+        .cancel(pb::CancelRequest { reason })
+        .await?
+        .into_inner();
     if r.cancelled {
         println!("run {} cancelled on every agent", r.run_id);
     } else {

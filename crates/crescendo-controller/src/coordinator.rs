@@ -8,9 +8,9 @@ use pb::agent_message::Kind as Out;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::ControllerError;
 use crate::run::{RunOutcome, RunRequest};
 use crate::server::{AgentEvent, AgentTx};
-use crate::ControllerError;
 
 /// Requests to the coordinator.
 #[derive(Debug)]
@@ -48,9 +48,17 @@ pub(crate) struct Coordinator {
 /// A message from an attached agent, after the registry has seen it.
 #[derive(Debug)]
 pub(crate) enum Seen {
-    Attached { agent: String, resume_run_id: String },
-    Message { agent: String, kind: Out },
-    Detached { agent: String },
+    Attached {
+        agent: String,
+        resume_run_id: String,
+    },
+    Message {
+        agent: String,
+        kind: Out,
+    },
+    Detached {
+        agent: String,
+    },
 }
 
 impl Coordinator {
@@ -86,7 +94,8 @@ impl Coordinator {
                 let resume_run_id = hello.resume_run_id.clone();
                 tracing::info!(agent = %agent, host = %hello.host, "agent attached");
                 // A reconnect replaces the old stream; dropping its sender ends it.
-                self.agents.insert(agent.clone(), AgentConn { hello, conn, tx });
+                self.agents
+                    .insert(agent.clone(), AgentConn { hello, conn, tx });
                 Some(Seen::Attached {
                     agent,
                     resume_run_id,

@@ -77,7 +77,8 @@ pub async fn start_flowsim(shutdown: &CancellationToken) -> std::io::Result<Stri
 /// Start `count` in-process agents attached to `controller_url`.
 pub fn start_agents(controller_url: &str, count: u32, shutdown: &CancellationToken) {
     for i in 0..count {
-        let config = crescendo_agent::AgentConfig::new(controller_url, format!("demo-agent-{}", i + 1));
+        let config =
+            crescendo_agent::AgentConfig::new(controller_url, format!("demo-agent-{}", i + 1));
         let token = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crescendo_agent::run(config, token).await {

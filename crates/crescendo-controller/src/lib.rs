@@ -48,7 +48,9 @@ pub enum ControllerError {
     Plan(crescendo_plan::PlanError),
     #[error("{0}")]
     Args(String),
-    #[error("timed out after {waited:?} waiting for {want} agents: attached [{attached}], {missing} missing")]
+    #[error(
+        "timed out after {waited:?} waiting for {want} agents: attached [{attached}], {missing} missing"
+    )]
     AgentsMissing {
         waited: Duration,
         want: usize,
@@ -90,7 +92,9 @@ impl Controller {
         let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(pb::agent_control_server::AgentControlServer::new(agent_control))
+            .add_service(pb::agent_control_server::AgentControlServer::new(
+                agent_control,
+            ))
             .add_service(pb::admin_server::AdminServer::new(admin));
         let stop = shutdown.clone();
         tokio::spawn(async move {

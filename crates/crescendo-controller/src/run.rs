@@ -15,10 +15,10 @@ use pb::agent_message::Kind as Out;
 use pb::controller_message::Kind as In;
 use tokio::time::Instant;
 
+use crate::ControllerError;
 use crate::aggregate::Aggregate;
 use crate::coordinator::{Command, Coordinator, Seen};
 use crate::progress::Progress;
-use crate::ControllerError;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -84,15 +84,23 @@ pub struct RunOutcome {
 }
 
 impl Coordinator {
-    pub(crate) async fn execute(&mut self, request: RunRequest) -> Result<RunOutcome, ControllerError> {
+    pub(crate) async fn execute(
+        &mut self,
+        request: RunRequest,
+    ) -> Result<RunOutcome, ControllerError> {
         let agents = self.wait_for_agents(&request).await?;
-        let shares = crescendo_plan::split(&request.plan, request.agents).map_err(ControllerError::Plan)?;
+        let shares =
+            crescendo_plan::split(&request.plan, request.agents).map_err(ControllerError::Plan)?;
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let span = tracing::info_span!("run", run_id = %run_id);
         let _enter = span.enter();
         let mut members = BTreeMap::new();
         for (agent, share) in agents.iter().zip(shares) {
-            let host = self.agents.get(agent).map(|a| a.hello.host.clone()).unwrap_or_default();
+            let host = self
+                .agents
+                .get(agent)
+                .map(|a| a.hello.host.clone())
+                .unwrap_or_default();
             let assign = pb::Assign {
                 run_id: run_id.clone(),
                 plan_toml: request.plan_text.clone(),
@@ -107,7 +115,14 @@ impl Coordinator {
             self.send(agent, In::Assign(assign));
             members.insert(
                 agent.clone(),
-                Member { host, share, ready: false, finished: None, away_since: None, lost: false },
+                Member {
+                    host,
+                    share,
+                    ready: false,
+                    finished: None,
+                    away_since: None,
+                    lost: false,
+                },
             );
         }
         let mut run = ActiveRun {
@@ -123,11 +138,16 @@ impl Coordinator {
         };
         self.await_ready(&mut run).await?;
         self.drive(&mut run, &request).await;
-        let stop = |release| In::Stop(pb::Stop {
-            run_id: run.run_id.clone(),
-            reason: run.stopped.clone().unwrap_or_else(|| "run complete".to_owned()),
-            release,
-        });
+        let stop = |release| {
+            In::Stop(pb::Stop {
+                run_id: run.run_id.clone(),
+                reason: run
+                    .stopped
+                    .clone()
+                    .unwrap_or_else(|| "run complete".to_owned()),
+                release,
+            })
+        };
         for agent in run.members.keys() {
             self.send(agent, stop(request.release_agents));
         }
@@ -149,10 +169,15 @@ impl Coordinator {
     }
 
     /// Wait until enough idle agents are attached; pick them in id order.
-    async fn wait_for_agents(&mut self, request: &RunRequest) -> Result<Vec<String>, ControllerError> {
+    async fn wait_for_agents(
+        &mut self,
+        request: &RunRequest,
+    ) -> Result<Vec<String>, ControllerError> {
         let want = request.agents as usize;
         if want == 0 {
-            return Err(ControllerError::Args("--agents must be at least 1".to_owned()));
+            return Err(ControllerError::Args(
+                "--agents must be at least 1".to_owned(),
+            ));
         }
         let deadline = Instant::now() + request.wait_for_agents;
         let mut announced = usize::MAX;
@@ -193,7 +218,10 @@ impl Coordinator {
                 false
             }
             Command::Cancel { reply, .. } => {
-                let _ = reply.send(pb::CancelReply { cancelled: true, run_id: String::new() });
+                let _ = reply.send(pb::CancelReply {
+                    cancelled: true,
+                    run_id: String::new(),
+                });
                 true
             }
             Command::Run { reply, .. } => {
@@ -243,14 +271,21 @@ impl Coordinator {
     async fn drive(&mut self, run: &mut ActiveRun, request: &RunRequest) {
         let delay_ms = u64::try_from(request.start_delay.as_millis()).unwrap_or(500);
         for agent in run.members.keys() {
-            self.send(agent, In::Start(pb::Start { run_id: run.run_id.clone(), delay_ms }));
+            self.send(
+                agent,
+                In::Start(pb::Start {
+                    run_id: run.run_id.clone(),
+                    delay_ms,
+                }),
+            );
         }
         let started = Instant::now() + request.start_delay;
         run.started = Some(started);
         let planned_end = started + request.plan.duration();
         // Agents drain in-flight requests (bounded by the target's timeout) after the load.
         let drain = request.plan.target.timeout * 2 + request.lost_after + Duration::from_secs(5);
-        let mut tick = tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+        let mut tick =
+            tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
         loop {
             if run.done() {
                 break;
@@ -260,7 +295,11 @@ impl Coordinator {
                 run.load_end = Some(planned_end);
             }
             if now >= run.load_end.unwrap_or(planned_end) + drain {
-                for (agent, m) in run.members.iter_mut().filter(|(_, m)| m.finished.is_none() && !m.lost) {
+                for (agent, m) in run
+                    .members
+                    .iter_mut()
+                    .filter(|(_, m)| m.finished.is_none() && !m.lost)
+                {
                     tracing::warn!(agent = %agent, "agent did not finish in time: counted as lost");
                     m.lost = true;
                 }
@@ -294,18 +333,34 @@ impl Coordinator {
     fn answer_running(&mut self, run: &mut ActiveRun, command: Command) {
         match command {
             Command::Status { reply } => {
-                let elapsed = run.started.map_or(0.0, |s| Instant::now().saturating_duration_since(s).as_secs_f64());
+                let elapsed = run.started.map_or(0.0, |s| {
+                    Instant::now().saturating_duration_since(s).as_secs_f64()
+                });
                 let requests = run.aggregate.total().counters.requests;
                 let _ = reply.send(self.status(Some((&run.run_id, "running", elapsed, requests))));
             }
             Command::Cancel { reason, reply } => {
-                let reason = if reason.is_empty() { "cancelled".to_owned() } else { reason };
+                let reason = if reason.is_empty() {
+                    "cancelled".to_owned()
+                } else {
+                    reason
+                };
                 tracing::warn!("run cancelled: {reason}");
                 run.stop_load(&reason);
                 for agent in run.members.keys() {
-                    self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: reason.clone(), release: false }));
+                    self.send(
+                        agent,
+                        In::Stop(pb::Stop {
+                            run_id: run.run_id.clone(),
+                            reason: reason.clone(),
+                            release: false,
+                        }),
+                    );
                 }
-                let _ = reply.send(pb::CancelReply { cancelled: true, run_id: run.run_id.clone() });
+                let _ = reply.send(pb::CancelReply {
+                    cancelled: true,
+                    run_id: run.run_id.clone(),
+                });
             }
             Command::Run { reply, .. } => {
                 let _ = reply.send(Err(ControllerError::Busy));
@@ -315,8 +370,14 @@ impl Coordinator {
 
     fn on_seen(&mut self, run: &mut ActiveRun, seen: Seen) {
         match seen {
-            Seen::Attached { agent, .. } => {
+            Seen::Attached {
+                agent,
+                resume_run_id,
+            } => {
                 if let Some(m) = run.members.get_mut(&agent) {
+                    if resume_run_id == run.run_id {
+                        tracing::info!(agent = %agent, "agent reconnected; it resends what was not acknowledged");
+                    }
                     m.away_since = None;
                     if m.lost {
                         tracing::warn!(agent = %agent, "lost agent came back; its resent snapshots still count");
@@ -336,9 +397,17 @@ impl Coordinator {
                     Out::Snapshot(s) if s.run_id == run.run_id => {
                         match run.aggregate.merge(&agent, &s) {
                             Ok(_) => {}
-                            Err(e) => tracing::error!(agent = %agent, seq = s.seq, "snapshot rejected: {e}"),
+                            Err(e) => {
+                                tracing::error!(agent = %agent, seq = s.seq, "snapshot rejected: {e}")
+                            }
                         }
-                        self.send(&agent, In::Ack(pb::Ack { run_id: run.run_id.clone(), seq: s.seq }));
+                        self.send(
+                            &agent,
+                            In::Ack(pb::Ack {
+                                run_id: run.run_id.clone(),
+                                seq: s.seq,
+                            }),
+                        );
                     }
                     Out::Throttle(t) if t.run_id == run.run_id => run.throttle_reports += 1,
                     Out::Finished(f) if f.run_id == run.run_id => {
@@ -351,7 +420,14 @@ impl Coordinator {
                             if run.stopped.is_none() {
                                 run.stop_load(&f.error);
                                 for other in run.members.keys() {
-                                    self.send(other, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: f.error.clone(), release: false }));
+                                    self.send(
+                                        other,
+                                        In::Stop(pb::Stop {
+                                            run_id: run.run_id.clone(),
+                                            reason: f.error.clone(),
+                                            release: false,
+                                        }),
+                                    );
                                 }
                             }
                         }
@@ -384,7 +460,10 @@ impl ActiveRun {
     /// Every agent finished with all its snapshots merged, or was lost.
     fn done(&self) -> bool {
         self.members.iter().all(|(agent, m)| {
-            m.lost || m.finished.as_ref().is_some_and(|f| self.aggregate.complete(agent, f.last_seq))
+            m.lost
+                || m.finished
+                    .as_ref()
+                    .is_some_and(|f| self.aggregate.complete(agent, f.last_seq))
         })
     }
 

@@ -46,7 +46,12 @@ fn a_good_plan_validates() {
 /// Each broken plan: (file name, plan text, the line, the key the error must name).
 fn broken_plans() -> Vec<(&'static str, String, usize, &'static str)> {
     vec![
-        ("unknown-key.toml", GOOD.replace("[load]\n", "[load]\nrat = 5\n"), 9, "rat"),
+        (
+            "unknown-key.toml",
+            GOOD.replace("[load]\n", "[load]\nrat = 5\n"),
+            9,
+            "rat",
+        ),
         (
             "wrong-type.toml",
             GOOD.replace("target = 1 }", "target = \"fast\" }"),
@@ -59,7 +64,12 @@ fn broken_plans() -> Vec<(&'static str, String, usize, &'static str)> {
             9,
             "target",
         ),
-        ("empty-stages.toml", GOOD.replace("[ { duration = \"1s\", target = 1 } ]", "[]"), 9, "stages"),
+        (
+            "empty-stages.toml",
+            GOOD.replace("[ { duration = \"1s\", target = 1 } ]", "[]"),
+            9,
+            "stages",
+        ),
         (
             "bad-url.toml",
             GOOD.replace("http://127.0.0.1:9", "ftp//nowhere"),
@@ -81,11 +91,24 @@ fn broken_plans_exit_2_naming_file_line_and_key() {
         let path = write_plan(name, &text);
         let (code, out) = controller(&["validate", path.to_str().unwrap()]);
         assert_eq!(code, 2, "{name}: {out}");
-        assert!(out.contains(name), "{name}: the message names the file: {out}");
-        assert!(out.contains(&format!(":{line}:")), "{name}: the message names line {line}: {out}");
+        assert!(
+            out.contains(name),
+            "{name}: the message names the file: {out}"
+        );
+        assert!(
+            out.contains(&format!(":{line}:")),
+            "{name}: the message names line {line}: {out}"
+        );
         assert!(out.contains(key), "{name}: the message names {key}: {out}");
         // `run` refuses the same plan before listening for agents.
-        let (code, out) = controller(&["run", path.to_str().unwrap(), "--agents", "1", "--listen", "127.0.0.1:0"]);
+        let (code, out) = controller(&[
+            "run",
+            path.to_str().unwrap(),
+            "--agents",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
         assert_eq!(code, 2, "run {name}: {out}");
     }
 }
@@ -93,7 +116,14 @@ fn broken_plans_exit_2_naming_file_line_and_key() {
 #[test]
 fn zero_agents_is_a_usage_error() {
     let path = write_plan("zero.toml", GOOD);
-    let (code, out) = controller(&["run", path.to_str().unwrap(), "--agents", "0", "--listen", "127.0.0.1:0"]);
+    let (code, out) = controller(&[
+        "run",
+        path.to_str().unwrap(),
+        "--agents",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("agents"), "{out}");
 }

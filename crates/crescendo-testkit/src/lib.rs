@@ -32,7 +32,8 @@ impl Fleet {
         let flowsim_url = format!("http://{}", listener.local_addr()?);
         let token = shutdown.clone();
         tokio::spawn(async move { crescendo_flowsim::serve(listener, sim, token).await });
-        let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
+        let controller =
+            Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
         let fleet = Self {
             flowsim_url,
             controller,
@@ -44,7 +45,10 @@ impl Fleet {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while fleet.controller.attached_agents().await?.len() < agents as usize {
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "agents did not attach");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "agents did not attach"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(fleet)
@@ -76,7 +80,14 @@ impl Fleet {
     /// flowsim's `/__sim/stats`.
     pub async fn sim_stats(&self) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}/__sim/stats", self.flowsim_url);
-        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// Hold every flowsim response for `ms` milliseconds from now.
@@ -100,5 +111,7 @@ impl Drop for Fleet {
 
 /// A count from flowsim's stats JSON.
 pub fn stat(stats: &serde_json::Value, key: &str) -> u64 {
-    stats[key].as_u64().unwrap_or_else(|| panic!("flowsim stats without {key}: {stats}"))
+    stats[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("flowsim stats without {key}: {stats}"))
 }

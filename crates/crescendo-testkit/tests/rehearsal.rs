@@ -35,17 +35,31 @@ async fn three_agents_under_the_limit_count_exactly() {
 
     let per_agent: u64 = summary.agents.iter().map(|a| a.requests).sum();
     assert_eq!(summary.agents.len(), 3);
-    assert!(summary.agents.iter().all(|a| a.requests > 0), "{:?}", summary.agents);
+    assert!(
+        summary.agents.iter().all(|a| a.requests > 0),
+        "{:?}",
+        summary.agents
+    );
     assert_eq!(per_agent, summary.totals.requests);
     assert_eq!(summary.totals.ok, stat(&stats, "accepted"));
     assert_eq!(summary.latency_ms.count, summary.totals.ok);
     assert_eq!(summary.service_time_ms.count, summary.totals.ok);
-    assert_eq!(summary.totals.errors + summary.totals.throttled + summary.totals.dropped, 0);
+    assert_eq!(
+        summary.totals.errors + summary.totals.throttled + summary.totals.dropped,
+        0
+    );
     // 60/s for 5 s: the achieved rate is within 2 % of the plan.
     let planned = 300.0;
     let achieved = summary.totals.requests as f64;
-    assert!((achieved - planned).abs() / planned <= 0.02, "{achieved} requests, planned {planned}");
-    assert!((summary.throughput_rps - 60.0).abs() / 60.0 <= 0.02, "{}", summary.throughput_rps);
+    assert!(
+        (achieved - planned).abs() / planned <= 0.02,
+        "{achieved} requests, planned {planned}"
+    );
+    assert!(
+        (summary.throughput_rps - 60.0).abs() / 60.0 <= 0.02,
+        "{}",
+        summary.throughput_rps
+    );
     assert!(summary.lost_agents.is_empty());
 }
 
@@ -82,6 +96,12 @@ async fn policy_none_at_three_times_the_limit_counts_every_429() {
     assert_eq!(summary.totals.throttled, stat(&stats, "throttled"));
     assert_eq!(summary.totals.ok, stat(&stats, "accepted"));
     assert_eq!(summary.totals.retries, 0);
-    assert_eq!(summary.totals.requests, summary.totals.ok + summary.totals.throttled);
-    assert_eq!(summary.statuses.get(&429).copied().unwrap_or(0), summary.totals.throttled);
+    assert_eq!(
+        summary.totals.requests,
+        summary.totals.ok + summary.totals.throttled
+    );
+    assert_eq!(
+        summary.statuses.get(&429).copied().unwrap_or(0),
+        summary.totals.throttled
+    );
 }

@@ -13,7 +13,10 @@ pub(crate) fn write(outcome: &RunOutcome, out: &mut impl Write) -> std::io::Resu
     let mut serializer = V2DeflateSerializer::new();
     let mut builder = IntervalLogWriterBuilder::new();
     builder
-        .add_comment(&format!("Crescendo run {} of plan {}", outcome.run_id, outcome.plan.name))
+        .add_comment(&format!(
+            "Crescendo run {} of plan {}",
+            outcome.run_id, outcome.plan.name
+        ))
         .add_comment("values are microseconds; Interval_Max is milliseconds")
         .with_start_time(outcome.started_at)
         .with_base_time(outcome.started_at)
@@ -23,7 +26,12 @@ pub(crate) fn write(outcome: &RunOutcome, out: &mut impl Write) -> std::io::Resu
         for (step, stats) in &interval.steps {
             let tag = Tag::new(step);
             writer
-                .write_histogram(&stats.latency, Duration::from_secs(*second), Duration::from_secs(1), tag)
+                .write_histogram(
+                    &stats.latency,
+                    Duration::from_secs(*second),
+                    Duration::from_secs(1),
+                    tag,
+                )
                 .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
     }

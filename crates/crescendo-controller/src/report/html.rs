@@ -6,7 +6,10 @@ use std::fmt::Write;
 use super::Summary;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A line chart of several series over the run's seconds.
@@ -32,7 +35,11 @@ fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
         h - pad,
     );
     for (i, (name, color, values)) in series.iter().enumerate() {
-        let points: Vec<String> = values.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        let points: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+            .collect();
         let _ = write!(
             svg,
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
@@ -62,7 +69,9 @@ pub(crate) fn render(s: &Summary) -> String {
         s.duration_s,
         s.agents.len()
     );
-    out.push_str("<h2>Thresholds</h2><table><tr><th>threshold</th><th>value</th><th>verdict</th></tr>");
+    out.push_str(
+        "<h2>Thresholds</h2><table><tr><th>threshold</th><th>value</th><th>verdict</th></tr>",
+    );
     for t in &s.thresholds {
         let _ = write!(
             out,
@@ -82,10 +91,24 @@ pub(crate) fn render(s: &Summary) -> String {
          <th>throughput/s</th><th>goodput/s</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td></tr></table>\
          <h2>Latency (ms, from intended start)</h2><table><tr><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>\
          <tr><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr></table>",
-        t.requests, t.ok, t.throttled, t.errors, t.retries, t.dropped, s.throughput_rps, s.goodput_rps,
-        l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        t.requests,
+        t.ok,
+        t.throttled,
+        t.errors,
+        t.retries,
+        t.dropped,
+        s.throughput_rps,
+        s.goodput_rps,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max,
+        l.mean
     );
-    let col = |f: fn(&super::summary::IntervalSummary) -> f64| s.timeline.iter().map(f).collect::<Vec<f64>>();
+    let col = |f: fn(&super::summary::IntervalSummary) -> f64| {
+        s.timeline.iter().map(f).collect::<Vec<f64>>()
+    };
     out.push_str(&chart(
         "Requests per second",
         "req/s",
@@ -110,7 +133,13 @@ pub(crate) fn render(s: &Summary) -> String {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&a.id), esc(&a.host), a.requests, a.ok, a.throttled, a.errors, a.lost
+            esc(&a.id),
+            esc(&a.host),
+            a.requests,
+            a.ok,
+            a.throttled,
+            a.errors,
+            a.lost
         );
     }
     out.push_str("</table></body></html>\n");

@@ -55,6 +55,10 @@ pub struct AgentSummary {
     pub throttled: u64,
     pub errors: u64,
     pub lost: bool,
+    /// This agent's fraction of the plan's rate, and its VUs and in-flight cap.
+    pub rate_fraction: f64,
+    pub vus: u32,
+    pub max_in_flight: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +133,13 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
     let total = sum(agg.steps.values());
     let c = total.counters;
     let duration_s = outcome.load_duration.as_secs_f64();
-    let per_s = |v: u64| if duration_s > 0.0 { v as f64 / duration_s } else { 0.0 };
+    let per_s = |v: u64| {
+        if duration_s > 0.0 {
+            v as f64 / duration_s
+        } else {
+            0.0
+        }
+    };
     let thresholds = evaluate(&outcome.plan.thresholds, &total, duration_s);
     let agents = outcome
         .members
@@ -144,6 +154,9 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
                 throttled: c.throttled,
                 errors: c.errors(),
                 lost: m.lost,
+                rate_fraction: m.share.rate_fraction,
+                vus: m.share.vus,
+                max_in_flight: m.share.max_in_flight,
             }
         })
         .collect();
@@ -162,7 +175,11 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
                 p50_ms: percentile_ms(&s.latency, 50.0),
                 p90_ms: percentile_ms(&s.latency, 90.0),
                 p99_ms: percentile_ms(&s.latency, 99.0),
-                max_ms: if s.latency.is_empty() { 0.0 } else { s.latency.max() as f64 / 1000.0 },
+                max_ms: if s.latency.is_empty() {
+                    0.0
+                } else {
+                    s.latency.max() as f64 / 1000.0
+                },
             }
         })
         .collect();
@@ -178,16 +195,29 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         duration_s,
         passed: thresholds.iter().all(|t| t.ok),
         agents,
-        lost_agents: outcome.members.iter().filter(|(_, m)| m.lost).map(|(id, _)| id.clone()).collect(),
+        lost_agents: outcome
+            .members
+            .iter()
+            .filter(|(_, m)| m.lost)
+            .map(|(id, _)| id.clone())
+            .collect(),
         totals: Totals::of(&c, agg.offered),
         latency_ms: LatencySummary::of(&total.latency),
         service_time_ms: LatencySummary::of(&total.service_time),
         throughput_rps: per_s(c.requests),
         goodput_rps: per_s(c.ok),
         offered_rps: per_s(agg.offered),
-        throttled_ratio: if c.requests == 0 { 0.0 } else { c.throttled as f64 / c.requests as f64 },
+        throttled_ratio: if c.requests == 0 {
+            0.0
+        } else {
+            c.throttled as f64 / c.requests as f64
+        },
         statuses: total.statuses.clone(),
-        steps: agg.steps.iter().map(|(k, v)| (k.clone(), step_summary(v))).collect(),
+        steps: agg
+            .steps
+            .iter()
+            .map(|(k, v)| (k.clone(), step_summary(v)))
+            .collect(),
         thresholds,
         stopped: outcome.stopped.clone(),
         agent_errors: outcome.agent_errors.clone(),

@@ -9,7 +9,14 @@ pub(crate) fn render(s: &Summary) -> String {
     let l = &s.latency_ms;
     let st = &s.service_time_ms;
     let mut out = String::new();
-    let _ = writeln!(out, "run {} ({}) — {:.1} s, {} agents", s.run_id, s.plan_name, s.duration_s, s.agents.len());
+    let _ = writeln!(
+        out,
+        "run {} ({}) — {:.1} s, {} agents",
+        s.run_id,
+        s.plan_name,
+        s.duration_s,
+        s.agents.len()
+    );
     let _ = writeln!(
         out,
         "  requests {}  ok {}  throttled {} ({:.1} %)  errors {}  retries {}  dropped {}",
@@ -46,8 +53,18 @@ pub(crate) fn render(s: &Summary) -> String {
         let _ = writeln!(out, "  agent error: {e}");
     }
     for th in &s.thresholds {
-        let _ = writeln!(out, "  threshold {:<32} {:>12.3}  {}", th.expr, th.value, if th.ok { "ok" } else { "FAILED" });
+        let _ = writeln!(
+            out,
+            "  threshold {:<32} {:>12.3}  {}",
+            th.expr,
+            th.value,
+            if th.ok { "ok" } else { "FAILED" }
+        );
     }
-    let _ = writeln!(out, "  verdict: {}", if s.passed { "PASSED" } else { "FAILED" });
+    let _ = writeln!(
+        out,
+        "  verdict: {}",
+        if s.passed { "PASSED" } else { "FAILED" }
+    );
     out
 }
