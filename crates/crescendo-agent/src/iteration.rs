@@ -108,11 +108,16 @@ impl RunContext {
             return;
         }
         if let (Some(remaining), Some(reset)) = (info.remaining, info.reset) {
-            let reset_s = reset.as_secs_f64();
+            // Reset headers are whole seconds rounded up: on average the window ends
+            // half a second sooner than they say.
+            let mut reset_s = reset.as_secs_f64();
+            if reset_s >= 1.0 && reset_s.fract() == 0.0 {
+                reset_s -= 0.5;
+            }
             if remaining < 1.0 {
                 self.pacing.pause(reset.max(Duration::from_millis(50)));
             } else {
-                let fleet = QUOTA_MARGIN * remaining / reset_s.max(0.5);
+                let fleet = QUOTA_MARGIN * remaining / reset_s.max(0.25);
                 self.pacing.set_quota_rate(fleet * self.fraction);
             }
         }

@@ -12,6 +12,7 @@
 //! - `coordinator`: the registry and command loop.
 //! - `run`: one run's phases: wait, assign, ready, start barrier, merge, stop.
 //! - `aggregate`: exact merging of snapshots, once per (agent, sequence).
+//! - `fleet`: the coordinated policy's governor and the `Adjust` messages it sends.
 //! - `progress`: the per-second progress line.
 //! - [`thresholds`]: evaluating the plan's thresholds.
 //! - [`report`]: the report files.
@@ -22,6 +23,7 @@ mod aggregate;
 pub mod cli;
 mod coordinator;
 pub mod demo;
+mod fleet;
 mod progress;
 pub mod report;
 mod run;

@@ -16,8 +16,11 @@ use pb::controller_message::Kind as In;
 use tokio::time::Instant;
 
 use crate::ControllerError;
+use crescendo_backoff::governor::GovernorEvent;
+
 use crate::aggregate::Aggregate;
 use crate::coordinator::{Command, Coordinator, Seen};
+use crate::fleet::{Adjustment, Fleet};
 use crate::progress::Progress;
 
 /// What to run and how.
@@ -81,6 +84,8 @@ pub struct RunOutcome {
     /// Errors agents reported (plan rejected, daily quota …).
     pub agent_errors: Vec<String>,
     pub throttle_reports: u64,
+    /// The governor's decisions (coordinated policy).
+    pub governor_events: Vec<GovernorEvent>,
 }
 
 impl Coordinator {
@@ -135,6 +140,7 @@ impl Coordinator {
             agent_errors: Vec::new(),
             throttle_reports: 0,
             progress: Progress::new(request.plan.duration()),
+            fleet: Fleet::for_plan(&request.plan),
         };
         self.await_ready(&mut run).await?;
         self.drive(&mut run, &request).await;
@@ -165,6 +171,7 @@ impl Coordinator {
             stopped: run.stopped,
             agent_errors: run.agent_errors,
             throttle_reports: run.throttle_reports,
+            governor_events: run.fleet.as_ref().map(Fleet::events).unwrap_or_default(),
         })
     }
 
@@ -308,6 +315,12 @@ impl Coordinator {
             tokio::select! {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
+                    let ok = run.aggregate.total().counters.ok;
+                    let (now, shares) = (run.elapsed(), run.shares());
+                    if let Some(fleet) = &mut run.fleet {
+                        let adjustments = fleet.on_tick(now, ok, &shares, &run.run_id);
+                        self.adjust(adjustments);
+                    }
                     if request.progress {
                         let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
                         println!("{}", run.progress.line(started, &run.aggregate, attached, run.members.len()));
@@ -327,6 +340,12 @@ impl Coordinator {
                 }
                 Some(command) = self.commands.recv() => self.answer_running(run, command),
             }
+        }
+    }
+
+    fn adjust(&self, adjustments: Vec<Adjustment>) {
+        for (agent, adjust) in adjustments {
+            self.send(&agent, In::Adjust(adjust));
         }
     }
 
@@ -409,7 +428,16 @@ impl Coordinator {
                             }),
                         );
                     }
-                    Out::Throttle(t) if t.run_id == run.run_id => run.throttle_reports += 1,
+                    Out::Throttle(t) if t.run_id == run.run_id => {
+                        run.throttle_reports += 1;
+                        let now = run.elapsed();
+                        let shares = run.shares();
+                        if let Some(fleet) = &mut run.fleet {
+                            let adjustments =
+                                fleet.on_throttle(now, &agent, &t, &shares, &run.run_id);
+                            self.adjust(adjustments);
+                        }
+                    }
                     Out::Finished(f) if f.run_id == run.run_id => {
                         if !f.error.is_empty() {
                             let message = format!("{agent}: {}", f.error);
@@ -454,9 +482,27 @@ struct ActiveRun {
     agent_errors: Vec<String>,
     throttle_reports: u64,
     progress: Progress,
+    /// The governor, under the coordinated policy.
+    fleet: Option<Fleet>,
 }
 
 impl ActiveRun {
+    /// Time since the start barrier.
+    fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| {
+            Instant::now().saturating_duration_since(s)
+        })
+    }
+
+    /// The shares of the agents still in the run.
+    fn shares(&self) -> Vec<(String, Share)> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.lost)
+            .map(|(a, m)| (a.clone(), m.share))
+            .collect()
+    }
+
     /// Every agent finished with all its snapshots merged, or was lost.
     fn done(&self) -> bool {
         self.members.iter().all(|(agent, m)| {

@@ -44,6 +44,8 @@ pub struct Summary {
     pub rejected_snapshots: u64,
     /// One entry per second of the run.
     pub timeline: Vec<IntervalSummary>,
+    /// The fleet governor's decisions (coordinated policy): time, kind, old and new rate, reason.
+    pub governor_events: Vec<crescendo_backoff::governor::GovernorEvent>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -224,5 +226,6 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         throttle_reports: outcome.throttle_reports,
         rejected_snapshots: agg.rejected,
         timeline,
+        governor_events: outcome.governor_events.clone(),
     }
 }
