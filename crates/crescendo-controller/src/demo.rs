@@ -1,5 +1,6 @@
 //! The embedded rehearsal: flowsim, a controller and N agents on loopback, one short
-//! run of PUT flow updates that ramps past flowsim's limit with coordinated backoff.
+//! run of PUT flow updates that ramps past flowsim's limit with coordinated backoff:
+//! the fleet paces by the quota headers and pauses together on a 429.
 
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ max_in_flight = 200
 stages = [ {{ duration = "{half}ms", target = {peak} }}, {{ duration = "{half}ms", target = {peak} }} ]
 
 [backoff]
-policy = "retry-after"
+policy = "coordinated"
 max_retries = 3
 
 [data]
