@@ -26,6 +26,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+
+# ---- container end-to-end (owned by deploy/: scripts/e2e-containers.sh) -------------
+# The real binaries in containers: flowsim, a controller and 3 agents on a private
+# network. Prints its own PASS/FAIL lines; skips loudly (exit 0) without Docker.
+# Runs before the closing count so that line stays last; a failure fails the script.
+step "container end-to-end (scripts/e2e-containers.sh)"
+e2e_status=0
+scripts/e2e-containers.sh || e2e_status=$?
+# ---- end container end-to-end ---------------------------------------------------------
+
 # One closing line that counts every test binary's results.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "\n%d passed, %d failed, %d skipped\n", p, f, s }' \
   target/test-output.txt
+exit "$e2e_status"

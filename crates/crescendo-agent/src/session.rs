@@ -65,7 +65,7 @@ pub enum AgentError {
 #[derive(Debug)]
 enum RunState {
     Idle,
-    Prepared(PreparedRun),
+    Prepared(Box<PreparedRun>),
     Started(RunHandle),
 }
 
@@ -280,7 +280,7 @@ impl Session {
                         self.run_id = run_id.clone();
                         self.unacked.clear();
                         self.finished = None;
-                        self.run = RunState::Prepared(prepared);
+                        self.run = RunState::Prepared(Box::new(prepared));
                         let _ = tx.send(message(Out::Ready(pb::Ready { run_id }))).await;
                     }
                     Err(error) => {
@@ -294,21 +294,20 @@ impl Session {
                 }
             }
             In::Start(start) if start.run_id == self.run_id => {
-                if let RunState::Prepared(_) = self.run {
-                    let RunState::Prepared(prepared) =
-                        std::mem::replace(&mut self.run, RunState::Idle)
-                    else {
-                        unreachable!("checked above");
-                    };
+                let run = std::mem::replace(&mut self.run, RunState::Idle);
+                if let RunState::Prepared(prepared) = run {
                     let delay = Duration::from_millis(start.delay_ms.min(60_000));
                     tracing::info!(run_id = %self.run_id, ?delay, "starting");
                     let handle = start_run(
-                        prepared,
+                        *prepared,
                         self.config.id.clone(),
                         delay,
                         self.outbox_tx.clone(),
                     );
                     self.run = RunState::Started(handle);
+                } else {
+                    // A repeated start changes nothing.
+                    self.run = run;
                 }
             }
             In::Adjust(adjust) => {

@@ -3,40 +3,66 @@
 //! with a staggered resume. A pure state machine: the controller passes `now` (time since
 //! the run started) into every call, so tests drive it with plain values.
 //!
+//! # How the controller drives it
+//!
+//! - [`Governor::on_throttle`] for every `Throttle` an agent reports, and
+//!   [`Governor::on_quota`] for quota headers of ordinary responses (an agent should send
+//!   its latest ones every 100–250 ms while it has traffic, with `at` = the response's
+//!   arrival, not the send time of the report);
+//! - [`Governor::on_tick`] every 100–250 ms, with the latest measured fleet accepted rate
+//!   (it may be refreshed less often, e.g. from 1 s snapshots);
+//! - every [`FleetDecision`] returned goes through [`agent_shares`] to the agents.
+//!
 //! # Why this gets close to the limit with almost no 429s
 //!
-//! Think of a fixed window of `L` requests per `W` seconds shared by every agent.
+//! Think of a fixed window of `L` requests per `W` seconds shared by every agent. What a
+//! fixed window rewards is spending the whole quota each window, and never sending into
+//! a spent one; idling after the quota is spent costs nothing.
 //!
-//! * **With quota headers** (`remaining`, `reset`) the governor knows the budget exactly
-//!   and paces at `quota_margin × remaining / time_to_reset`, recomputed on every report
-//!   and tick. Re-pacing continuously from what is left is self-correcting: if the fleet
-//!   under-spends early the rate rises, if it over-spends (stale reports, agents joining)
-//!   the rate falls. With margin `m < 1`, remaining decays like `(time left / W)^m`, so
-//!   almost the whole quota is spent (≥ 0.97 L) while a small reserve is always left for
-//!   reports in flight and integer-second resets; the rate never spikes at the end of a
-//!   window. When the reset instant passes the window is rolled forward and the fleet
-//!   paces at `m × limit / window` until fresh reports arrive. An exhausted quota
-//!   (`remaining < 1`) pauses the fleet until the reset instead of trickling into 429s.
-//! * **With Retry-After only** the first window is exhausted: every agent stops at its
-//!   own first 429 (the agent does that locally at once), and the governor makes ONE cut
-//!   per event (`decrease × min(measured, allowed)`) and pauses the whole fleet until
-//!   `at + Retry-After` — the window's end for a fixed window — with resumes spread over
-//!   `resume_jitter` so the fleet does not hit the new window as one herd. A fixed window
-//!   loses no goodput to a pause (its quota was spent); what costs is the 429s of each
-//!   exhaustion. So the governor *learns the ceiling*: the requests accepted per second
-//!   over one cycle (resume → next pause end) is what the API sustains (`L/W` for a
-//!   fixed window, refill rate + burst share for a bucket). After a cut the rate climbs
-//!   fast (`increase_per_s`) up to `quota_margin × ceiling`, then creeps by 1 % of the
-//!   ceiling per cycle, so a raised limit is found without hitting the old one every
-//!   window. Cycles much longer than the shortest one (quiet windows, then a probe too
-//!   far) can only raise the ceiling; single-window cycles replace it, so a lowered limit
-//!   is followed within one window.
-//! * **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to
-//!   `decrease × min(measured, allowed)`, add `increase_per_s` per second of quiet.
+//! **With quota headers** (`remaining`, `reset`) the governor knows the budget and paces
+//! at `quota_margin × remaining / time_to_reset`, recomputed on every report and tick.
+//! Re-pacing continuously from what is left is self-correcting: if the fleet under-spends
+//! the rate rises, if it over-spends (stale reports, agents joining) it falls; with a
+//! margin below 1 what is left decays like `(time left / W)^margin`, so the rate never
+//! spikes at the end of a window and the quota is spent almost entirely. Details that
+//! turned out to matter (see `governor/sim.rs`, which checks the benchmark targets):
+//!
+//! - whole-second resets are rounded by the server one way or the other, so a reset only
+//!   says "within a second of `at + reset`"; intersecting the reports narrows it to about
+//!   one second, `[earliest, latest]`. The quota is paced to be spent a little before the
+//!   **earliest** reset (a lead of `min(1 s, W/20)`, so a fleet that sends in whole
+//!   requests still gets the last ones out), and the window counts as over only at the
+//!   **latest**; then it is rolled forward (`remaining = limit`) until fresh reports
+//!   replace the prediction;
+//! - between reports, what the fleet sent is subtracted (at the smaller of the allowed
+//!   and the accepted rate); when by that count nothing is left, or a report says so, the
+//!   fleet pauses until the window has surely reset rather than trickle into 429s;
+//! - a 429 while the paced quota is spent is no news: pause until the reset, no cut.
+//!
+//! **With Retry-After only** the first window is exhausted: every agent stops at its own
+//! first 429 (locally, at once) and the governor makes ONE cut per event
+//! (`decrease × min(measured, allowed)`) and pauses the fleet until `at + Retry-After`
+//! (the window's end, for a fixed window), with resumes spread over `resume_jitter` so the
+//! new window is not hit by a herd. Reports until a cut window after the pause belong to
+//! the same event; one that comes after an early resume teaches the governor that the
+//! server rounds its delays down, and later whole-second delays get a second more. Then
+//! the governor **learns the ceiling**: what the fleet was allowed to send over one cycle
+//! (resume → the next event's resume) divided by its length is what the API sustains
+//! (`L/W` for a fixed window). After a cut the rate climbs fast (`increase_per_s`) to
+//! `quota_margin × ceiling`, then creeps 1 % of the ceiling per cycle, to find a raised
+//! limit without hitting the old one every window. Cycles much longer than the shortest
+//! (quiet windows, then a probe too far) can only raise the ceiling; single-window cycles
+//! replace it, so a lowered limit is followed within a window.
+//!
+//! **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to
+//! `decrease × min(measured, allowed)`, add `increase_per_s` per second of quiet. The
+//! measured rate is the larger of the agents' own rates and the highest accepted rate of
+//! the last 3 s (at the instant of a 429 the accepted rate has already collapsed).
 //!
 //! Rates are never above the plan rate and never below `min_rate` (unless the plan asks
-//! for less). A decrease is announced once it exceeds 1 %, an increase once it exceeds
-//! 3 % (or reaches the plan rate), so agents are not flooded with adjustments.
+//! for less). A decrease is announced once it exceeds 2 %, an increase once it exceeds
+//! 5 % (or reaches the plan rate), so agents are not flooded with adjustments (about 3–4
+//! decisions per second per key in the simulations).
 
 mod quota;
 mod shares;
@@ -55,9 +81,9 @@ pub use shares::{AgentAdjust, agent_shares};
 use state::{Bound, KeyState, Outcome};
 
 /// A decrease is announced once it exceeds this fraction of the announced rate …
-const ANNOUNCE_DECREASE: f64 = 0.01;
+const ANNOUNCE_DECREASE: f64 = 0.02;
 /// … an increase once it exceeds this one.
-const ANNOUNCE_INCREASE: f64 = 0.03;
+const ANNOUNCE_INCREASE: f64 = 0.05;
 /// The timeline keeps at most this many events (cuts and pauses always fit first).
 const MAX_EVENTS: usize = 10_000;
 /// Ticks further apart than this count as this long (a stalled controller).
@@ -252,6 +278,21 @@ impl Governor {
             };
             state.on_tick(&self.config, now, dt, accepted * share);
         }
+        // Pauses first (one per tick; another key's waits for the next tick) …
+        let paused = self
+            .keys
+            .iter()
+            .find(|(_, s)| s.has_pending())
+            .map(|(k, _)| k.clone());
+        if let Some(key) = paused {
+            let pause = self.keys.get_mut(&key).and_then(KeyState::take_pending);
+            let outcome = Outcome {
+                pause,
+                ..Outcome::default()
+            };
+            return self.conclude(now, &key, outcome);
+        }
+        // … then the key whose rate moved most.
         let key = self
             .keys
             .iter()

@@ -18,6 +18,11 @@ const EXHAUSTED: f64 = 1.0;
 /// Pacing never divides by less time than this: a reset of "0" still has requests left.
 const MIN_LEFT: f64 = 0.5;
 
+/// Pacing aims to have spent the quota this long before the earliest reset (at most a
+/// twentieth of the window), so the last few requests still find an agent to send them
+/// (a fleet of N agents paces in whole requests) and nothing is left behind at the reset.
+const LEAD: Duration = Duration::from_secs(1);
+
 /// What a report did to the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Observed {
@@ -46,6 +51,10 @@ pub(super) struct QuotaWindow {
     advanced_to: Duration,
     /// Longest reset seen: a report early in a window shows (almost) the whole window.
     window: Duration,
+    /// `[earliest, latest]` was rolled forward, not observed: the first report of the
+    /// window replaces it instead of narrowing it (the window length is only learned
+    /// from rounded resets, so the prediction may be off by a second or two).
+    predicted: bool,
 }
 
 /// The interval a report puts the reset in: exact for fractional values, ±1 s for whole
@@ -72,6 +81,7 @@ impl QuotaWindow {
             spent: 0.0,
             advanced_to: at,
             window: reset,
+            predicted: false,
         }
     }
 
@@ -118,11 +128,12 @@ impl QuotaWindow {
         }
         let (earliest, latest) = (self.earliest.max(lo), self.latest.min(hi));
         // Disjoint only if the server's clock or window moved: trust the new report.
-        (self.earliest, self.latest) = if earliest <= latest {
+        (self.earliest, self.latest) = if earliest <= latest && !self.predicted {
             (earliest, latest)
         } else {
             (lo, hi)
         };
+        self.predicted = false;
         Observed::Same
     }
 
@@ -153,6 +164,7 @@ impl QuotaWindow {
             .latest
             .saturating_add(shift)
             .saturating_add(Duration::from_secs(1));
+        self.predicted = true;
         true
     }
 
@@ -165,8 +177,10 @@ impl QuotaWindow {
             return None;
         }
         let remaining = (self.remaining - self.spent).max(0.0);
+        let lead = LEAD.min(self.window / 20);
         let left = self
             .earliest
+            .saturating_sub(lead)
             .saturating_sub(now)
             .as_secs_f64()
             .max(MIN_LEFT);
@@ -176,6 +190,11 @@ impl QuotaWindow {
     /// Not one more request fits before the reset.
     pub(super) fn exhausted(&self) -> bool {
         self.remaining < EXHAUSTED
+    }
+
+    /// Remaining minus what the fleet is estimated to have sent since.
+    pub(super) fn estimated_remaining(&self) -> f64 {
+        (self.remaining - self.spent).max(0.0)
     }
 
     pub(super) fn remaining(&self) -> f64 {

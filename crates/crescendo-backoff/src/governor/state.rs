@@ -1,23 +1,12 @@
 //! The rate state of one limit key: AIMD with a learned ceiling, pauses, quota pacing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
+
+mod aimd;
 
 use super::quota::{Observed, QuotaWindow};
 use super::{GovernorConfig, QuotaReport, ThrottleReport};
-
-/// Agent rates older than this no longer count towards the measured fleet rate.
-const AGENT_RATE_TTL: Duration = Duration::from_secs(30);
-
-/// Above the plateau the rate creeps up by this fraction of the ceiling per cycle (or of
-/// `increase_per_s` per second while no cycle is known), to find a raised limit without
-/// hitting the current one every window.
-const PROBE_PER_CYCLE: f64 = 0.01;
-const PROBE_FRACTION: f64 = 0.1;
-
-/// A cycle at most this much longer than the shortest one seen spans a single limiter
-/// window, so its accepted rate is trusted as the new ceiling.
-const SINGLE_CYCLE: f64 = 1.5;
 
 /// A pause is only extended when the new end is later than this.
 const PAUSE_EXTEND: Duration = Duration::from_secs(1);
@@ -26,25 +15,36 @@ const PAUSE_EXTEND: Duration = Duration::from_secs(1);
 pub(super) struct KeyState {
     /// AIMD rate; `None` while never cut, or recovered to the plan rate.
     aimd: Option<f64>,
-    /// Learned sustainable fleet rate: requests accepted per second over the last
+    /// Learned sustainable fleet rate: requests let through per second over the last
     /// throttle cycle (resume → next throttle's resume).
     ceiling: Option<f64>,
     shortest_cycle: Option<Duration>,
     /// Start of the current cycle: the previous pause's end, or the previous cut.
     cycle_start: Option<Duration>,
-    /// Requests accepted since `cycle_start`.
-    accepted: f64,
+    /// Requests the fleet was allowed to send since `cycle_start` (the integral of the
+    /// allowed rate outside pauses), as of `tallied_to`. Unlike the controller's accepted
+    /// rate it does not lag behind, and a cycle that ended in exhaustion sent what the
+    /// API accepted plus a handful of 429s.
+    sent: f64,
+    tallied_to: Duration,
     /// Throttle reports before this instant belong to the last cut.
     cut_until: Option<Duration>,
     pause_until: Option<Duration>,
+    /// The server seems to round whole-second delays down: add a second to them.
+    rounds_down: bool,
     /// Latest `agent_rate` per agent and when it came.
     agent_rates: BTreeMap<String, (Duration, f64)>,
-    /// Fleet accepted rate attributed to this key at the last tick.
+    /// Fleet accepted rate attributed to this key at the last tick …
     accepted_rps: f64,
+    /// … and at the ticks of the last `ACCEPTED_HISTORY`: at the moment of a 429 the
+    /// accepted rate has already collapsed, the rate before it is what the fleet sent.
+    accepted_history: VecDeque<(Duration, f64)>,
     quota: Option<QuotaWindow>,
     /// Rate the governor allows now, and what sets it.
     pub(super) current: f64,
     bound: Bound,
+    /// A pause decided by a tick, for the governor to announce.
+    pending: Option<(Duration, String)>,
     /// Rate last sent out in a decision.
     pub(super) announced: f64,
 }
@@ -94,27 +94,90 @@ impl KeyState {
             self.agent_rates
                 .insert(report.agent.clone(), (now, report.agent_rate));
         }
-        if let (Some(remaining), Some(reset)) = (report.remaining, report.reset) {
-            self.observe_quota(at, remaining, report.limit, reset);
+        let observed = report
+            .remaining
+            .zip(report.reset)
+            .and_then(|(remaining, reset)| self.observe_quota(at, remaining, report.limit, reset));
+        if observed == Some(Observed::Stale) {
+            // A straggler from a quota window that is already over.
+            return Outcome::default();
         }
-        // The server's delay: Retry-After, else the reset of an exhausted quota.
+        // The server's delay: Retry-After, else the reset of an exhausted quota. A 429
+        // soon after a resume means the delays are rounded down (or clocks drift): from
+        // then on whole-second delays get the second they may have lost.
+        let resumed_early = self.cut_until.is_some_and(|until| now < until)
+            && self.pause_until.is_some_and(|p| p <= now);
+        if resumed_early {
+            self.rounds_down = true;
+        }
         let server_wait = report
             .retry_after
-            .or_else(|| report.remaining.filter(|r| *r < 1.0).and(report.reset));
+            .or_else(|| report.remaining.filter(|r| *r < 1.0).and(report.reset))
+            .map(|w| {
+                if self.rounds_down && w.subsec_nanos() == 0 {
+                    w.saturating_add(Duration::from_secs(1))
+                } else {
+                    w
+                }
+            });
         let pause_end = server_wait
             .map(|w| at.saturating_add(w))
             .filter(|p| *p > now);
         let mut outcome = Outcome::default();
 
+        // The quota the governor paces ran out (the report says so, or nothing is left
+        // by its own estimate): this is no sign of an unknown limit, so no cut; the fleet
+        // waits until the window has surely reset, pacing resumes with the new window.
+        let known_quota_spent = self.quota.as_ref().filter(|q| {
+            report
+                .remaining
+                .map_or(q.estimated_remaining() < 1.0, |r| r < 1.0)
+        });
+        if let Some(quota) = known_quota_spent {
+            let end = pause_end.unwrap_or(now).max(quota.reset_at());
+            self.cut_until = self
+                .cut_until
+                .max(Some(end.saturating_add(config.cut_window)));
+            if end > now
+                && self
+                    .pause_until
+                    .is_none_or(|p| end > p.saturating_add(PAUSE_EXTEND))
+            {
+                self.pause_until = Some(end);
+                outcome.pause = Some((
+                    end,
+                    format!(
+                        "{} from {}: quota spent, no cut",
+                        report.status, report.agent
+                    ),
+                ));
+            }
+            self.update_current(config, now);
+            return outcome;
+        }
+
         if self.cut_until.is_some_and(|until| now < until) {
             // Same event: no second cut, but a much later pause wins (e.g. a daily quota).
+            let extend_by = if resumed_early {
+                Duration::ZERO
+            } else {
+                PAUSE_EXTEND
+            };
             let later = pause_end.filter(|end| {
                 self.pause_until
-                    .is_none_or(|p| *end > p.saturating_add(PAUSE_EXTEND))
+                    .is_none_or(|p| *end > p.saturating_add(extend_by))
             });
             if let Some(end) = later {
                 self.pause_until = Some(end);
-                self.cut_until = self.cut_until.max(Some(end));
+                // The cycle starts when the fleet really resumes.
+                if self.cycle_start.is_some_and(|c| c < end) {
+                    self.cycle_start = Some(end);
+                    self.sent = 0.0;
+                    self.tallied_to = end;
+                }
+                self.cut_until = self
+                    .cut_until
+                    .max(Some(end.saturating_add(config.cut_window)));
                 outcome.pause = Some((
                     end,
                     format!("{} from {} extends the pause", report.status, report.agent),
@@ -124,37 +187,11 @@ impl KeyState {
         }
 
         // A new event: close the cycle, learn from it, cut once.
-        let cycle_end = pause_end.unwrap_or(now);
-        self.learn_ceiling(cycle_end);
-        let measured = self.measured_rate(now);
-        let old = self.current;
-        let mut new = config.decrease * measured.map_or(old, |m| m.min(old));
-        if let Some(ceiling) = self.ceiling {
-            new = new.min(ceiling);
-        }
-        self.aimd = Some(clamp(config, new));
-        self.cycle_start = Some(cycle_end);
-        self.accepted = 0.0;
-        self.cut_until = Some(now.saturating_add(config.cut_window).max(cycle_end));
-        self.update_current(config, now);
-        let measured_text = measured.map_or_else(|| "unknown".to_owned(), |m| format!("{m:.2}"));
+        outcome.cut = Some(self.cut(config, now, pause_end.unwrap_or(now), report));
         let wait_text = report
             .retry_after
             .map(|w| format!(" (Retry-After {})", crate::retry::fmt_secs(w)))
             .unwrap_or_default();
-        outcome.cut = Some((
-            old,
-            self.current,
-            format!(
-                "{} from {}{wait_text}: {:.2} × min(measured {measured_text}, allowed {old:.2}) rps{}",
-                report.status,
-                report.agent,
-                config.decrease,
-                self.ceiling
-                    .map(|c| format!(", capped at learned ceiling {c:.2}"))
-                    .unwrap_or_default(),
-            ),
-        ));
         if let Some(end) = pause_end {
             self.pause_until = Some(end);
             outcome.pause = Some((end, format!("the API asked to wait{wait_text}")));
@@ -205,28 +242,39 @@ impl KeyState {
         dt: Duration,
         accepted_rps: f64,
     ) {
-        self.accepted_rps = accepted_rps;
-        if self.pause_until(now).is_none() {
-            self.accepted += accepted_rps * dt.as_secs_f64();
-        }
-        if self.cycle_start.is_none() {
-            // Not a resume point: the first cycle is never used to learn a ceiling.
-            self.accepted = 0.0;
-        }
-        let quiet = self.cut_until.is_none_or(|until| now >= until);
-        if let Some(aimd) = self.aimd.filter(|_| quiet) {
-            let dt = dt.as_secs_f64();
-            let plateau = self.ceiling.map(|c| config.quota_margin * c);
-            let next = match plateau {
-                // Far below what the API sustained: climb fast up to the plateau …
-                Some(p) if aimd < p => (aimd + config.increase_per_s * dt).min(p),
-                // … then creep, to find a raised limit without hitting the old one.
-                Some(_) => aimd + self.probe_per_s(config) * dt,
-                None => aimd + config.increase_per_s * dt,
-            };
-            self.aimd = (next < config.plan_rate).then_some(next.max(config.min_rate));
+        self.record_accepted(now, accepted_rps);
+        if self.cut_until.is_none_or(|until| now >= until) {
+            self.recover(config, dt);
         }
         self.update_current(config, now);
+        // By the governor's own count the quota is spent: wait for the reset rather than
+        // trickle requests at `min_rate` into a window that will answer 429.
+        let not_paused = self.pause_until(now).is_none();
+        let spent = self
+            .quota
+            .as_ref()
+            .filter(|q| not_paused && q.estimated_remaining() < 1.0 && q.reset_at() > now);
+        if let Some(quota) = spent {
+            let end = quota.reset_at();
+            self.pause_until = Some(end);
+            self.pending = Some((
+                end,
+                format!(
+                    "quota spent by estimate ({:.0} reported, {:.0} sent since)",
+                    quota.remaining(),
+                    quota.remaining() - quota.estimated_remaining()
+                ),
+            ));
+        }
+    }
+
+    /// A pause decided by a tick, not yet sent out.
+    pub(super) fn take_pending(&mut self) -> Option<(Duration, String)> {
+        self.pending.take()
+    }
+
+    pub(super) fn has_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// A plan rate change: a cut rate above the new plan no longer matters.
@@ -240,16 +288,22 @@ impl KeyState {
     /// Describes the quota pacing in force, for decision reasons.
     pub(super) fn quota_text(&self, config: &GovernorConfig, now: Duration) -> Option<String> {
         let quota = self.quota.as_ref()?;
+        let margin = config.quota_margin;
+        if let Some(resume) = self.pause_until(now) {
+            return Some(format!(
+                "quota spent: resuming at {:.2} s, pacing the next window at {margin:.2} × limit / window (~{:.0} s)",
+                resume.as_secs_f64(),
+                quota.window().as_secs_f64(),
+            ));
+        }
         let left = quota.reset_at().saturating_sub(now).as_secs_f64();
         let limit = quota
             .limit()
             .map(|l| format!(" of {l:.0}"))
             .unwrap_or_default();
         Some(format!(
-            "quota {:.0}{limit} left, reset in {left:.1} s (window ~{:.0} s): pacing at {:.2} × remaining / reset",
+            "quota {:.0}{limit} left, reset within {left:.1} s: pacing at {margin:.2} × remaining / reset",
             quota.remaining(),
-            quota.window().as_secs_f64(),
-            config.quota_margin,
         ))
     }
 
@@ -289,21 +343,27 @@ impl KeyState {
             return self.current;
         };
         let mut rate = config.plan_rate.min(self.aimd.unwrap_or(f64::INFINITY));
-        if let Some(mut quota) = self.quota.clone() {
-            if quota.roll(resume) {
-                if let Some(pace) = quota.pace(resume, config.quota_margin) {
-                    rate = rate.min(pace);
-                }
-            }
+        let pace = self.quota.clone().and_then(|mut quota| {
+            quota
+                .roll(resume)
+                .then(|| quota.pace(resume, config.quota_margin))
+                .flatten()
+        });
+        if let Some(pace) = pace {
+            rate = rate.min(pace);
         }
         clamp(config, rate)
     }
 
     fn update_current(&mut self, config: &GovernorConfig, now: Duration) {
+        self.tally(now);
+        // What the fleet sends now: at most the allowed rate, at most what was measured
+        // (agents lagging behind a raised rate must not make the estimate run ahead, or
+        // the last requests of a window would never be paced out).
         let in_force = if self.pause_until(now).is_some() {
             0.0
         } else {
-            self.current
+            self.current.min(self.accepted_rps)
         };
         if let Some(quota) = &mut self.quota {
             if quota.roll(now) {
@@ -323,46 +383,6 @@ impl KeyState {
             self.bound = Bound::Quota;
         }
         self.current = clamp(config, rate);
-    }
-
-    /// The fleet's sending rate: the larger of the agents' own reports (fresh ones) and
-    /// the accepted rate of the last tick; `None` when neither is known.
-    fn measured_rate(&mut self, now: Duration) -> Option<f64> {
-        self.agent_rates
-            .retain(|_, (seen, _)| now.saturating_sub(*seen) <= AGENT_RATE_TTL);
-        let agents: f64 = self.agent_rates.values().map(|(_, r)| r).sum();
-        let measured = agents.max(self.accepted_rps);
-        (measured > 0.0).then_some(measured)
-    }
-
-    /// Closes a cycle at `end`: its accepted rate becomes the ceiling when the cycle
-    /// spans one limiter window; longer cycles (quiet windows, then a probe too far) can
-    /// only raise it.
-    fn learn_ceiling(&mut self, end: Duration) {
-        let Some(start) = self.cycle_start else {
-            return;
-        };
-        let len = end.saturating_sub(start);
-        if len < Duration::from_millis(100) || self.accepted <= 0.0 {
-            return;
-        }
-        let estimate = self.accepted / len.as_secs_f64();
-        let shortest = self.shortest_cycle.map_or(len, |s| s.min(len));
-        self.shortest_cycle = Some(shortest);
-        let single = len.as_secs_f64() <= SINGLE_CYCLE * shortest.as_secs_f64();
-        self.ceiling = Some(match self.ceiling {
-            Some(c) if !single => c.max(estimate),
-            _ => estimate,
-        });
-    }
-
-    fn probe_per_s(&self, config: &GovernorConfig) -> f64 {
-        match (self.ceiling, self.shortest_cycle) {
-            (Some(c), Some(cycle)) if !cycle.is_zero() => {
-                (PROBE_PER_CYCLE * c / cycle.as_secs_f64()).min(config.increase_per_s)
-            }
-            _ => config.increase_per_s * PROBE_FRACTION,
-        }
     }
 }
 

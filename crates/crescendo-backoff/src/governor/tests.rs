@@ -222,79 +222,118 @@ fn recovery_climbs_back_to_plan_rate() {
     assert_eq!(last_event.new_rate, 40.0);
 }
 
+/// The documented pacing rule for an exact (fractional) reset: spend `0.97 ×` what is
+/// left by the reset, less a lead of `min(1 s, window / 20)`.
+fn pace(remaining: f64, to_reset: f64, window: f64) -> f64 {
+    0.97 * remaining / (to_reset - (window / 20.0).min(1.0))
+}
+
 #[test]
 fn quota_pacing_matches_remaining_over_reset() {
     let mut g = Governor::new(GovernorConfig::new(100.0));
     let d = g
-        .on_quota(secs(10), quota("k", secs(10), 150.0, 300.0, secs(30)))
+        .on_quota(secs(10), quota("k", secs(10), 150.0, 300.0, ms(30_500)))
         .unwrap();
-    let expected = 0.97 * 150.0 / 30.0;
+    let expected = pace(150.0, 30.5, 30.5);
     assert!((d.rate - expected).abs() < 1e-9, "{} vs {expected}", d.rate);
     assert!((g.allowed_rate("k") - expected).abs() < 1e-9);
     assert_eq!(count(&g, EventKind::QuotaPace), 1);
+    let reason = &g.events()[0].reason;
     assert!(
-        g.events()[0].reason.contains("0.97"),
-        "{}",
-        g.events()[0].reason
+        reason.contains("0.97") && reason.contains("150 of 300"),
+        "{reason}"
     );
 
     // A slightly older report from another agent in the same window changes nothing.
-    assert!(
-        g.on_quota(secs(10), quota("k", ms(9_990), 151.0, 300.0, secs(30)))
-            .is_none()
-    );
-    // Under-spending raises the pace: 150 left with 20 s to go.
+    let older = quota("k", ms(9_990), 151.0, 300.0, ms(30_510));
+    assert!(g.on_quota(secs(10), older).is_none());
+    // Under-spending raises the pace: 150 left with 20.5 s to go.
     let d = g
-        .on_quota(secs(20), quota("k", secs(20), 150.0, 300.0, secs(20)))
+        .on_quota(secs(20), quota("k", secs(20), 150.0, 300.0, ms(20_500)))
         .unwrap();
-    assert!((d.rate - 0.97 * 150.0 / 20.0).abs() < 1e-9);
+    assert!((d.rate - pace(150.0, 20.5, 30.5)).abs() < 1e-9);
 }
 
 #[test]
-fn quota_pacing_never_exceeds_plan_and_rolls_to_limit_over_window() {
-    let mut g = Governor::new(GovernorConfig::new(8.0));
-    // Start of a 60 s window of 300: 0.97 × 5 = 4.85 rps.
-    g.on_quota(
-        Duration::ZERO,
-        quota("k", Duration::ZERO, 300.0, 300.0, secs(60)),
-    );
-    assert!((g.allowed_rate("k") - 4.85).abs() < 1e-9);
-    // Near the end with plenty left: capped at the plan rate.
-    g.on_quota(secs(55), quota("k", secs(55), 200.0, 300.0, secs(5)));
-    assert_eq!(g.allowed_rate("k"), 8.0);
-    // After the reset and no fresh report: pace at margin × limit / window.
-    g.on_tick(ms(60_500), 4.0);
+fn whole_second_resets_pace_by_the_earliest_possible_reset() {
+    // "reset: 30" may be rounded either way: the window ends within 29..31 s, and the
+    // quota is paced to be spent by the earliest of these.
+    let mut g = Governor::new(GovernorConfig::new(100.0));
+    g.on_quota(secs(10), quota("k", secs(10), 150.0, 300.0, secs(30)));
+    assert!((g.allowed_rate("k") - pace(150.0, 29.0, 30.0)).abs() < 1e-9);
+    // A later report narrows the interval: 19 s at 20.4 s puts the reset in
+    // [38.4, 40.4], so in [39, 40.4] with the first; the pace aims at 39 s.
+    g.on_quota(ms(20_400), quota("k", ms(20_400), 100.0, 300.0, secs(19)));
+    let expected = pace(100.0, 18.6, 30.0);
     assert!(
-        (g.allowed_rate("k") - 4.85).abs() < 0.1,
+        (g.allowed_rate("k") - expected).abs() < 1e-9,
         "{}",
         g.allowed_rate("k")
     );
 }
 
 #[test]
+fn quota_pacing_never_exceeds_plan_and_rolls_to_limit_over_window() {
+    let mut g = Governor::new(GovernorConfig::new(8.0));
+    // Start of a 60 s window of 300: about 0.97 × 5 rps.
+    let start = quota("k", Duration::ZERO, 300.0, 300.0, ms(59_900));
+    g.on_quota(Duration::ZERO, start);
+    assert!((g.allowed_rate("k") - pace(300.0, 59.9, 59.9)).abs() < 1e-9);
+    // Near the end with plenty left: capped at the plan rate.
+    g.on_quota(secs(55), quota("k", secs(55), 200.0, 300.0, ms(4_900)));
+    assert_eq!(g.allowed_rate("k"), 8.0);
+    // After the reset and no fresh report: margin × limit over the (learned) window.
+    g.on_tick(ms(61_000), 4.0);
+    let rate = g.allowed_rate("k");
+    assert!((4.6..5.2).contains(&rate), "{rate}");
+}
+
+#[test]
 fn exhausted_quota_pauses_until_reset_and_resumes_at_window_pace() {
     let mut g = Governor::new(GovernorConfig::new(20.0));
-    g.on_quota(
-        Duration::ZERO,
-        quota("k", Duration::ZERO, 300.0, 300.0, secs(60)),
-    );
+    let start = quota("k", Duration::ZERO, 300.0, 300.0, ms(59_500));
+    g.on_quota(Duration::ZERO, start);
     let d = g
-        .on_quota(secs(50), quota("k", secs(50), 0.0, 300.0, secs(10)))
+        .on_quota(secs(50), quota("k", secs(50), 0.0, 300.0, ms(9_500)))
         .unwrap();
-    assert_eq!(d.pause_until, Some(secs(60)));
+    assert_eq!(d.pause_until, Some(ms(59_500)));
+    // The rate announced is the one after the reset: about 0.97 × 300 / 60 s.
     assert!(
-        (d.rate - 4.85).abs() < 1e-9,
+        (4.6..5.2).contains(&d.rate),
         "rate after the reset, got {}",
         d.rate
     );
-    assert_eq!(g.paused_until("k", secs(55)), Some(secs(60)));
-    assert_eq!(g.paused_until("k", secs(61)), None);
+    assert_eq!(g.paused_until("k", secs(55)), Some(ms(59_500)));
+    assert_eq!(g.paused_until("k", secs(60)), None);
     assert_eq!(count(&g, EventKind::Pause), 1);
     // Further reports of the same exhausted window do not pause again.
-    assert!(
-        g.on_quota(secs(51), quota("k", secs(51), 0.0, 300.0, secs(9)))
-            .is_none()
+    let again = quota("k", secs(51), 0.0, 300.0, ms(8_500));
+    assert!(g.on_quota(secs(51), again).is_none());
+}
+
+#[test]
+fn quota_spent_by_own_estimate_pauses_on_a_tick() {
+    let mut g = Governor::new(GovernorConfig::new(20.0));
+    g.on_tick(Duration::ZERO, 0.0);
+    g.on_quota(
+        Duration::ZERO,
+        quota("k", Duration::ZERO, 3.0, 300.0, ms(10_500)),
     );
+    // Pacing 3 requests over 10 s is below min_rate: the fleet sends 0.5 rps (the
+    // estimate counts the smaller of allowed and accepted), so the last whole request
+    // is gone after 4 s.
+    let mut paused = None;
+    for t in 1..=60u64 {
+        let decision = g.on_tick(ms(t * 100), 2.0);
+        if let Some(d) = decision.filter(|d| d.pause_until.is_some()) {
+            paused = Some((t, d));
+            break;
+        }
+    }
+    let (t, d) = paused.expect("a pause once the estimate is spent");
+    assert!((40..=42).contains(&t), "paused at tick {t}");
+    assert_eq!(d.pause_until, Some(ms(10_500)));
+    assert!(d.reason.contains("estimate"), "{}", d.reason);
 }
 
 #[test]
@@ -305,16 +344,34 @@ fn throttle_with_exhausted_quota_and_no_retry_after_pauses_until_reset() {
     report.limit = Some(300.0);
     report.reset = Some(secs(3));
     let d = g.on_throttle(secs(5), report).unwrap();
-    assert_eq!(d.pause_until, Some(secs(8)));
+    // "reset: 3" may be rounded down: the window has surely reset at 9 s. The quota
+    // ran out, which is no unknown limit: no cut.
+    assert_eq!(d.pause_until, Some(secs(9)));
+    assert_eq!(count(&g, EventKind::Cut), 0);
+    assert_eq!(d.rate, 40.0);
+}
+
+#[test]
+fn a_straggler_429_from_a_finished_window_is_ignored() {
+    let mut g = Governor::new(GovernorConfig::new(20.0));
+    g.on_quota(secs(1), quota("k", secs(1), 200.0, 300.0, ms(9_500)));
+    // The window (ending at 10.5 s) is long over when this 429 from 9 s arrives.
+    g.on_quota(secs(12), quota("k", secs(12), 290.0, 300.0, ms(58_500)));
+    let mut late = throttle("a", "k", secs(9), Some(secs(2)));
+    late.remaining = Some(0.0);
+    late.reset = Some(ms(1_500));
+    assert!(g.on_throttle(secs(12), late).is_none());
+    assert_eq!(g.paused_until("k", secs(12)), None);
+    assert!(g.events().iter().all(|e| e.kind == EventKind::QuotaPace));
 }
 
 #[test]
 fn keys_are_independent() {
     let mut g = warmed_up();
     g.on_throttle(secs(5), throttle("a", "cred-1", secs(5), Some(secs(2))));
-    g.on_quota(secs(5), quota("cred-2", secs(5), 100.0, 300.0, secs(50)));
+    g.on_quota(secs(5), quota("cred-2", secs(5), 100.0, 300.0, ms(50_500)));
     assert!((g.allowed_rate("cred-1") - 28.0).abs() < 1e-9);
-    assert!((g.allowed_rate("cred-2") - 0.97 * 2.0).abs() < 1e-9);
+    assert!((g.allowed_rate("cred-2") - pace(100.0, 50.5, 50.5)).abs() < 1e-9);
     assert_eq!(g.allowed_rate("never-seen"), 40.0);
     assert_eq!(g.paused_until("cred-2", secs(6)), None);
     assert_eq!(g.paused_until("cred-1", secs(6)), Some(secs(7)));
@@ -384,3 +441,5 @@ fn arbitrary_inputs_never_panic() {
     let rate = g.allowed_rate("k");
     assert!(rate.is_finite() && rate >= 0.0);
 }
+
+mod props;
