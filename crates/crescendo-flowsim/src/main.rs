@@ -27,17 +27,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("binding {}", cli.listen))?;
-    println!("flowsim listening on http://{}", listener.local_addr()?);
-    if cli.config.flows > 0 {
-        println!(
-            "seeded {} flows (flow-1 … flow-{})",
-            cli.config.flows, cli.config.flows
-        );
-    }
-
+    // watch for Ctrl-C before anything slow, so an early interrupt is not lost
     let shutdown = CancellationToken::new();
     let on_ctrl_c = shutdown.clone();
     tokio::spawn(async move {
@@ -45,6 +35,17 @@ async fn main() -> anyhow::Result<()> {
             on_ctrl_c.cancel();
         }
     });
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    println!("flowsim listening on http://{}", listener.local_addr()?);
+    if cli.config.flows > 0 {
+        println!(
+            "seeding {} flows (flow-1 … flow-{})",
+            cli.config.flows, cli.config.flows
+        );
+    }
+
     crescendo_flowsim::serve(listener, cli.config, shutdown)
         .await
         .context("serving")

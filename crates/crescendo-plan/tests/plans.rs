@@ -34,9 +34,9 @@ fn the_worked_example_loads() {
     assert_eq!(open.start_rate, 5.0);
     assert_eq!(open.max_in_flight, 100);
     assert_eq!(open.rate_at(Duration::from_secs(5)), 10.0);
-    assert_eq!(open.rate_at(Duration::from_secs(15)), 15.0);
-    assert!((open.iterations_until(plan.duration()) - 250.0).abs() < 1e-9);
-    assert_eq!(plan.duration(), Duration::from_secs(20));
+    assert_eq!(open.rate_at(Duration::from_secs(15)), 20.0);
+    assert!((open.iterations_until(plan.duration()) - 487.5).abs() < 1e-9);
+    assert_eq!(plan.duration(), Duration::from_secs(30));
     assert_eq!(plan.backoff.policy, Policy::RetryAfter);
     let data = plan.data.as_ref().unwrap();
     assert_eq!(data.partition, Partition::PerAgent);
