@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::request::{PreparedStep, Vars};
+use crate::request::{PreparedStep, Vars, uses_uuid};
 use crate::run::Pacing;
 
 /// Everything an iteration needs, shared by all of one run's tasks.
@@ -35,8 +35,10 @@ pub(crate) struct RunContext {
     pub(crate) outbox: mpsc::Sender<pb::AgentMessage>,
     /// Stops retries and new iterations (not requests already on the wire).
     pub(crate) stop: CancellationToken,
-    /// The run's start on this agent.
-    pub(crate) t0: Instant,
+    /// Whether iterations need a `{uuid}`.
+    uses_uuid: bool,
+    /// This agent's attempts per second over the last snapshot interval, as f64 bits.
+    last_rate: AtomicU64,
     /// Local backoff: pauses and quota pacing (coordinated policy).
     pub(crate) pacing: Arc<Pacing>,
     /// This agent's fraction of the fleet's rate.
@@ -74,6 +76,8 @@ impl RunContext {
             agent_id,
             base_url,
             client,
+            uses_uuid: uses_uuid(&steps),
+            last_rate: AtomicU64::new(0),
             steps,
             rows,
             budget: RetryBudget::new(retry.retry_budget),
@@ -82,12 +86,21 @@ impl RunContext {
             seq: AtomicU64::new(0),
             outbox,
             stop,
-            t0: pacing.t0(),
             pacing,
             fraction,
             abort: Mutex::new(None),
             throttle_window: Mutex::new((u64::MAX, 0)),
         }
+    }
+
+    /// The run's start on this agent.
+    pub(crate) fn t0(&self) -> Instant {
+        self.pacing.t0()
+    }
+
+    /// Remember the attempts per second of the interval that just closed.
+    pub(crate) fn set_rate(&self, rate: f64) {
+        self.last_rate.store(rate.to_bits(), Ordering::Relaxed);
     }
 
     fn coordinated(&self) -> bool {
@@ -128,7 +141,7 @@ impl RunContext {
     }
 
     fn since_start_ms(&self) -> u64 {
-        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.t0().elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn abort_run(&self, reason: String) {
@@ -162,7 +175,7 @@ impl RunContext {
             limit: info.limit,
             reset_s: info.reset.map(|d| d.as_secs_f64()),
             at_ms,
-            rate_rps: 0.0,
+            rate_rps: f64::from_bits(self.last_rate.load(Ordering::Relaxed)),
         };
         let message = pb::AgentMessage {
             kind: Some(pb::agent_message::Kind::Throttle(msg)),
@@ -194,7 +207,7 @@ pub(crate) async fn run_iteration(ctx: Arc<RunContext>, id: IterationId) {
         iteration: id.iteration,
         vu: id.vu,
         agent: &ctx.agent_id,
-        uuid: uuid::Uuid::new_v4().to_string(),
+        uuid: ctx.uses_uuid.then(|| uuid::Uuid::new_v4().to_string()),
         row,
     };
     let mut intended = id.intended;
@@ -219,11 +232,13 @@ async fn run_step(ctx: &RunContext, index: usize, vars: &Vars<'_>, intended: Ins
         let (outcome, status, info) = match result {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let info = crescendo_backoff::parse_response(
-                    status,
-                    response.headers(),
-                    SystemTime::now(),
-                );
+                // Rate-limit headers matter for a failed attempt, and for every
+                // answer under the coordinated policy (quota pacing); skip them otherwise.
+                let info = if ctx.coordinated() || !step.expected(status) {
+                    crescendo_backoff::parse_response(status, response.headers(), SystemTime::now())
+                } else {
+                    RateLimitInfo::default()
+                };
                 // Read the whole body: the request is complete only then.
                 let body = response.bytes().await;
                 let outcome = match body {

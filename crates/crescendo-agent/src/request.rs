@@ -1,9 +1,9 @@
-//! Steps prepared once per run: parsed templates, methods and header names, so the hot
-//! path only renders strings.
+//! Steps prepared once per run from the plan's parsed templates (headers already
+//! merged with the target's), so the hot path only renders strings.
 
 use std::collections::BTreeMap;
 
-use crescendo_plan::{Plan, Step, Template};
+use crescendo_plan::{Plan, StepTemplates, Template};
 use reqwest::Method;
 use reqwest::header::HeaderName;
 
@@ -14,7 +14,8 @@ pub(crate) struct Vars<'a> {
     pub(crate) iteration: u64,
     pub(crate) vu: u64,
     pub(crate) agent: &'a str,
-    pub(crate) uuid: String,
+    /// Generated only when some template uses `{uuid}`.
+    pub(crate) uuid: Option<String>,
     pub(crate) row: Option<&'a BTreeMap<String, String>>,
 }
 
@@ -26,7 +27,7 @@ impl Vars<'_> {
             "iteration" => Cow::Owned(self.iteration.to_string()),
             "vu" => Cow::Owned(self.vu.to_string()),
             "agent" => Cow::Borrowed(self.agent),
-            "uuid" => Cow::Borrowed(self.uuid.as_str()),
+            "uuid" => Cow::Borrowed(self.uuid.as_deref()?),
             "now_ms" => Cow::Owned(now_ms().to_string()),
             other => Cow::Borrowed(self.row?.get(other)?.as_str()),
         })
@@ -50,37 +51,12 @@ fn now_ms() -> u128 {
 #[derive(Debug)]
 pub(crate) struct PreparedStep {
     pub(crate) method: Method,
-    pub(crate) path: Template,
-    pub(crate) query: Vec<(String, Template)>,
-    pub(crate) headers: Vec<(HeaderName, Template)>,
-    pub(crate) body: Option<Template>,
+    templates: StepTemplates,
+    headers: Vec<HeaderName>,
     pub(crate) expect: Vec<u16>,
 }
 
 impl PreparedStep {
-    fn new(step: &Step, common: &BTreeMap<String, String>) -> Result<Self, String> {
-        let method = Method::from_bytes(step.method.as_bytes())
-            .map_err(|_| format!("step {}: bad method {}", step.name, step.method))?;
-        let mut headers = Vec::new();
-        for (name, value) in common.iter().chain(&step.headers) {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("step {}: bad header name {name}", step.name))?;
-            headers.push((name, Template::parse(value)));
-        }
-        Ok(Self {
-            method,
-            path: Template::parse(&step.path),
-            query: step
-                .query
-                .iter()
-                .map(|(k, v)| (k.clone(), Template::parse(v)))
-                .collect(),
-            headers,
-            body: step.body.as_deref().map(Template::parse),
-            expect: step.expect.clone(),
-        })
-    }
-
     /// Whether a status counts as success for this step.
     pub(crate) fn expected(&self, status: u16) -> bool {
         if self.expect.is_empty() {
@@ -97,23 +73,33 @@ impl PreparedStep {
         base_url: &str,
         vars: &Vars<'_>,
     ) -> reqwest::RequestBuilder {
-        let url = format!("{base_url}{}", vars.render(&self.path));
+        let t = &self.templates;
+        let url = format!("{base_url}{}", vars.render(&t.path));
         let mut req = client.request(self.method.clone(), url);
-        if !self.query.is_empty() {
-            let query: Vec<(&str, String)> = self
+        if !t.query.is_empty() {
+            let query: Vec<(&str, String)> = t
                 .query
                 .iter()
                 .map(|(k, v)| (k.as_str(), vars.render(v)))
                 .collect();
             req = req.query(&query);
         }
-        for (name, value) in &self.headers {
+        for (name, (_, value)) in self.headers.iter().zip(&t.headers) {
             req = req.header(name.clone(), vars.render(value));
         }
-        if let Some(body) = &self.body {
+        if let Some(body) = &t.body {
             req = req.body(vars.render(body));
         }
         req
+    }
+
+    fn uses(&self, variable: &str) -> bool {
+        let t = &self.templates;
+        std::iter::once(&t.path)
+            .chain(t.query.iter().map(|(_, v)| v))
+            .chain(t.headers.iter().map(|(_, v)| v))
+            .chain(&t.body)
+            .any(|template| template.variables().any(|v| v == variable))
     }
 }
 
@@ -122,6 +108,79 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<PreparedStep>, String> {
     plan.scenario
         .steps
         .iter()
-        .map(|s| PreparedStep::new(s, &plan.target.headers))
+        .zip(plan.step_templates())
+        .map(|(step, templates)| {
+            let method = Method::from_bytes(step.method.as_bytes())
+                .map_err(|_| format!("step {}: bad method {}", step.name, step.method))?;
+            let headers = templates
+                .headers
+                .iter()
+                .map(|(name, _)| {
+                    HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| format!("step {}: bad header name {name}", step.name))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(PreparedStep {
+                method,
+                templates,
+                headers,
+                expect: step.expect.clone(),
+            })
+        })
         .collect()
+}
+
+/// Whether any step uses `{uuid}` (so iterations that do not, skip generating one).
+pub(crate) fn uses_uuid(steps: &[PreparedStep]) -> bool {
+    steps.iter().any(|s| s.uses("uuid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+name = "t"
+[target]
+base_url = "http://127.0.0.1:9"
+headers = { "X-Team" = "perf", "Authorization" = "Bearer target" }
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/flows/{flowId}"
+headers = { "authorization" = "Bearer step-{agent}" }
+body = '{"n": {seq}}'
+[load]
+stages = [ { duration = "1s", target = 1 } ]
+[data]
+rows = [ { flowId = "f1" } ]
+"#;
+
+    #[test]
+    fn a_step_header_replaces_the_target_header_and_templates_render() {
+        let plan = crescendo_plan::parse(PLAN, "t").unwrap();
+        let steps = prepare(&plan).unwrap();
+        assert!(!uses_uuid(&steps));
+        let row = BTreeMap::from([("flowId".to_owned(), "f1".to_owned())]);
+        let vars = Vars {
+            seq: 7,
+            iteration: 0,
+            vu: 0,
+            agent: "a1",
+            uuid: None,
+            row: Some(&row),
+        };
+        let req = steps[0]
+            .build(&reqwest::Client::new(), &plan.target.base_url, &vars)
+            .build()
+            .unwrap();
+        assert_eq!(req.url().as_str(), "http://127.0.0.1:9/flows/f1");
+        let auth: Vec<_> = req.headers().get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer step-a1"]);
+        assert_eq!(req.headers()["x-team"], "perf");
+        assert_eq!(
+            req.body().and_then(|b| b.as_bytes()),
+            Some(&b"{\"n\": 7}"[..])
+        );
+    }
 }

@@ -290,7 +290,7 @@ async fn drive_open(
         let Some(due) = schedule.peek(current) else {
             break;
         };
-        let at = ctx.t0 + Duration::from_secs_f64(due.at);
+        let at = ctx.t0() + Duration::from_secs_f64(due.at);
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
             _ = ctx.stop.cancelled() => break,
@@ -328,7 +328,7 @@ async fn drive_vu(
     let mut round = 0u64;
     loop {
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(ctx.t0);
+        let elapsed = now.saturating_duration_since(ctx.t0());
         if ctx.stop.is_cancelled() || elapsed >= total {
             return;
         }
@@ -361,19 +361,32 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
     let mut seq = 0u64;
     let mut start_ms = 0u64;
     loop {
-        let next = ctx.t0 + Duration::from_secs(seq + 1);
+        let next = ctx.t0() + Duration::from_secs(seq + 1);
         let last = tokio::select! {
             _ = tokio::time::sleep_until(next) => false,
             _ = done.cancelled() => true,
         };
         seq += 1;
-        let end_ms = u64::try_from(Instant::now().saturating_duration_since(ctx.t0).as_millis())
-            .unwrap_or(u64::MAX);
+        let end_ms = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(ctx.t0())
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
         let (steps, offered) = {
             let mut recorder = ctx.recorder.lock().expect("recorder lock");
             recorder.paused(ctx.pacing.take_paused());
             recorder.take()
         };
+        let attempts: u64 = steps
+            .iter()
+            .filter_map(|s| s.counters.as_ref())
+            .map(|c| c.requests)
+            .sum();
+        let interval_s = end_ms.saturating_sub(start_ms) as f64 / 1000.0;
+        if interval_s > 0.0 {
+            ctx.set_rate(attempts as f64 / interval_s);
+        }
         let snapshot = pb::Snapshot {
             run_id: ctx.run_id.clone(),
             seq,

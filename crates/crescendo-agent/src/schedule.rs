@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub(crate) struct ArrivalSchedule {
     load: OpenLoad,
+    /// The end of the plan's last stage, seconds.
+    end: f64,
     fraction: f64,
     /// Plan iterations (fleet-wide) already covered by this agent's schedule.
     position: f64,
@@ -58,8 +60,15 @@ impl ArrivalSchedule {
         let fraction = share.rate_fraction.max(1e-9);
         // Interleave agents: agent i of n starts i plan-iterations in.
         let offset = f64::from(share.index) / f64::from(share.count.max(1)) / fraction;
+        let end = load
+            .stages
+            .iter()
+            .map(|s| s.duration)
+            .sum::<Duration>()
+            .as_secs_f64();
         Self {
             load,
+            end,
             fraction,
             position: offset - 1.0 / fraction,
             last_due: 0.0,
@@ -71,7 +80,7 @@ impl ArrivalSchedule {
     /// iterations. Nothing changes until [`commit`](Self::commit), so a due time can
     /// be recomputed when the limits change while waiting for it.
     pub(crate) fn peek(&self, limits: Limits) -> Option<Due> {
-        let end = self.total().as_secs_f64();
+        let end = self.end;
         let candidate = self.position + 1.0 / self.fraction;
         let mut due = self
             .load
@@ -105,10 +114,6 @@ impl ArrivalSchedule {
         let due = self.peek(limits)?;
         self.commit(due);
         Some(due.at)
-    }
-
-    fn total(&self) -> Duration {
-        self.load.stages.iter().map(|s| s.duration).sum()
     }
 }
 

@@ -163,14 +163,16 @@ async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyh
         return Ok(EXIT_BAD_INPUT);
     }
     let shutdown = CancellationToken::new();
-    let base_url = demo::start_flowsim(&shutdown).await?;
+    let base_url = demo::start_flowsim(demo::flowsim_config(), &shutdown).await?;
     println!(
         "flowsim on {base_url}: {} requests per {:?} per token",
         demo::DEMO_LIMIT,
         demo::DEMO_WINDOW
     );
     let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
-    demo::start_agents(&controller.url(), agents, &shutdown);
+    for i in 1..=agents {
+        demo::start_agent(&controller.url(), &format!("demo-agent-{i}"), &shutdown);
+    }
     let text = demo::plan_text(&base_url, duration);
     let plan = crescendo_plan::parse(&text, "demo plan")?;
     let mut request = RunRequest::new(plan, text, agents);

@@ -56,16 +56,23 @@ sequence = {{ var = "flowId", format = "flow-{{n}}", count = 300 }}
     )
 }
 
-/// Start flowsim on loopback with the demo's limit; returns its base URL.
-pub async fn start_flowsim(shutdown: &CancellationToken) -> std::io::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = crescendo_flowsim::Config {
+/// flowsim as the demo configures it.
+pub fn flowsim_config() -> crescendo_flowsim::Config {
+    crescendo_flowsim::Config {
         auto_create: true,
         limit: DEMO_LIMIT,
         window: DEMO_WINDOW,
         ..Default::default()
-    };
+    }
+}
+
+/// Start flowsim in-process on a free loopback port; returns its base URL.
+pub async fn start_flowsim(
+    config: crescendo_flowsim::Config,
+    shutdown: &CancellationToken,
+) -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let token = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = crescendo_flowsim::serve(listener, config, token).await {
@@ -75,16 +82,13 @@ pub async fn start_flowsim(shutdown: &CancellationToken) -> std::io::Result<Stri
     Ok(format!("http://{addr}"))
 }
 
-/// Start `count` in-process agents attached to `controller_url`.
-pub fn start_agents(controller_url: &str, count: u32, shutdown: &CancellationToken) {
-    for i in 0..count {
-        let config =
-            crescendo_agent::AgentConfig::new(controller_url, format!("demo-agent-{}", i + 1));
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crescendo_agent::run(config, token).await {
-                tracing::error!("agent failed: {e}");
-            }
-        });
-    }
+/// Start one in-process agent attached to `controller_url`.
+pub fn start_agent(controller_url: &str, id: &str, shutdown: &CancellationToken) {
+    let config = crescendo_agent::AgentConfig::new(controller_url, id);
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crescendo_agent::run(config, token).await {
+            tracing::error!("agent failed: {e}");
+        }
+    });
 }

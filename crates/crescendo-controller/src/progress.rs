@@ -5,7 +5,7 @@ use std::time::Duration;
 use crescendo_metrics::histogram::percentile_ms;
 use tokio::time::Instant;
 
-use crate::aggregate::Aggregate;
+use crescendo_metrics::StepStats;
 
 /// Remembers the previous line's totals to show rates.
 #[derive(Debug)]
@@ -28,12 +28,11 @@ impl Progress {
     pub(crate) fn line(
         &mut self,
         started: Instant,
-        aggregate: &Aggregate,
+        total: &StepStats,
         attached: usize,
         agents: usize,
     ) -> String {
         let now = Instant::now();
-        let total = aggregate.total();
         let c = total.counters;
         let since = self.last_at.unwrap_or(started);
         let secs = now.saturating_duration_since(since).as_secs_f64().max(1e-3);

@@ -144,19 +144,11 @@ impl Coordinator {
         };
         self.await_ready(&mut run).await?;
         self.drive(&mut run, &request).await;
-        let stop = |release| {
-            In::Stop(pb::Stop {
-                run_id: run.run_id.clone(),
-                reason: run
-                    .stopped
-                    .clone()
-                    .unwrap_or_else(|| "run complete".to_owned()),
-                release,
-            })
-        };
-        for agent in run.members.keys() {
-            self.send(agent, stop(request.release_agents));
-        }
+        let reason = run
+            .stopped
+            .clone()
+            .unwrap_or_else(|| "run complete".to_owned());
+        self.send_stop(&run, &reason, request.release_agents);
         let started = run.started.unwrap_or_else(Instant::now);
         let load_end = run.load_end.unwrap_or_else(Instant::now);
         let elapsed = Instant::now().saturating_duration_since(started);
@@ -263,9 +255,7 @@ impl Coordinator {
                 },
                 Some(command) = self.commands.recv() => {
                     if self.answer_idle(command) {
-                        for agent in run.members.keys() {
-                            self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: "cancelled".into(), release: false }));
-                        }
+                        self.send_stop(run, "cancelled", false);
                         return Err(ControllerError::Cancelled("cancelled before the start".into()));
                     }
                 }
@@ -315,22 +305,19 @@ impl Coordinator {
             tokio::select! {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
-                    let ok = run.aggregate.total().counters.ok;
+                    let total = run.aggregate.total();
                     let (now, shares) = (run.elapsed(), run.shares());
                     if let Some(fleet) = &mut run.fleet {
-                        let adjustments = fleet.on_tick(now, ok, &shares, &run.run_id);
+                        let adjustments = fleet.on_tick(now, total.counters.ok, &shares, &run.run_id);
                         self.adjust(adjustments);
                     }
                     if request.progress {
                         let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
-                        println!("{}", run.progress.line(started, &run.aggregate, attached, run.members.len()));
+                        println!("{}", run.progress.line(started, &total, attached, run.members.len()));
                     }
                 }
                 _ = self.shutdown.cancelled() => {
-                    run.stop_load("controller shutting down");
-                    for agent in run.members.keys() {
-                        self.send(agent, In::Stop(pb::Stop { run_id: run.run_id.clone(), reason: "controller shutting down".into(), release: false }));
-                    }
+                    self.stop_fleet(run, "controller shutting down");
                     break;
                 }
                 Some(event) = self.events.recv() => {
@@ -341,6 +328,24 @@ impl Coordinator {
                 Some(command) = self.commands.recv() => self.answer_running(run, command),
             }
         }
+    }
+
+    /// Tell every agent of the run to stop (and, with `release`, that it may exit).
+    fn send_stop(&self, run: &ActiveRun, reason: &str, release: bool) {
+        for agent in run.members.keys() {
+            let stop = pb::Stop {
+                run_id: run.run_id.clone(),
+                reason: reason.to_owned(),
+                release,
+            };
+            self.send(agent, In::Stop(stop));
+        }
+    }
+
+    /// End the load early, everywhere, for `reason`.
+    fn stop_fleet(&self, run: &mut ActiveRun, reason: &str) {
+        run.stop_load(reason);
+        self.send_stop(run, reason, false);
     }
 
     fn adjust(&self, adjustments: Vec<Adjustment>) {
@@ -365,17 +370,7 @@ impl Coordinator {
                     reason
                 };
                 tracing::warn!("run cancelled: {reason}");
-                run.stop_load(&reason);
-                for agent in run.members.keys() {
-                    self.send(
-                        agent,
-                        In::Stop(pb::Stop {
-                            run_id: run.run_id.clone(),
-                            reason: reason.clone(),
-                            release: false,
-                        }),
-                    );
-                }
+                self.stop_fleet(run, &reason);
                 let _ = reply.send(pb::CancelReply {
                     cancelled: true,
                     run_id: run.run_id.clone(),
@@ -446,17 +441,7 @@ impl Coordinator {
                             }
                             // An agent that aborts (e.g. a daily quota) stops the whole fleet.
                             if run.stopped.is_none() {
-                                run.stop_load(&f.error);
-                                for other in run.members.keys() {
-                                    self.send(
-                                        other,
-                                        In::Stop(pb::Stop {
-                                            run_id: run.run_id.clone(),
-                                            reason: f.error.clone(),
-                                            release: false,
-                                        }),
-                                    );
-                                }
+                                self.stop_fleet(run, &f.error);
                             }
                         }
                         if let Some(m) = run.members.get_mut(&agent) {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crescendo_controller::report::Summary;
-use crescendo_controller::{Controller, RunOutcome, RunRequest};
+use crescendo_controller::{Controller, RunOutcome, RunRequest, demo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -28,10 +28,7 @@ impl Fleet {
     /// agent is attached.
     pub async fn start(sim: FlowsimConfig, agents: u32) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let flowsim_url = format!("http://{}", listener.local_addr()?);
-        let token = shutdown.clone();
-        tokio::spawn(async move { crescendo_flowsim::serve(listener, sim, token).await });
+        let flowsim_url = demo::start_flowsim(sim, &shutdown).await?;
         let controller =
             Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
         let fleet = Self {
@@ -56,9 +53,7 @@ impl Fleet {
 
     /// Start one more agent with this id.
     pub fn add_agent(&self, id: &str) {
-        let config = crescendo_agent::AgentConfig::new(self.controller.url(), id);
-        let token = self.shutdown.child_token();
-        tokio::spawn(async move { crescendo_agent::run(config, token).await });
+        demo::start_agent(&self.controller.url(), id, &self.shutdown);
     }
 
     /// A plan's TOML with `{{BASE_URL}}` replaced by flowsim's URL.

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crescendo_metrics::histogram::percentile_ms;
 use crescendo_metrics::{Counters, LatencySummary, StepStats};
 use serde::Serialize;
 
@@ -167,6 +166,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         .iter()
         .map(|(t, interval)| {
             let s = interval.total();
+            let latency = LatencySummary::of(&s.latency);
             IntervalSummary {
                 t: *t,
                 offered: interval.offered,
@@ -174,14 +174,10 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
                 ok: s.counters.ok,
                 throttled: s.counters.throttled,
                 errors: s.counters.errors(),
-                p50_ms: percentile_ms(&s.latency, 50.0),
-                p90_ms: percentile_ms(&s.latency, 90.0),
-                p99_ms: percentile_ms(&s.latency, 99.0),
-                max_ms: if s.latency.is_empty() {
-                    0.0
-                } else {
-                    s.latency.max() as f64 / 1000.0
-                },
+                p50_ms: latency.p50,
+                p90_ms: latency.p90,
+                p99_ms: latency.p99,
+                max_ms: latency.max,
             }
         })
         .collect();
