@@ -21,19 +21,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cargo build --release -q -p crescendo-controller -p crescendo-agent -p crescendo-flowsim --bins
-bin=target/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/lib/bench.sh
+bench_init
+work=$BENCH_WORK
 sim_port=$(free_port)
 ctl_port=$(free_port)
-
-"$bin/crescendo-flowsim" --listen "127.0.0.1:$sim_port" --auto-create --limit 0 >"$work/flowsim.log" 2>&1 &
-pids+=($!)
+bench_bg "$BENCH_BIN/crescendo-flowsim" --listen "127.0.0.1:$sim_port" --auto-create --limit 0
+wait_http "http://127.0.0.1:$sim_port/healthz"
 cat >"$work/plan.toml" <<PLAN
 name = "bench-agent"
 [target]
@@ -55,12 +49,11 @@ policy = "none"
 sequence = { var = "flowId", format = "flow-{n}", count = 1000 }
 PLAN
 
-"$bin/crescendo-controller" run "$work/plan.toml" --agents 1 --listen "127.0.0.1:$ctl_port" \
-  --out "$work/out" >"$work/controller.log" 2>&1 &
-ctl=$!
-pids+=($ctl)
+bench_bg "$BENCH_BIN/crescendo-controller" run "$work/plan.toml" --agents 1 --listen "127.0.0.1:$ctl_port" \
+  --out "$work/out"
+ctl=$BENCH_LAST_PID
 # The agent runs under python so its own CPU time can be read after it exits.
-python3 - "$bin/crescendo-agent" "http://127.0.0.1:$ctl_port" >"$work/agent-cpu" <<'PY'
+python3 - "$BENCH_BIN/crescendo-agent" "http://127.0.0.1:$ctl_port" >"$work/agent-cpu" <<'PY'
 import resource, subprocess, sys
 subprocess.run([sys.argv[1], "--controller", sys.argv[2], "--id", "bench-agent"],
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)

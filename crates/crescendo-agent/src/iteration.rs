@@ -41,16 +41,18 @@ pub(crate) struct RunContext {
     last_rate: AtomicU64,
     /// Local backoff: pauses and quota pacing (coordinated policy).
     pub(crate) pacing: Arc<Pacing>,
-    /// This agent's fraction of the fleet's rate.
-    fraction: f64,
     /// A reason to stop the whole run early (e.g. a daily quota), set once.
     pub(crate) abort: Mutex<Option<String>>,
+    /// The API's quota as last reported, for the next snapshot.
+    pub(crate) last_quota: Mutex<Option<pb::Quota>>,
+    /// When the last quota report went to the controller (ms since start; MAX: never).
+    last_quota_report: AtomicU64,
     /// Throttle reports sent in the current second, to keep the stream light.
     throttle_window: Mutex<(u64, u32)>,
 }
 
-/// Share of the reported remaining quota the coordinated policy paces at.
-const QUOTA_MARGIN: f64 = 0.97;
+/// Quota reports to the governor are at least this far apart (milliseconds).
+const QUOTA_REPORT_EVERY_MS: u64 = 100;
 
 /// At most this many throttle reports a second per agent.
 const MAX_THROTTLE_REPORTS_PER_S: u32 = 20;
@@ -69,7 +71,6 @@ impl RunContext {
         outbox: mpsc::Sender<pb::AgentMessage>,
         stop: CancellationToken,
         pacing: Arc<Pacing>,
-        fraction: f64,
     ) -> Self {
         Self {
             run_id,
@@ -87,8 +88,9 @@ impl RunContext {
             outbox,
             stop,
             pacing,
-            fraction,
             abort: Mutex::new(None),
+            last_quota: Mutex::new(None),
+            last_quota_report: AtomicU64::new(u64::MAX),
             throttle_window: Mutex::new((u64::MAX, 0)),
         }
     }
@@ -103,36 +105,53 @@ impl RunContext {
         self.last_rate.store(rate.to_bits(), Ordering::Relaxed);
     }
 
+    /// Keep the quota the API reported (parsed for failures, and for every answer
+    /// under the coordinated policy).
+    /// Under the coordinated policy the quota also goes to the controller's governor,
+    /// at most once per [`QUOTA_REPORT_EVERY_MS`].
+    fn observe_quota(&self, info: &RateLimitInfo) {
+        let Some(remaining) = info.remaining else {
+            return;
+        };
+        let at_ms = self.since_start_ms();
+        let quota = pb::Quota {
+            remaining,
+            limit: info.limit,
+            reset_s: info.reset.map(|d| d.as_secs_f64()),
+            at_ms,
+            run_id: self.run_id.clone(),
+            limit_key: String::new(),
+        };
+        *self.last_quota.lock().expect("quota lock") = Some(quota.clone());
+        if !self.coordinated() || quota.reset_s.is_none() {
+            return;
+        }
+        let last = self.last_quota_report.load(Ordering::Relaxed);
+        let due = last == u64::MAX || at_ms >= last + QUOTA_REPORT_EVERY_MS;
+        if due
+            && self
+                .last_quota_report
+                .compare_exchange(last, at_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let message = pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Quota(quota)),
+            };
+            // Advisory, like throttle reports: never block the hot path.
+            let _ = self.outbox.try_send(message);
+        }
+    }
+
     fn coordinated(&self) -> bool {
         self.retry.policy == Policy::Coordinated
     }
 
-    /// Coordinated policy: pace by the quota the API reports (all agents see the same
-    /// remaining quota of a shared credential, so each taking its fraction of
-    /// `remaining / reset` spreads the quota evenly over the window), and pause at
-    /// once on a throttle, before the controller's fleet decision arrives.
+    /// Coordinated policy: pause at once on a throttle, before the controller's fleet
+    /// decision arrives (quota pacing is the governor's, from the quota reports).
     fn react(&self, outcome: Outcome, info: &RateLimitInfo) {
-        if !self.coordinated() {
-            return;
-        }
-        if outcome == Outcome::Throttled {
+        if self.coordinated() && outcome == Outcome::Throttled {
             self.pacing
                 .pause(info.retry_after.unwrap_or(self.retry.base));
-            return;
-        }
-        if let (Some(remaining), Some(reset)) = (info.remaining, info.reset) {
-            // Reset headers are whole seconds rounded up: on average the window ends
-            // half a second sooner than they say.
-            let mut reset_s = reset.as_secs_f64();
-            if reset_s >= 1.0 && reset_s.fract() == 0.0 {
-                reset_s -= 0.5;
-            }
-            if remaining < 1.0 {
-                self.pacing.pause(reset.max(Duration::from_millis(50)));
-            } else {
-                let fleet = QUOTA_MARGIN * remaining / reset_s.max(0.25);
-                self.pacing.set_quota_rate(fleet * self.fraction);
-            }
         }
     }
 
@@ -260,6 +279,7 @@ async fn run_step(ctx: &RunContext, index: usize, vars: &Vars<'_>, intended: Ins
             service_time: done.duration_since(sent),
             retry: retries > 0,
         });
+        ctx.observe_quota(&info);
         ctx.react(outcome, &info);
         if outcome == Outcome::Ok {
             return true;
@@ -283,6 +303,8 @@ async fn run_step(ctx: &RunContext, index: usize, vars: &Vars<'_>, intended: Ins
         );
         match decision {
             RetryDecision::Retry { after } => {
+                // A retry never jumps a fleet pause: it would meet the same limit.
+                let after = after.max(ctx.pacing.pause_left());
                 if !wait(ctx, after).await {
                     return false;
                 }

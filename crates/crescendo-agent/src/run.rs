@@ -91,24 +91,17 @@ impl Pacing {
         });
     }
 
+    /// How long the current pause still lasts.
+    pub(crate) fn pause_left(&self) -> Duration {
+        let left = self.limits.borrow().not_before - self.since_start();
+        Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO)
+    }
+
     /// Set the fleet governor's rate cap for this agent.
     fn set_max_rate(&self, rate: Option<f64>) {
         self.limits.send_if_modified(|limits| {
             let changed = limits.max_rate != rate;
             limits.max_rate = rate;
-            changed
-        });
-    }
-
-    /// Pace by the API's own quota; only changes of more than 5 % wake the scheduler.
-    pub(crate) fn set_quota_rate(&self, rate: f64) {
-        self.limits.send_if_modified(|limits| {
-            let changed = limits
-                .quota_rate
-                .is_none_or(|old| (old - rate).abs() > 0.05 * old.max(rate));
-            if changed {
-                limits.quota_rate = Some(rate);
-            }
             changed
         });
     }
@@ -233,7 +226,6 @@ async fn drive(
         outbox.clone(),
         stop.clone(),
         pacing.clone(),
-        share.rate_fraction,
     ));
     tokio::select! {
         _ = tokio::time::sleep_until(t0) => {}
@@ -395,6 +387,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             steps,
             offered,
             last,
+            quota: ctx.last_quota.lock().expect("quota lock").take(),
         };
         start_ms = end_ms;
         let message = pb::AgentMessage {

@@ -29,19 +29,8 @@ pub(crate) struct ArrivalSchedule {
 pub(crate) struct Limits {
     /// This agent's highest allowed rate from the fleet governor, iterations per second.
     pub(crate) max_rate: Option<f64>,
-    /// This agent's pace from the API's own quota headers (coordinated policy).
-    pub(crate) quota_rate: Option<f64>,
     /// No iteration may be due before this time (seconds since start).
     pub(crate) not_before: f64,
-}
-
-impl Limits {
-    fn rate(&self) -> Option<f64> {
-        match (self.max_rate, self.quota_rate) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
 }
 
 /// The next iteration's due time, to be committed once it fires.
@@ -87,7 +76,7 @@ impl ArrivalSchedule {
             .time_of_iteration(candidate.max(0.0))?
             .as_secs_f64();
         let mut position = candidate;
-        let capped = match limits.rate() {
+        let capped = match limits.max_rate {
             Some(rate) if self.started => self.last_due + 1.0 / rate.max(MIN_RATE),
             _ => 0.0,
         };

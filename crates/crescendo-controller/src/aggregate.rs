@@ -42,6 +42,8 @@ pub(crate) struct Aggregate {
     seen: BTreeMap<String, BTreeSet<u64>>,
     /// Snapshots refused as malformed.
     pub(crate) rejected: u64,
+    /// The API's quota as last reported to any agent (by the agents' run clocks).
+    pub(crate) last_quota: Option<pb::Quota>,
 }
 
 impl Aggregate {
@@ -92,5 +94,10 @@ impl Aggregate {
     /// All steps added up.
     pub(crate) fn total(&self) -> StepStats {
         sum(self.steps.values())
+    }
+
+    /// Successful requests so far (cheap: no histograms are added).
+    pub(crate) fn ok(&self) -> u64 {
+        self.agents.values().map(|c| c.ok).sum()
     }
 }

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use crescendo_backoff::governor::{
-    FleetDecision, Governor, GovernorConfig, GovernorEvent, ThrottleReport, agent_shares,
+    FleetDecision, Governor, GovernorConfig, GovernorEvent, QuotaReport, ThrottleReport,
+    agent_shares,
 };
 use crescendo_plan::{Load, Plan, Share};
 use crescendo_proto::v1 as pb;
@@ -18,7 +21,19 @@ const DEFAULT_KEY: &str = "default";
 pub(crate) struct Fleet {
     governor: Governor,
     plan: crescendo_plan::OpenLoad,
-    last_ok: u64,
+    /// Merged `ok` totals at recent ticks, to measure the accepted rate over ~1 s.
+    accepted: VecDeque<(Duration, u64)>,
+}
+
+/// How often the governor ticks: quota windows are followed at this resolution.
+pub(crate) const TICK: Duration = Duration::from_millis(250);
+
+fn limit_key(key: &str) -> String {
+    if key.is_empty() {
+        DEFAULT_KEY.to_owned()
+    } else {
+        key.to_owned()
+    }
 }
 
 /// One `Adjust` to send.
@@ -37,7 +52,7 @@ impl Fleet {
         Some(Self {
             governor: Governor::new(config),
             plan: open.clone(),
-            last_ok: 0,
+            accepted: VecDeque::new(),
         })
     }
 
@@ -73,7 +88,35 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    /// Once a second: the plan's current rate and the fleet's accepted rate.
+    /// Quota headers an agent saw on an ordinary response.
+    pub(crate) fn on_quota(
+        &mut self,
+        now: Duration,
+        agent: &str,
+        q: &pb::Quota,
+        shares: &[(String, Share)],
+        run_id: &str,
+    ) -> Vec<Adjustment> {
+        let reset = q.reset_s.and_then(|s| Duration::try_from_secs_f64(s).ok());
+        let (Some(reset), true) = (reset, q.remaining.is_finite() && q.remaining >= 0.0) else {
+            return Vec::new();
+        };
+        let report = QuotaReport {
+            agent: agent.to_owned(),
+            limit_key: limit_key(&q.limit_key),
+            remaining: q.remaining,
+            limit: q.limit.filter(|l| l.is_finite() && *l >= 0.0),
+            reset,
+            at: now,
+        };
+        let decision = self.governor.on_quota(now, report);
+        decision
+            .map(|d| adjustments(&d, shares, run_id))
+            .unwrap_or_default()
+    }
+
+    /// Every [`TICK`]: the plan's current rate and the fleet's accepted rate over the
+    /// last second or so (from merged snapshots).
     pub(crate) fn on_tick(
         &mut self,
         now: Duration,
@@ -81,8 +124,17 @@ impl Fleet {
         shares: &[(String, Share)],
         run_id: &str,
     ) -> Vec<Adjustment> {
-        let accepted = ok_total.saturating_sub(self.last_ok) as f64;
-        self.last_ok = ok_total;
+        self.accepted.push_back((now, ok_total));
+        while self.accepted.len() > 2 && now - self.accepted[1].0 >= Duration::from_secs(1) {
+            self.accepted.pop_front();
+        }
+        let (then, ok_then) = self.accepted[0];
+        let span = (now - then).as_secs_f64();
+        let accepted = if span > 0.0 {
+            ok_total.saturating_sub(ok_then) as f64 / span
+        } else {
+            0.0
+        };
         self.governor.set_plan_rate(now, self.plan.rate_at(now));
         let decision = self.governor.on_tick(now, accepted);
         decision

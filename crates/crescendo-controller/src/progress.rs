@@ -24,7 +24,8 @@ impl Progress {
         }
     }
 
-    /// `[  5s/20s]  14.8 req/s  ok 60  429 12  err 0  dropped 0  p99 12.3 ms  agents 3/3`
+    /// `[  5s/20s]  14.8 req/s  ok 60  429 12 (16.7 %)  retries 3  err 0  dropped 0  paused 1.2 s  p99 12.3 ms  agents 3/3`
+    /// (paused: agent-seconds spent paused by backoff so far)
     pub(crate) fn line(
         &mut self,
         started: Instant,
@@ -39,15 +40,22 @@ impl Progress {
         let rate = (c.requests - self.last_requests.min(c.requests)) as f64 / secs;
         self.last_requests = c.requests;
         self.last_at = Some(now);
+        let throttled_pct = if c.requests == 0 {
+            0.0
+        } else {
+            100.0 * c.throttled as f64 / c.requests as f64
+        };
         format!(
-            "[{:>4.0}s/{}s] {:>8.1} req/s  ok {}  429 {}  err {}  dropped {}  p99 {:.1} ms  agents {attached}/{agents}",
+            "[{:>4.0}s/{}s] {:>8.1} req/s  ok {}  429 {} ({throttled_pct:.1} %)  retries {}  err {}  dropped {}  paused {:.1} s  p99 {:.1} ms  agents {attached}/{agents}",
             now.saturating_duration_since(started).as_secs_f64(),
             self.total.as_secs(),
             rate,
             c.ok,
             c.throttled,
+            c.retries,
             c.errors(),
             c.dropped,
+            c.paused_ms as f64 / 1000.0,
             percentile_ms(&total.latency, 99.0),
         )
     }

@@ -20,7 +20,7 @@ use crescendo_backoff::governor::GovernorEvent;
 
 use crate::aggregate::Aggregate;
 use crate::coordinator::{Command, Coordinator, Seen};
-use crate::fleet::{Adjustment, Fleet};
+use crate::fleet::{self, Adjustment, Fleet};
 use crate::progress::Progress;
 
 /// What to run and how.
@@ -283,6 +283,7 @@ impl Coordinator {
         let drain = request.plan.target.timeout * 2 + request.lost_after + Duration::from_secs(5);
         let mut tick =
             tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+        let mut governor_tick = tokio::time::interval_at(started, fleet::TICK);
         loop {
             if run.done() {
                 break;
@@ -306,14 +307,17 @@ impl Coordinator {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
                     let total = run.aggregate.total();
-                    let (now, shares) = (run.elapsed(), run.shares());
-                    if let Some(fleet) = &mut run.fleet {
-                        let adjustments = fleet.on_tick(now, total.counters.ok, &shares, &run.run_id);
-                        self.adjust(adjustments);
-                    }
                     if request.progress {
                         let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
                         println!("{}", run.progress.line(started, &total, attached, run.members.len()));
+                    }
+                }
+                _ = governor_tick.tick(), if run.fleet.is_some() => {
+                    let ok = run.aggregate.ok();
+                    let (now, shares) = (run.elapsed(), run.shares());
+                    if let Some(fleet) = &mut run.fleet {
+                        let adjustments = fleet.on_tick(now, ok, &shares, &run.run_id);
+                        self.adjust(adjustments);
                     }
                 }
                 _ = self.shutdown.cancelled() => {
@@ -430,6 +434,13 @@ impl Coordinator {
                         if let Some(fleet) = &mut run.fleet {
                             let adjustments =
                                 fleet.on_throttle(now, &agent, &t, &shares, &run.run_id);
+                            self.adjust(adjustments);
+                        }
+                    }
+                    Out::Quota(q) if q.run_id == run.run_id => {
+                        let (now, shares) = (run.elapsed(), run.shares());
+                        if let Some(fleet) = &mut run.fleet {
+                            let adjustments = fleet.on_quota(now, &agent, &q, &shares, &run.run_id);
                             self.adjust(adjustments);
                         }
                     }

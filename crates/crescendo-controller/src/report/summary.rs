@@ -45,6 +45,17 @@ pub struct Summary {
     pub timeline: Vec<IntervalSummary>,
     /// The fleet governor's decisions (coordinated policy): time, kind, old and new rate, reason.
     pub governor_events: Vec<crescendo_backoff::governor::GovernorEvent>,
+    /// The API's quota as last reported: remaining, limit, seconds to reset, and when
+    /// (seconds since the start); absent when the API sent no quota headers.
+    pub last_quota: Option<QuotaSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaSummary {
+    pub remaining: f64,
+    pub limit: Option<f64>,
+    pub reset_s: Option<f64>,
+    pub at_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,5 +234,11 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         rejected_snapshots: agg.rejected,
         timeline,
         governor_events: outcome.governor_events.clone(),
+        last_quota: agg.last_quota.as_ref().map(|q| QuotaSummary {
+            remaining: q.remaining,
+            limit: q.limit,
+            reset_s: q.reset_s,
+            at_s: q.at_ms as f64 / 1000.0,
+        }),
     }
 }
