@@ -71,6 +71,15 @@ impl Aggregate {
             .entry(agent.to_owned())
             .or_default()
             .insert(snapshot.seq);
+        if let Some(q) = &snapshot.quota
+            && q.remaining.is_finite()
+            && self
+                .last_quota
+                .as_ref()
+                .is_none_or(|last| q.at_ms >= last.at_ms)
+        {
+            self.last_quota = Some(q.clone());
+        }
         let second = snapshot.start_ms / 1000;
         let interval = self.intervals.entry(second).or_default();
         interval.offered += snapshot.offered;

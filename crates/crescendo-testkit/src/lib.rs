@@ -11,7 +11,7 @@ use crescendo_controller::{Controller, RunOutcome, RunRequest, demo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use crescendo_flowsim::Config as FlowsimConfig;
+pub use crescendo_flowsim::{Config as FlowsimConfig, HeaderFamilies};
 
 /// flowsim, a controller and agents, all on loopback.
 #[derive(Debug)]

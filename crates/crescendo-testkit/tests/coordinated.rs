@@ -61,6 +61,42 @@ async fn coordinated_fleet_stays_near_the_limit_with_few_429s() {
     );
     // Goodput near the limit of 50 req/s (loose here; the benchmark holds the strict figure).
     assert!(s.goodput_rps > 40.0, "goodput {}", s.goodput_rps);
+    let quota = s.last_quota.as_ref().expect("flowsim sends quota headers");
+    assert_eq!(quota.limit, Some(100.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retry_after_only_the_fleet_still_avoids_most_429s() {
+    let sim = FlowsimConfig {
+        headers: crescendo_testkit::HeaderFamilies::NONE,
+        ..sim()
+    };
+    let fleet = Fleet::start(sim, 4).await.unwrap();
+    let (_, s) = fleet.run(&plan("coordinated"), 4).await.unwrap();
+    let stats = fleet.sim_stats().await.unwrap();
+    assert_eq!(s.totals.throttled, stat(&stats, "throttled"));
+    assert!(s.last_quota.is_none(), "flowsim sent no quota headers");
+    let throttled = s.totals.throttled as f64 / s.totals.requests.max(1) as f64;
+    eprintln!(
+        "retry-after only: goodput {:.1} req/s of 50, throttled {:.2} % of {} attempts",
+        s.goodput_rps,
+        throttled * 100.0,
+        s.totals.requests
+    );
+    assert!(
+        throttled < 0.05,
+        "throttled share {throttled:.3}: {:?}",
+        s.totals
+    );
+    assert!(
+        s.totals.throttled > 0,
+        "the fleet only learns the limit from 429s"
+    );
+    assert!(
+        s.governor_events.iter().any(|e| e.reason.contains("429")),
+        "{:?}",
+        s.governor_events
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
