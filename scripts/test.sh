@@ -24,6 +24,15 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# ---- HdrHistogram's Python log reader (owned by the controller's reports) ------------
+# crates/crescendo-testkit/tests/hlog_read.rs reads latency.hlog with it and fails,
+# not skips, without it. PyPI's `hdrhistogram` (module `hdrh`), pure Python.
+step "python hdrhistogram (third-party latency.hlog reader)"
+if ! python3 -c 'import hdrh.log' >/dev/null 2>&1; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet hdrhistogram
+fi
+# ---- end python hdrhistogram ------------------------------------------------------------
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 

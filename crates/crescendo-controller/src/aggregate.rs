@@ -44,6 +44,8 @@ pub(crate) struct Aggregate {
     pub(crate) rejected: u64,
     /// The API's quota as last reported to any agent (by the agents' run clocks).
     pub(crate) last_quota: Option<pb::Quota>,
+    /// The longest reset the API reported: about its window length.
+    pub(crate) longest_reset_s: Option<f64>,
 }
 
 impl Aggregate {
@@ -71,6 +73,12 @@ impl Aggregate {
             .entry(agent.to_owned())
             .or_default()
             .insert(snapshot.seq);
+        if let Some(reset) = snapshot.quota.as_ref().and_then(|q| q.reset_s)
+            && reset.is_finite()
+            && reset >= 0.0
+        {
+            self.longest_reset_s = Some(self.longest_reset_s.map_or(reset, |r| r.max(reset)));
+        }
         if let Some(q) = &snapshot.quota
             && q.remaining.is_finite()
             && self

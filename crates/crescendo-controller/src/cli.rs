@@ -11,7 +11,7 @@ use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Controller, ControllerError, RunRequest, demo, report};
+use crate::{Controller, ControllerError, ProgressMode, RunRequest, demo, report};
 
 /// Exit code: every threshold held.
 pub const EXIT_OK: u8 = 0;
@@ -26,8 +26,28 @@ pub const EXIT_THRESHOLD: u8 = 99;
 #[derive(Debug, Parser)]
 #[command(name = "crescendo-controller", version, about)]
 pub struct Cli {
+    /// How `run`, `demo` and `probe` show progress each second: plain lines, JSON Lines
+    /// on stdout (everything else then goes to stderr), or none.
+    #[arg(long, global = true, value_enum, default_value = "plain")]
+    progress: ProgressMode,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// `say` with `format!` arguments.
+macro_rules! sayln {
+    ($progress:expr, $($arg:tt)*) => {
+        say($progress, format_args!($($arg)*))
+    };
+}
+
+/// Human-readable output: stdout, or stderr when stdout carries JSON progress.
+fn say(progress: ProgressMode, text: impl std::fmt::Display) {
+    if progress == ProgressMode::Json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,8 +76,39 @@ enum Cmd {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         wait_for_agents: Duration,
     },
+    /// Find the API's sustainable rate: ramp the fleet up to the plan's peak rate under
+    /// coordinated backoff, converge, and report the highest steady accepted rate.
+    Probe {
+        plan: PathBuf,
+        #[arg(long)]
+        agents: u32,
+        #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
+        listen: SocketAddr,
+        /// The whole probe, ramp included.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// A steady stretch counts only while its throttled share stays below this.
+        #[arg(long, default_value_t = 0.01)]
+        epsilon: f64,
+        /// Where the report files go (default ./crescendo-out/<run id>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        wait_for_agents: Duration,
+    },
     /// Check a plan and exit 2 with the file, line and key of the first error.
     Validate { plan: PathBuf },
+    /// Compare two runs (run directories or summary.json files): exit 0 when B holds,
+    /// 99 when it regressed from A past the tolerance, 2 when either cannot be read.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Relative change allowed before a metric counts as regressed (0.05 = 5 %).
+        #[arg(long, default_value_t = 0.05, value_parser = crate::compare::parse_tolerance)]
+        tolerance: f64,
+    },
+    /// Render report.html, junit.xml and the text summary again from DIR/summary.json.
+    Report { dir: PathBuf },
     /// Show the agents attached to a controller and its run.
     Status {
         #[arg(long, default_value = "http://127.0.0.1:7700")]
@@ -75,19 +126,52 @@ enum Cmd {
 impl Cli {
     /// Run the command; the exit code follows the documented convention.
     pub async fn execute(self) -> ExitCode {
+        let progress = self.progress;
         let code = match self.command {
             Cmd::Demo {
                 agents,
                 duration,
                 out,
-            } => demo_cmd(agents, duration, out).await,
+            } => demo_cmd(agents, duration, out, progress).await,
             Cmd::Run {
                 plan,
                 agents,
                 listen,
                 out,
                 wait_for_agents,
-            } => run_cmd(&plan, agents, listen, out, wait_for_agents).await,
+            } => run_cmd(&plan, agents, listen, out, wait_for_agents, progress).await,
+            Cmd::Probe {
+                plan,
+                agents,
+                listen,
+                duration,
+                epsilon,
+                out,
+                wait_for_agents,
+            } => {
+                let settings = crate::probe::ProbeSettings { duration, epsilon };
+                probe_cmd(
+                    &plan,
+                    agents,
+                    listen,
+                    settings,
+                    out,
+                    wait_for_agents,
+                    progress,
+                )
+                .await
+            }
+            Cmd::Compare { a, b, tolerance } => Ok(crate::compare::command(&a, &b, tolerance)),
+            Cmd::Report { dir } => match report::rerender(&dir) {
+                Ok(summary) => {
+                    print!("{}", report::text(&summary));
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(EXIT_BAD_INPUT)
+                }
+            },
             Cmd::Validate { plan } => match crescendo_plan::load(&plan) {
                 Ok(p) => {
                     println!(
@@ -135,6 +219,7 @@ async fn execute_and_report(
     request: RunRequest,
     out: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
+    let progress = request.progress;
     let outcome = match controller.run(request).await {
         Ok(outcome) => outcome,
         Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
@@ -145,8 +230,8 @@ async fn execute_and_report(
     };
     let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&outcome.run_id));
     let summary = report::write_all(&outcome, &dir)?;
-    print!("{}", report::text(&summary));
-    println!("reports: {}", dir.display());
+    say(progress, report::text(&summary).trim_end());
+    say(progress, format_args!("reports: {}", dir.display()));
     if !outcome.agent_errors.is_empty() && summary.totals.requests == 0 {
         return Ok(EXIT_FAILURE);
     }
@@ -157,17 +242,25 @@ async fn execute_and_report(
     })
 }
 
-async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyhow::Result<u8> {
+async fn demo_cmd(
+    agents: u32,
+    duration: Duration,
+    out: Option<PathBuf>,
+    progress: ProgressMode,
+) -> anyhow::Result<u8> {
     if agents == 0 || duration < Duration::from_secs(2) {
         eprintln!("error: the demo needs at least 1 agent and 2 s");
         return Ok(EXIT_BAD_INPUT);
     }
     let shutdown = CancellationToken::new();
     let base_url = demo::start_flowsim(demo::flowsim_config(), &shutdown).await?;
-    println!(
-        "flowsim on {base_url}: {} requests per {:?} per token",
-        demo::DEMO_LIMIT,
-        demo::DEMO_WINDOW
+    say(
+        progress,
+        format_args!(
+            "flowsim on {base_url}: {} requests per {:?} per token",
+            demo::DEMO_LIMIT,
+            demo::DEMO_WINDOW
+        ),
     );
     let controller = Controller::start(TcpListener::bind("127.0.0.1:0").await?, shutdown.clone())?;
     for i in 1..=agents {
@@ -176,7 +269,7 @@ async fn demo_cmd(agents: u32, duration: Duration, out: Option<PathBuf>) -> anyh
     let text = demo::plan_text(&base_url, duration);
     let plan = crescendo_plan::parse(&text, "demo plan")?;
     let mut request = RunRequest::new(plan, text, agents);
-    request.progress = true;
+    request.progress = progress;
     request.wait_for_agents = Duration::from_secs(20);
     cancel_on_ctrl_c(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
@@ -190,6 +283,7 @@ async fn run_cmd(
     listen: SocketAddr,
     out: Option<PathBuf>,
     wait_for_agents: Duration,
+    progress: ProgressMode,
 ) -> anyhow::Result<u8> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -212,12 +306,13 @@ async fn run_cmd(
     let shutdown = CancellationToken::new();
     let listener = TcpListener::bind(listen).await?;
     let controller = Controller::start(listener, shutdown.clone())?;
-    println!(
+    sayln!(
+        progress,
         "controller listening on {}; waiting for {agents} agent(s)",
         controller.url()
     );
     let mut request = RunRequest::new(plan, text, agents);
-    request.progress = true;
+    request.progress = progress;
     request.release_agents = true;
     request.wait_for_agents = wait_for_agents;
     cancel_on_ctrl_c(controller.clone());
@@ -226,6 +321,92 @@ async fn run_cmd(
     tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.cancel();
     code
+}
+
+async fn probe_cmd(
+    path: &Path,
+    agents: u32,
+    listen: SocketAddr,
+    settings: crate::probe::ProbeSettings,
+    out: Option<PathBuf>,
+    wait_for_agents: Duration,
+    progress: ProgressMode,
+) -> anyhow::Result<u8> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    let origin = path.display().to_string();
+    if let Err(e) = crate::probe::probe_plan(&text, &origin, settings) {
+        eprintln!("error: {e}");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let shutdown = CancellationToken::new();
+    let controller = Controller::start(TcpListener::bind(listen).await?, shutdown.clone())?;
+    sayln!(
+        progress,
+        "probe: controller on {}; waiting for {agents} agent(s)",
+        controller.url()
+    );
+    cancel_on_ctrl_c(controller.clone());
+    let probe = crate::probe::run_probe(&controller, &text, &origin, agents, settings, |r| {
+        r.progress = progress;
+        r.release_agents = true;
+        r.wait_for_agents = wait_for_agents;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&probe.outcome.run_id));
+    report::write_all(&probe.outcome, &dir)?;
+    std::fs::write(
+        dir.join("probe.json"),
+        serde_json::to_string_pretty(&probe.result)? + "\n",
+    )?;
+    match &probe.result {
+        Some(r) => {
+            sayln!(
+                progress,
+                "sustainable rate: {:.2} req/s (steady {} s from t={} s, {:.2} % throttled; ceiling {:.1} req/s)",
+                r.sustainable_rps,
+                r.window_s,
+                r.from_s,
+                r.throttled_ratio * 100.0,
+                r.ceiling_rps
+            );
+            match r.inferred_window_s {
+                Some(w) => sayln!(
+                    progress,
+                    "inferred window: {w:.0} s (longest reset the API reported)"
+                ),
+                None => sayln!(
+                    progress,
+                    "inferred window: unknown (the API sent no reset headers)"
+                ),
+            }
+        }
+        None => sayln!(
+            progress,
+            "no steady stretch stayed under the throttle epsilon: raise --duration or --epsilon"
+        ),
+    }
+    sayln!(progress, "reports: {}", dir.display());
+    Ok(if probe.result.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
 }
 
 async fn status_cmd(url: String) -> anyhow::Result<u8> {

@@ -13,17 +13,21 @@
 //! - `run`: one run's phases: wait, assign, ready, start barrier, merge, stop.
 //! - `aggregate`: exact merging of snapshots, once per (agent, sequence).
 //! - `fleet`: the coordinated policy's governor and the `Adjust` messages it sends.
+//! - [`probe`]: the capacity probe's plan and its sustainable-rate analysis.
 //! - `progress`: the per-second progress line.
 //! - [`thresholds`]: evaluating the plan's thresholds.
 //! - [`report`]: the report files.
 //! - [`demo`]: the embedded rehearsal (flowsim + agents on loopback).
 //! - [`cli`]: the command line, shared by `main.rs`.
+//! - [`compare`]: two runs' summaries side by side, and whether the second regressed.
 
 mod aggregate;
 pub mod cli;
+pub mod compare;
 mod coordinator;
 pub mod demo;
 mod fleet;
+pub mod probe;
 mod progress;
 pub mod report;
 mod run;
@@ -41,6 +45,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use coordinator::{Command, Coordinator};
+pub use progress::ProgressMode;
 pub use run::{RunOutcome, RunRequest};
 
 /// Why a run could not be carried out.

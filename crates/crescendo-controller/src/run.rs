@@ -21,7 +21,7 @@ use crescendo_backoff::governor::GovernorEvent;
 use crate::aggregate::Aggregate;
 use crate::coordinator::{Command, Coordinator, Seen};
 use crate::fleet::{self, Adjustment, Fleet};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressMode};
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -36,8 +36,8 @@ pub struct RunRequest {
     pub start_delay: Duration,
     /// An agent away longer than this is lost; the run goes on without it.
     pub lost_after: Duration,
-    /// Print a progress line each second.
-    pub progress: bool,
+    /// How to show progress each second.
+    pub progress: ProgressMode,
     /// Tell agents they may exit when the run is over.
     pub release_agents: bool,
 }
@@ -51,7 +51,7 @@ impl RunRequest {
             wait_for_agents: Duration::from_secs(60),
             start_delay: Duration::from_millis(500),
             lost_after: Duration::from_secs(15),
-            progress: false,
+            progress: ProgressMode::None,
             release_agents: false,
         }
     }
@@ -139,7 +139,7 @@ impl Coordinator {
             stopped: None,
             agent_errors: Vec::new(),
             throttle_reports: 0,
-            progress: Progress::new(request.plan.duration()),
+            progress: Progress::new(request.progress, request.plan.duration()),
             fleet: Fleet::for_plan(&request.plan),
         };
         self.await_ready(&mut run).await?;
@@ -184,7 +184,7 @@ impl Coordinator {
             if self.agents.len() >= want {
                 return Ok(self.agents.keys().take(want).cloned().collect());
             }
-            if request.progress && announced != self.agents.len() {
+            if request.progress == ProgressMode::Plain && announced != self.agents.len() {
                 announced = self.agents.len();
                 println!("waiting for agents: {}/{want} attached", self.agents.len());
             }
@@ -306,10 +306,12 @@ impl Coordinator {
             tokio::select! {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
-                    let total = run.aggregate.total();
-                    if request.progress {
+                    if run.progress.enabled() {
+                        let total = run.aggregate.total();
                         let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
-                        println!("{}", run.progress.line(started, &total, attached, run.members.len()));
+                        if let Some(line) = run.progress.report(started, &total, attached, run.members.len()) {
+                            println!("{line}");
+                        }
                     }
                 }
                 _ = governor_tick.tick(), if run.fleet.is_some() => {

@@ -4,10 +4,11 @@ use crescendo_metrics::StepStats;
 use crescendo_metrics::histogram::percentile_ms;
 use crescendo_plan::{CountKind, Metric, Stat, Threshold};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One threshold's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ThresholdResult {
     pub expr: String,
     pub ok: bool,

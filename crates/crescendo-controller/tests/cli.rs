@@ -133,3 +133,45 @@ fn a_missing_plan_file_is_a_usage_error() {
     let (code, out) = controller(&["validate", "/nonexistent/plan.toml"]);
     assert_eq!(code, 2, "{out}");
 }
+
+#[test]
+fn json_progress_keeps_stdout_machine_readable() {
+    let out_dir = std::env::temp_dir().join(format!("crescendo-cli-json-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args([
+            "demo",
+            "--agents",
+            "1",
+            "--duration",
+            "3s",
+            "--progress",
+            "json",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 2, "one object a second: {stdout}");
+    for key in [
+        "elapsed_s",
+        "rate_rps",
+        "ok",
+        "throttled",
+        "p99_ms",
+        "agents",
+    ] {
+        assert!(lines[0].get(key).is_some(), "{key} missing in {}", lines[0]);
+    }
+    assert!(
+        stderr.contains("verdict"),
+        "the summary goes to stderr: {stderr}"
+    );
+    assert!(out_dir.join("summary.json").exists());
+}

@@ -20,6 +20,8 @@ stages = [ { duration = "5s", target = 60 } ]
 policy = "none"
 [data]
 sequence = { var = "flowId", format = "flow-{n}", count = 90 }
+[thresholds]
+"errors" = "== 0"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,6 +63,52 @@ async fn three_agents_under_the_limit_count_exactly() {
         summary.throughput_rps
     );
     assert!(summary.lost_agents.is_empty());
+    assert_design_schema(&serde_json::to_value(&summary).unwrap());
+}
+
+/// The `summary.json` keys DESIGN.md promises, with their JSON types.
+fn assert_design_schema(json: &serde_json::Value) {
+    use serde_json::Value;
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let expect = |path: &str, want: &str| {
+        let v = json
+            .pointer(path)
+            .unwrap_or_else(|| panic!("summary.json lacks {path}"));
+        assert_eq!(kind(v), want, "{path} in {json}");
+    };
+    expect("/run_id", "string");
+    expect("/plan_name", "string");
+    expect("/duration_s", "number");
+    expect("/agents", "array");
+    expect("/agents/0/id", "string");
+    expect("/agents/0/requests", "number");
+    expect("/lost_agents", "array");
+    for key in [
+        "requests",
+        "ok",
+        "throttled",
+        "errors",
+        "retries",
+        "dropped",
+    ] {
+        expect(&format!("/totals/{key}"), "number");
+    }
+    for group in ["latency_ms", "service_time_ms"] {
+        for key in ["p50", "p90", "p99", "p999", "max", "mean"] {
+            expect(&format!("/{group}/{key}"), "number");
+        }
+    }
+    expect("/throughput_rps", "number");
+    expect("/goodput_rps", "number");
+    expect("/thresholds/0/expr", "string");
+    expect("/thresholds/0/ok", "bool");
 }
 
 const OVER_LIMIT: &str = r#"

@@ -1,5 +1,7 @@
 //! `latency.hlog`: the HdrHistogram interval log, one line per second and step with
 //! the fleet's merged intended-time latency histogram (values in µs, max in ms).
+//! Each line is tagged with its step's name; the log format forbids spaces and
+//! commas in tags, so those become `_` (see [`tag`]).
 
 use std::io::Write;
 use std::time::Duration;
@@ -8,6 +10,13 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
 use crate::run::RunOutcome;
+
+/// The step name as an interval-log tag: spaces, commas and line breaks become `_`
+/// (`hdrhistogram`'s writer would otherwise drop the tag and readers would see an
+/// untagged line).
+pub(crate) fn tag(step: &str) -> String {
+    step.replace([',', ' ', '\r', '\n', '\t'], "_")
+}
 
 pub(crate) fn write(outcome: &RunOutcome, out: &mut impl Write) -> std::io::Result<()> {
     let mut serializer = V2DeflateSerializer::new();
@@ -24,7 +33,8 @@ pub(crate) fn write(outcome: &RunOutcome, out: &mut impl Write) -> std::io::Resu
     let mut writer = builder.begin_log_with(out, &mut serializer)?;
     for (second, interval) in &outcome.aggregate.intervals {
         for (step, stats) in &interval.steps {
-            let tag = Tag::new(step);
+            let tag = tag(step);
+            let tag = Tag::new(&tag);
             writer
                 .write_histogram(
                     &stats.latency,
@@ -36,4 +46,16 @@ pub(crate) fn write(outcome: &RunOutcome, out: &mut impl Write) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag;
+
+    #[test]
+    fn step_names_become_valid_tags() {
+        assert_eq!(tag("update"), "update");
+        assert_eq!(tag("read back, twice\n"), "read_back__twice_");
+        assert!(hdrhistogram::serialization::interval_log::Tag::new(&tag("a b,c")).is_some());
+    }
 }

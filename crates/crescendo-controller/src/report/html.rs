@@ -1,19 +1,23 @@
 //! `report.html`: one self-contained page (inline SVG, no script, no network) with the
-//! verdict first, then rates and latency over time, then tables.
+//! verdict first, then rates over time (with the governor's decisions as shaded
+//! spans), latency over time and by percentile, then per-step and agent tables and
+//! the plan as run (secrets masked).
 
 use std::fmt::Write;
 
 use super::Summary;
+use super::escape as esc;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A shaded stretch of a chart, in series-index units (seconds from the first).
+struct Span {
+    from: f64,
+    to: f64,
+    color: &'static str,
+    title: String,
 }
 
-/// A line chart of several series over the run's seconds.
-fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
+/// A line chart of several series over the run's seconds, with shaded spans.
+fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)], spans: &[Span]) -> String {
     let (w, h, pad) = (860.0, 220.0, 40.0);
     let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(2);
     let max = series
@@ -22,7 +26,8 @@ fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
         .fold(0.0_f64, f64::max)
         .max(1e-9)
         * 1.1;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1) as f64;
+    let x_at = |i: f64| pad + (w - 2.0 * pad) * i.clamp(0.0, (n - 1) as f64) / (n - 1) as f64;
+    let x = |i: usize| x_at(i as f64);
     let y = |v: f64| h - pad - (h - 2.0 * pad) * v / max;
     let mut svg = format!(
         "<h3>{}</h3><svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\">\
@@ -34,6 +39,20 @@ fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
         pad + 4.0,
         h - pad,
     );
+    for span in spans {
+        let (x0, x1) = (x_at(span.from), x_at(span.to));
+        let _ = write!(
+            svg,
+            "<rect x=\"{x0:.1}\" y=\"{pad}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.15\">\
+             <title>{}</title></rect><line x1=\"{x0:.1}\" y1=\"{pad}\" x2=\"{x0:.1}\" y2=\"{}\" stroke=\"{}\" stroke-dasharray=\"3,3\"/>",
+            (x1 - x0).max(1.0),
+            h - 2.0 * pad,
+            span.color,
+            esc(&span.title),
+            h - pad,
+            span.color
+        );
+    }
     for (i, (name, color, values)) in series.iter().enumerate() {
         let points: Vec<String> = values
             .iter()
@@ -118,7 +137,19 @@ pub(crate) fn render(s: &Summary) -> String {
             ("throttled (429)", "#d98200", col(|i| i.throttled as f64)),
             ("errors", "#b00", col(|i| i.errors as f64)),
         ],
+        &governor_spans(s),
     ));
+    if !s.governor_events.is_empty() {
+        out.push_str("<p>shaded: the fleet governor's decisions (hover for the rate and reason):");
+        for kind in ["cut", "pause", "recover", "quota-pace"] {
+            let _ = write!(
+                out,
+                " <span style=\"background:{}33;padding:0 4px\">{kind}</span>",
+                kind_color(kind)
+            );
+        }
+        out.push_str("</p>");
+    }
     out.push_str(&chart(
         "Latency per second",
         "ms",
@@ -127,7 +158,10 @@ pub(crate) fn render(s: &Summary) -> String {
             ("p90", "#9467bd", col(|i| i.p90_ms)),
             ("p99", "#d62728", col(|i| i.p99_ms)),
         ],
+        &[],
     ));
+    out.push_str(&super::distribution::svg(&s.latency_distribution));
+    out.push_str(&steps_table(s));
     out.push_str("<h2>Agents</h2><table><tr><th>agent</th><th>host</th><th>requests</th><th>ok</th><th>throttled</th><th>errors</th><th>lost</th></tr>");
     for a in &s.agents {
         let _ = write!(
@@ -142,6 +176,160 @@ pub(crate) fn render(s: &Summary) -> String {
             a.lost
         );
     }
-    out.push_str("</table></body></html>\n");
+    out.push_str("</table>");
+    if !s.plan_text.is_empty() {
+        let _ = write!(
+            out,
+            "<h2>Plan as run</h2><p>secret values are masked</p><pre>{}</pre>",
+            esc(&s.plan_text)
+        );
+    }
+    out.push_str("</body></html>\n");
     out
+}
+
+fn kind_color(kind: &str) -> &'static str {
+    match kind {
+        "pause" => "#d62728",
+        "cut" => "#ff7f0e",
+        "recover" => "#2ca02c",
+        _ => "#1f77b4",
+    }
+}
+
+/// The governor's decisions as spans: each run of same-kind decisions shades the rate
+/// chart from its first decision to the next different one (or the end of the run).
+fn governor_spans(s: &Summary) -> Vec<Span> {
+    let t0 = s.timeline.first().map_or(0, |i| i.t) as f64;
+    let end = s.timeline.last().map_or(s.duration_s, |i| i.t as f64 + 1.0);
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in s.governor_events.iter().enumerate() {
+        match spans.last_mut() {
+            Some((_, last)) if s.governor_events[*last].kind == e.kind => *last = i,
+            _ => spans.push((i, i)),
+        }
+    }
+    spans
+        .iter()
+        .enumerate()
+        .map(|(k, &(first, last))| {
+            let (a, b) = (&s.governor_events[first], &s.governor_events[last]);
+            let to = spans
+                .get(k + 1)
+                .map_or(end, |&(next, _)| s.governor_events[next].at);
+            let count = last - first + 1;
+            Span {
+                from: a.at - t0,
+                to: to - t0,
+                color: kind_color(&a.kind),
+                title: format!(
+                    "{} ×{count} from {:.1} s: rate {:.1} → {:.1} req/s ({})",
+                    a.kind, a.at, a.old_rate, b.new_rate, a.reason
+                ),
+            }
+        })
+        .collect()
+}
+
+fn steps_table(s: &Summary) -> String {
+    let mut out = String::from(
+        "<h2>Steps</h2><table><tr><th>step</th><th>requests</th><th>ok</th><th>throttled</th><th>errors</th>\
+         <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>",
+    );
+    for (name, step) in &s.steps {
+        let (t, l) = (&step.totals, &step.latency_ms);
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+            esc(name),
+            t.requests,
+            t.ok,
+            t.throttled,
+            t.errors,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+    use crate::report::summary::StepSummary;
+
+    #[test]
+    fn the_page_has_the_distribution_steps_governor_spans_and_the_masked_plan() {
+        let mut s = fixture::summary();
+        s.latency_distribution = vec![(0.0, 1.0), (90.0, 5.0), (99.0, 9.0), (99.999, 20.0)];
+        s.steps.insert(
+            "update <1>".into(),
+            StepSummary {
+                totals: fixture::totals(10, 9, 1),
+                latency_ms: fixture::latency(1.5, 7.0, 9.0),
+                ..Default::default()
+            },
+        );
+        s.plan_text = crate::report::plan_text::mask_secrets(
+            "name = \"p\"\nheaders = { Authorization = \"Bearer s3cret\" }\n",
+        );
+        let html = render(&s);
+        assert!(html.contains("Latency by percentile"), "{html}");
+        assert!(
+            html.contains("shaded: the fleet governor's decisions"),
+            "{html}"
+        );
+        assert!(html.contains("99.999%"), "{html}");
+        assert!(
+            html.contains(
+                "<td>update &lt;1&gt;</td><td>10</td><td>9</td><td>1</td><td>0</td><td>1.50</td>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<title>pause ×1 from 2.5 s: rate 100.0 → 50.0 req/s (429 retry-after 2s)</title>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("Plan as run") && html.contains("Authorization = &quot;****&quot;"),
+            "{html}"
+        );
+        assert!(!html.contains("s3cret"), "{html}");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "self-contained"
+        );
+    }
+
+    #[test]
+    fn same_kind_decisions_merge_into_one_span() {
+        let mut s = fixture::summary();
+        let e = s.governor_events[0].clone();
+        let at = |at: f64, kind: &str| super::super::summary::GovernorEventSummary {
+            at,
+            kind: kind.into(),
+            ..e.clone()
+        };
+        s.governor_events = vec![
+            at(1.0, "cut"),
+            at(2.0, "cut"),
+            at(4.0, "recover"),
+            at(5.0, "recover"),
+        ];
+        let spans = governor_spans(&s);
+        assert_eq!(spans.len(), 2);
+        assert_eq!((spans[0].from, spans[0].to), (1.0, 4.0));
+        assert_eq!((spans[1].from, spans[1].to), (4.0, 10.0));
+        assert!(
+            spans[1].title.starts_with("recover ×2"),
+            "{}",
+            spans[1].title
+        );
+    }
 }

@@ -1,8 +1,15 @@
 //! Report files written at the end of a run: `summary.json`, `latency.hlog`,
-//! `report.html`.
+//! `report.html`, `results.csv` (per second and step) and `junit.xml` (the
+//! thresholds as a test suite).
 
+mod csv;
+mod distribution;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod hlog;
 mod html;
+mod junit;
+mod plan_text;
 pub mod summary;
 mod text;
 
@@ -21,6 +28,77 @@ pub fn write_all(outcome: &RunOutcome, dir: &Path) -> std::io::Result<Summary> {
     hlog::write(outcome, &mut log)?;
     std::fs::write(dir.join("latency.hlog"), log)?;
     std::fs::write(dir.join("report.html"), html::render(&summary))?;
+    std::fs::write(
+        dir.join("results.csv"),
+        csv::render(&outcome.aggregate.intervals),
+    )?;
+    std::fs::write(dir.join("junit.xml"), junit::render(&summary))?;
+    Ok(summary)
+}
+
+/// Escape text for HTML and XML, in content and in quoted attributes.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Why a `summary.json` could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a crescendo summary: {source}")]
+    Json {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Read a run's summary back from `path`: a run directory or its `summary.json`.
+pub fn load_summary(path: &Path) -> Result<Summary, LoadError> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_owned()
+    };
+    let shown = file.display().to_string();
+    let bytes = std::fs::read(&file).map_err(|source| LoadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| LoadError::Json {
+        path: shown,
+        source,
+    })
+}
+
+/// Render `report.html` and `junit.xml` in `dir` again from `dir/summary.json` (after
+/// an upgrade, or to restyle an old run); returns the summary. `latency.hlog` and
+/// `results.csv` need the histograms and are left as they are.
+pub fn rerender(dir: &Path) -> Result<Summary, LoadError> {
+    let summary = load_summary(dir)?;
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        dir.parent().unwrap_or(Path::new("."))
+    };
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| LoadError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    write("report.html", html::render(&summary))?;
+    write("junit.xml", junit::render(&summary))?;
     Ok(summary)
 }
 

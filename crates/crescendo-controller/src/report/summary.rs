@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 
 use crescendo_metrics::{Counters, LatencySummary, StepStats};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::sum;
 use crate::run::RunOutcome;
 use crate::thresholds::{ThresholdResult, evaluate};
 
-#[derive(Debug, Clone, Serialize)]
+/// The run's result. Read back (`report`, `compare`) with every field missing from an
+/// older `summary.json` taken as its default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub run_id: String,
     pub plan_name: String,
@@ -22,8 +25,10 @@ pub struct Summary {
     pub lost_agents: Vec<String>,
     pub totals: Totals,
     /// Intended-time (coordinated-omission corrected) latency of successful requests.
+    #[serde(with = "LatencyDef")]
     pub latency_ms: LatencySummary,
     /// Service time (from the actual send) of successful requests.
+    #[serde(with = "LatencyDef")]
     pub service_time_ms: LatencySummary,
     /// Attempts per second.
     pub throughput_rps: f64,
@@ -44,13 +49,76 @@ pub struct Summary {
     /// One entry per second of the run.
     pub timeline: Vec<IntervalSummary>,
     /// The fleet governor's decisions (coordinated policy): time, kind, old and new rate, reason.
-    pub governor_events: Vec<crescendo_backoff::governor::GovernorEvent>,
+    pub governor_events: Vec<GovernorEventSummary>,
     /// The API's quota as last reported: remaining, limit, seconds to reset, and when
     /// (seconds since the start); absent when the API sent no quota headers.
     pub last_quota: Option<QuotaSummary>,
+    /// The longest reset the API reported in any snapshot: about its window length.
+    pub longest_reset_s: Option<f64>,
+    /// The merged intended-time latency distribution: (percentile, ms) from 0 to
+    /// 99.999 %, evenly spaced on a log(1 / (1 − p)) axis, for the report's plot.
+    pub latency_distribution: Vec<(f64, f64)>,
+    /// The plan as run, with secret values (authorization, tokens, keys) masked.
+    pub plan_text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `crescendo_metrics::LatencySummary` is `Serialize` only; this mirror lets a
+/// summary be read back (`crescendo-controller report`, `compare`) with the same keys.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "LatencySummary")]
+struct LatencyDef {
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    p50: f64,
+    #[serde(default)]
+    p90: f64,
+    #[serde(default)]
+    p95: f64,
+    #[serde(default)]
+    p99: f64,
+    #[serde(default)]
+    p999: f64,
+    #[serde(default)]
+    max: f64,
+    #[serde(default)]
+    mean: f64,
+}
+
+/// One of the governor's decisions as `summary.json` holds it: the same keys as
+/// `crescendo_backoff::governor::GovernorEvent`, which is `Serialize` only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GovernorEventSummary {
+    /// Seconds since the start.
+    pub at: f64,
+    /// `cut`, `pause`, `recover` or `quota-pace`.
+    pub kind: String,
+    pub limit_key: String,
+    pub old_rate: f64,
+    pub new_rate: f64,
+    pub reason: String,
+}
+
+impl From<&crescendo_backoff::governor::GovernorEvent> for GovernorEventSummary {
+    fn from(e: &crescendo_backoff::governor::GovernorEvent) -> Self {
+        let kind = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            at: e.at.as_secs_f64(),
+            kind,
+            limit_key: e.limit_key.clone(),
+            old_rate: e.old_rate,
+            new_rate: e.new_rate,
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QuotaSummary {
     pub remaining: f64,
     pub limit: Option<f64>,
@@ -58,7 +126,8 @@ pub struct QuotaSummary {
     pub at_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AgentSummary {
     pub id: String,
     pub host: String,
@@ -73,7 +142,8 @@ pub struct AgentSummary {
     pub max_in_flight: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Totals {
     pub requests: u64,
     pub ok: u64,
@@ -108,15 +178,19 @@ impl Totals {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StepSummary {
     pub totals: Totals,
+    #[serde(with = "LatencyDef")]
     pub latency_ms: LatencySummary,
+    #[serde(with = "LatencyDef")]
     pub service_time_ms: LatencySummary,
     pub statuses: BTreeMap<u16, u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IntervalSummary {
     /// Seconds since the start.
     pub t: u64,
@@ -233,7 +307,10 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         throttle_reports: outcome.throttle_reports,
         rejected_snapshots: agg.rejected,
         timeline,
-        governor_events: outcome.governor_events.clone(),
+        governor_events: outcome.governor_events.iter().map(Into::into).collect(),
+        longest_reset_s: agg.longest_reset_s,
+        latency_distribution: super::distribution::of(&total.latency),
+        plan_text: super::plan_text::mask_secrets(&outcome.plan_text),
         last_quota: agg.last_quota.as_ref().map(|q| QuotaSummary {
             remaining: q.remaining,
             limit: q.limit,

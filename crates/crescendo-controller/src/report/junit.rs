@@ -1,0 +1,82 @@
+//! `junit.xml`: the thresholds as a JUnit test suite, so CI systems (Jenkins, GitLab,
+//! GitHub test reporters) show a rehearsal's verdict like any other test run. One
+//! test case per threshold; a failed threshold carries a `<failure>` element.
+
+use std::fmt::Write;
+
+use super::{Summary, escape};
+
+pub(crate) fn render(s: &Summary) -> String {
+    let failures = s.thresholds.iter().filter(|t| !t.ok).count();
+    let name = escape(&s.plan_name);
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <testsuites name=\"crescendo\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n\
+         \x20 <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n\
+         \x20   <properties><property name=\"run_id\" value=\"{run}\"/></properties>\n",
+        tests = s.thresholds.len(),
+        time = s.duration_s,
+        run = escape(&s.run_id),
+    );
+    for t in &s.thresholds {
+        let _ = write!(
+            out,
+            "    <testcase name=\"{}\" classname=\"{name}.thresholds\" time=\"0\"",
+            escape(&t.expr)
+        );
+        if t.ok {
+            out.push_str("/>\n");
+        } else {
+            let _ = write!(
+                out,
+                ">\n      <failure message=\"{msg}\" type=\"threshold\">{msg}</failure>\n    </testcase>\n",
+                msg = escape(&format!("{} failed: measured {}", t.expr, t.value)),
+            );
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn one_testcase_per_threshold_and_a_failure_for_each_failed_one() {
+        let xml = render(&fixture::summary());
+        assert!(xml.starts_with("<?xml"), "{xml}");
+        assert!(
+            xml.contains("<testsuite name=\"fixture &lt;&amp;&gt;\" tests=\"2\" failures=\"1\""),
+            "the suite is named after the plan, escaped: {xml}"
+        );
+        assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+        assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+        assert!(
+            xml.contains("<testcase name=\"latency.p99 &lt; 800ms\" classname=\"fixture &lt;&amp;&gt;.thresholds\" time=\"0\"/>"),
+            "{xml}"
+        );
+        let failed = xml.find("name=\"errors == 0\"").expect("the failed case");
+        let failure = xml.find("<failure message=\"errors == 0 failed: measured 10\"");
+        assert!(failure.is_some_and(|f| f > failed), "{xml}");
+        assert!(xml.contains("time=\"10.000\""), "{xml}");
+        // Well-formed enough for any reader: every opened element is closed.
+        for tag in ["testsuites", "testsuite", "properties"] {
+            assert_eq!(
+                xml.matches(&format!("<{tag}")).count() - usize::from(tag == "testsuite"),
+                xml.matches(&format!("</{tag}>")).count(),
+                "{tag}: {xml}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plan_without_thresholds_is_an_empty_passing_suite() {
+        let mut s = fixture::summary();
+        s.thresholds.clear();
+        let xml = render(&s);
+        assert!(xml.contains("tests=\"0\" failures=\"0\""), "{xml}");
+        assert!(!xml.contains("<testcase"), "{xml}");
+    }
+}
