@@ -28,26 +28,7 @@ sim_port=$(free_port)
 ctl_port=$(free_port)
 bench_bg "$BENCH_BIN/crescendo-flowsim" --listen "127.0.0.1:$sim_port" --auto-create --limit 0
 wait_http "http://127.0.0.1:$sim_port/healthz"
-cat >"$work/plan.toml" <<PLAN
-name = "bench-agent"
-[target]
-base_url = "http://127.0.0.1:$sim_port"
-timeout = "5s"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/api/v2/flows/{flowId}"
-headers = { "Content-Type" = "application/json" }
-body = '{"name": "flow {flowId}", "description": "bench {seq}"}'
-expect = [200]
-[load]
-max_in_flight = $in_flight
-stages = [ { duration = "$duration", target = $rate } ]
-[backoff]
-policy = "none"
-[data]
-sequence = { var = "flowId", format = "flow-{n}", count = 1000 }
-PLAN
+bench_plan "$work/plan.toml" bench-agent "http://127.0.0.1:$sim_port" "$rate" "$duration" "$in_flight" none
 
 bench_bg "$BENCH_BIN/crescendo-controller" run "$work/plan.toml" --agents 1 --listen "127.0.0.1:$ctl_port" \
   --out "$work/out"

@@ -43,28 +43,8 @@ for headers in "inin,x-ratelimit" none; do
     sim=$BENCH_LAST_PID
     wait_http "http://127.0.0.1:$port/healthz"
     name="$policy-${headers//,/+}"
-    cat >"$BENCH_WORK/$name.toml" <<PLAN
-name = "bench-backoff-$name"
-[target]
-base_url = "http://127.0.0.1:$port"
-timeout = "10s"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/api/v2/flows/{flowId}"
-headers = { "Content-Type" = "application/json" }
-body = '{"name": "flow {flowId}", "description": "bench {seq}"}'
-expect = [200]
-[load]
-max_in_flight = 2000
-stages = [ { duration = "$duration", target = $offered } ]
-[backoff]
-policy = "$policy"
-max_retries = 3
-max_retry_after = "60s"
-[data]
-sequence = { var = "flowId", format = "flow-{n}", count = 1000 }
-PLAN
+    bench_plan "$BENCH_WORK/$name.toml" "bench-backoff-$name" "http://127.0.0.1:$port" \
+      "$offered" "$duration" 2000 "$policy"
     echo "running $name ($agents agents offering $offered req/s against $limit per $window for $duration)" >&2
     bench_fleet "$BENCH_WORK/$name.toml" "$agents" "$BENCH_WORK/$name"
     curl -fsS "http://127.0.0.1:$port/__sim/stats" >"$BENCH_WORK/$name.sim.json"

@@ -58,3 +58,31 @@ bench_fleet() {
   done
   wait "$ctl" || true
 }
+
+# bench_plan FILE NAME BASE_URL RATE DURATION IN_FLIGHT POLICY: write the benchmarks'
+# plan, PUT flow updates at a constant RATE.
+bench_plan() {
+  local file=$1 name=$2 base_url=$3 rate=$4 duration=$5 in_flight=$6 policy=$7
+  cat >"$file" <<PLAN
+name = "$name"
+[target]
+base_url = "$base_url"
+timeout = "10s"
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/api/v2/flows/{flowId}"
+headers = { "Content-Type" = "application/json" }
+body = '{"name": "flow {flowId}", "description": "bench {seq}"}'
+expect = [200]
+[load]
+max_in_flight = $in_flight
+stages = [ { duration = "$duration", target = $rate } ]
+[backoff]
+policy = "$policy"
+max_retries = 3
+max_retry_after = "60s"
+[data]
+sequence = { var = "flowId", format = "flow-{n}", count = 1000 }
+PLAN
+}

@@ -277,6 +277,19 @@ async fn demo_cmd(
     code
 }
 
+/// Read, validate and split a plan file; prints the error (file, line, key) and
+/// returns `None` when any of that fails.
+fn read_plan(path: &Path, agents: u32) -> Option<(String, crescendo_plan::Plan)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| eprintln!("error: {}: {e}", path.display()))
+        .ok()?;
+    let plan = crescendo_plan::parse(&text, &path.display().to_string())
+        .and_then(|plan| crescendo_plan::split(&plan, agents).map(|_| plan))
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()?;
+    Some((text, plan))
+}
+
 async fn run_cmd(
     path: &Path,
     agents: u32,
@@ -285,24 +298,9 @@ async fn run_cmd(
     wait_for_agents: Duration,
     progress: ProgressMode,
 ) -> anyhow::Result<u8> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return Ok(EXIT_BAD_INPUT);
-        }
-    };
-    let plan = match crescendo_plan::parse(&text, &path.display().to_string()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_BAD_INPUT);
-        }
-    };
-    if let Err(e) = crescendo_plan::split(&plan, agents) {
-        eprintln!("error: {e}");
+    let Some((text, plan)) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
-    }
+    };
     let shutdown = CancellationToken::new();
     let listener = TcpListener::bind(listen).await?;
     let controller = Controller::start(listener, shutdown.clone())?;
@@ -332,12 +330,8 @@ async fn probe_cmd(
     wait_for_agents: Duration,
     progress: ProgressMode,
 ) -> anyhow::Result<u8> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return Ok(EXIT_BAD_INPUT);
-        }
+    let Some((text, _)) = read_plan(path, agents) else {
+        return Ok(EXIT_BAD_INPUT);
     };
     let origin = path.display().to_string();
     if let Err(e) = crate::probe::probe_plan(&text, &origin, settings) {

@@ -1,5 +1,8 @@
 //! The controller binary's exit codes and error messages for bad input.
 
+mod common;
+use common::controller;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -22,24 +25,10 @@ fn write_plan(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn controller(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains("panicked"), "{text}");
-    (out.status.code().unwrap_or(-1), text)
-}
-
 #[test]
 fn a_good_plan_validates() {
     let path = write_plan("good.toml", GOOD);
-    let (code, text) = controller(&["validate", path.to_str().unwrap()]);
+    let (code, text) = controller(["validate", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
 }
 
@@ -89,7 +78,7 @@ fn broken_plans() -> Vec<(&'static str, String, usize, &'static str)> {
 fn broken_plans_exit_2_naming_file_line_and_key() {
     for (name, text, line, key) in broken_plans() {
         let path = write_plan(name, &text);
-        let (code, out) = controller(&["validate", path.to_str().unwrap()]);
+        let (code, out) = controller(["validate", path.to_str().unwrap()]);
         assert_eq!(code, 2, "{name}: {out}");
         assert!(
             out.contains(name),
@@ -101,7 +90,7 @@ fn broken_plans_exit_2_naming_file_line_and_key() {
         );
         assert!(out.contains(key), "{name}: the message names {key}: {out}");
         // `run` refuses the same plan before listening for agents.
-        let (code, out) = controller(&[
+        let (code, out) = controller([
             "run",
             path.to_str().unwrap(),
             "--agents",
@@ -116,7 +105,7 @@ fn broken_plans_exit_2_naming_file_line_and_key() {
 #[test]
 fn zero_agents_is_a_usage_error() {
     let path = write_plan("zero.toml", GOOD);
-    let (code, out) = controller(&[
+    let (code, out) = controller([
         "run",
         path.to_str().unwrap(),
         "--agents",
@@ -130,7 +119,7 @@ fn zero_agents_is_a_usage_error() {
 
 #[test]
 fn a_missing_plan_file_is_a_usage_error() {
-    let (code, out) = controller(&["validate", "/nonexistent/plan.toml"]);
+    let (code, out) = controller(["validate", "/nonexistent/plan.toml"]);
     assert_eq!(code, 2, "{out}");
 }
 

@@ -1,7 +1,9 @@
 //! `compare` and `report` with the real binary: exit codes and what they print.
 
+mod common;
+use common::controller;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
@@ -32,20 +34,6 @@ fn run_dir(name: &str, p99: f64, goodput: f64, throttled: u64) -> PathBuf {
     });
     std::fs::write(d.join("summary.json"), summary.to_string()).unwrap();
     d
-}
-
-fn controller(args: &[&Path]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains("panicked"), "{text}");
-    (out.status.code().unwrap_or(-1), text)
 }
 
 fn compare(a: &Path, b: &Path, extra: &[&str]) -> (i32, String) {
@@ -114,7 +102,7 @@ fn unreadable_input_or_a_bad_tolerance_exits_2() {
 #[test]
 fn report_renders_the_html_and_the_text_again() {
     let d = run_dir("rerender", 20.0, 100.0, 0);
-    let (code, out) = controller(&[Path::new("report"), &d]);
+    let (code, out) = controller([Path::new("report"), &d]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("run rerender (compare-test)"), "{out}");
     assert!(out.contains("verdict: PASSED"), "{out}");
@@ -124,6 +112,6 @@ fn report_renders_the_html_and_the_text_again() {
         "{html}"
     );
     assert!(d.join("junit.xml").exists());
-    let (code, out) = controller(&[Path::new("report"), &dir("no-summary")]);
+    let (code, out) = controller([Path::new("report"), &dir("no-summary")]);
     assert_eq!(code, 2, "{out}");
 }

@@ -138,11 +138,7 @@ impl KeyState {
             self.cut_until = self
                 .cut_until
                 .max(Some(end.saturating_add(config.cut_window)));
-            if end > now
-                && self
-                    .pause_until
-                    .is_none_or(|p| end > p.saturating_add(PAUSE_EXTEND))
-            {
+            if end > now && self.extends_pause(end, PAUSE_EXTEND) {
                 self.pause_until = Some(end);
                 outcome.pause = Some((
                     end,
@@ -163,10 +159,7 @@ impl KeyState {
             } else {
                 PAUSE_EXTEND
             };
-            let later = pause_end.filter(|end| {
-                self.pause_until
-                    .is_none_or(|p| *end > p.saturating_add(extend_by))
-            });
+            let later = pause_end.filter(|end| self.extends_pause(*end, extend_by));
             if let Some(end) = later {
                 self.pause_until = Some(end);
                 // The cycle starts when the fleet really resumes.
@@ -214,11 +207,7 @@ impl KeyState {
         }
         if let Some(quota) = self.quota.as_ref().filter(|q| q.exhausted()) {
             let end = quota.reset_at();
-            if end > now
-                && self
-                    .pause_until
-                    .is_none_or(|p| end > p.saturating_add(PAUSE_EXTEND))
-            {
+            if end > now && self.extends_pause(end, PAUSE_EXTEND) {
                 self.pause_until = Some(end);
                 outcome.pause = Some((
                     end,
@@ -231,6 +220,12 @@ impl KeyState {
         }
         self.update_current(config, now);
         outcome
+    }
+
+    /// Whether pausing until `end` lasts more than `extend_by` beyond the pause in force.
+    fn extends_pause(&self, end: Duration, extend_by: Duration) -> bool {
+        self.pause_until
+            .is_none_or(|p| end > p.saturating_add(extend_by))
     }
 
     /// Time passes: pauses end, quota windows roll over, the AIMD rate recovers.
