@@ -254,6 +254,11 @@ for i in $(seq 1 "$AGENTS"); do
   check "agent-$i in summary.json agents with requests > 0 (got $n)" test "$n" -gt 0
 done
 check "lost_agents is empty" equal "$(json "$summary" lost_agents)" "[]"
+# The start barrier: every agent starts the same delay after its Start message, so
+# the starts across containers lie within a second (the figure itself is reported).
+skew=$(json "$summary" start_skew_ms)
+under_a_second() { python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(0 if 0 <= v < 1000 else 1)' "$1"; }
+check "start skew across the agent containers is reported: $skew ms" under_a_second "$skew"
 check "totals.ok == flowsim accepted ($ok == $sim_accepted)" equal "$ok" "$sim_accepted"
 check "totals.throttled == flowsim throttled ($throttled == $sim_throttled)" \
   equal "$throttled" "$sim_throttled"

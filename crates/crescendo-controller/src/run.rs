@@ -66,6 +66,10 @@ pub(crate) struct Member {
     pub(crate) finished: Option<pb::Finished>,
     away_since: Option<Instant>,
     pub(crate) lost: bool,
+    /// When this agent started its load, on the controller's clock: the arrival of its
+    /// first snapshot minus the time that snapshot covers (an upper bound on the start,
+    /// so the spread across agents bounds the start skew, whatever their clocks say).
+    started_at: Option<Instant>,
 }
 
 /// Everything a finished run produced, for reports.
@@ -86,6 +90,8 @@ pub struct RunOutcome {
     pub throttle_reports: u64,
     /// The governor's decisions (coordinated policy).
     pub governor_events: Vec<GovernorEvent>,
+    /// Spread of the agents' load starts (see `Member::started_at`).
+    pub start_skew: Option<Duration>,
 }
 
 impl Coordinator {
@@ -127,6 +133,7 @@ impl Coordinator {
                     finished: None,
                     away_since: None,
                     lost: false,
+                    started_at: None,
                 },
             );
         }
@@ -149,6 +156,7 @@ impl Coordinator {
             .clone()
             .unwrap_or_else(|| "run complete".to_owned());
         self.send_stop(&run, &reason, request.release_agents);
+        let start_skew = run.start_skew();
         let started = run.started.unwrap_or_else(Instant::now);
         let load_end = run.load_end.unwrap_or_else(Instant::now);
         let elapsed = Instant::now().saturating_duration_since(started);
@@ -164,6 +172,7 @@ impl Coordinator {
             agent_errors: run.agent_errors,
             throttle_reports: run.throttle_reports,
             governor_events: run.fleet.as_ref().map(Fleet::events).unwrap_or_default(),
+            start_skew,
         })
     }
 
@@ -415,6 +424,13 @@ impl Coordinator {
                 }
                 match kind {
                     Out::Snapshot(s) if s.run_id == run.run_id => {
+                        if s.seq == 1
+                            && let Some(m) = run.members.get_mut(&agent)
+                            && m.started_at.is_none()
+                        {
+                            m.started_at =
+                                Instant::now().checked_sub(Duration::from_millis(s.end_ms));
+                        }
                         match run.aggregate.merge(&agent, &s) {
                             Ok(_) => {}
                             Err(e) => {
@@ -485,6 +501,13 @@ struct ActiveRun {
 }
 
 impl ActiveRun {
+    /// The spread of the agents' starts, when at least two reported one.
+    fn start_skew(&self) -> Option<Duration> {
+        let starts: Vec<Instant> = self.members.values().filter_map(|m| m.started_at).collect();
+        let (first, last) = (starts.iter().min()?, starts.iter().max()?);
+        (starts.len() >= 2).then(|| last.saturating_duration_since(*first))
+    }
+
     /// Time since the start barrier.
     fn elapsed(&self) -> Duration {
         self.started.map_or(Duration::ZERO, |s| {

@@ -63,6 +63,9 @@ async fn three_agents_under_the_limit_count_exactly() {
         summary.throughput_rps
     );
     assert!(summary.lost_agents.is_empty());
+    // The start barrier: the three agents' starts lie well within a second.
+    let skew = summary.start_skew_ms.expect("three agents report a start");
+    assert!((0.0..1000.0).contains(&skew), "start skew {skew} ms");
     assert_design_schema(&serde_json::to_value(&summary).unwrap());
 }
 

@@ -55,6 +55,9 @@ pub struct Summary {
     pub last_quota: Option<QuotaSummary>,
     /// The longest reset the API reported in any snapshot: about its window length.
     pub longest_reset_s: Option<f64>,
+    /// Spread of the agents' load starts in milliseconds, measured on the controller's
+    /// clock (first snapshot arrival minus the time it covers); `None` with one agent.
+    pub start_skew_ms: Option<f64>,
     /// The merged intended-time latency distribution: (percentile, ms) from 0 to
     /// 99.999 %, evenly spaced on a log(1 / (1 − p)) axis, for the report's plot.
     pub latency_distribution: Vec<(f64, f64)>,
@@ -309,6 +312,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         timeline,
         governor_events: outcome.governor_events.iter().map(Into::into).collect(),
         longest_reset_s: agg.longest_reset_s,
+        start_skew_ms: outcome.start_skew.map(|d| d.as_secs_f64() * 1000.0),
         latency_distribution: super::distribution::of(&total.latency),
         plan_text: super::plan_text::mask_secrets(&outcome.plan_text),
         last_quota: agg.last_quota.as_ref().map(|q| QuotaSummary {
