@@ -109,6 +109,15 @@ enum Cmd {
     },
     /// Render report.html, junit.xml and the text summary again from DIR/summary.json.
     Report { dir: PathBuf },
+    /// Exit 0 when a TCP address accepts a connection, 1 otherwise: a health check for
+    /// containers, whose scratch image has no shell or curl (flowsim on :8080, the
+    /// controller on :7700).
+    Health {
+        #[arg(long)]
+        tcp: SocketAddr,
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
     /// Show the agents attached to a controller and its run.
     Status {
         #[arg(long, default_value = "http://127.0.0.1:7700")]
@@ -188,6 +197,19 @@ impl Cli {
                     Ok(EXIT_BAD_INPUT)
                 }
             },
+            Cmd::Health { tcp, timeout } => {
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(tcp)).await {
+                    Ok(Ok(_)) => Ok(EXIT_OK),
+                    Ok(Err(e)) => {
+                        eprintln!("unhealthy: {tcp}: {e}");
+                        Ok(EXIT_FAILURE)
+                    }
+                    Err(_) => {
+                        eprintln!("unhealthy: {tcp}: no answer within {timeout:?}");
+                        Ok(EXIT_FAILURE)
+                    }
+                }
+            }
             Cmd::Status { controller } => status_cmd(controller).await,
             Cmd::Cancel { controller, reason } => cancel_cmd(controller, reason).await,
         };

@@ -164,3 +164,15 @@ fn json_progress_keeps_stdout_machine_readable() {
     );
     assert!(out_dir.join("summary.json").exists());
 }
+
+#[test]
+fn health_checks_a_tcp_address() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    let (code, out) = controller(["health", "--tcp", open.as_str()]);
+    assert_eq!(code, 0, "{out}");
+    drop(listener);
+    let (code, out) = controller(["health", "--tcp", open.as_str(), "--timeout", "1s"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unhealthy"), "{out}");
+}
