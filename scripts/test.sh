@@ -33,8 +33,33 @@ if ! python3 -c 'import hdrh.log' >/dev/null 2>&1; then
 fi
 # ---- end python hdrhistogram ------------------------------------------------------------
 
+# ---- live results in real tools (owned by the controller's live results) ------------
+# crates/crescendo-controller/tests/live_metrics.rs parses /metrics with the reference
+# Prometheus parser (PyPI `prometheus-client`); scripts/check-html.sh loads report.html
+# in headless Chromium (Debian's `chromium`). Installed here so CI never skips them.
+step "python prometheus-client and chromium (metrics parser, report browser check)"
+if ! python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet prometheus-client
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo_cmd=()
+  [[ "$(id -u)" -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get install -y chromium >/dev/null ||
+    { "${sudo_cmd[@]}" apt-get update >/dev/null && "${sudo_cmd[@]}" apt-get install -y chromium >/dev/null; }
+fi
+# ---- end live results tools -----------------------------------------------------------
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+
+# ---- report.html in headless Chromium (owned by the controller's reports) ------------
+# A real demo run with --metrics-listen: /metrics parsed mid-run, then report.html
+# loaded in Chromium: no console messages, the charts in the DOM, a real screenshot
+# (target/check-html/report.png). Prints PASS/FAIL; a failure fails the script.
+step "report.html in headless Chromium (scripts/check-html.sh)"
+html_status=0
+scripts/check-html.sh || html_status=$?
+# ---- end report.html in headless Chromium ---------------------------------------------
 
 # ---- container end-to-end (owned by deploy/: scripts/e2e-containers.sh) -------------
 # The real binaries in containers: flowsim, a controller and 3 agents on a private
@@ -48,4 +73,7 @@ scripts/e2e-containers.sh || e2e_status=$?
 # One closing line that counts every test binary's results.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "\n%d passed, %d failed, %d skipped\n", p, f, s }' \
   target/test-output.txt
+if [[ "$html_status" -ne 0 ]]; then
+  exit "$html_status"
+fi
 exit "$e2e_status"

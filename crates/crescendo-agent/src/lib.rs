@@ -11,17 +11,38 @@
 //!
 //! # Layout
 //! - [`session`]: the controller connection, reconnects, the unacknowledged outbox.
-//! - `run`: one assigned run: prepared from `Assign`, started by `Start`, adjusted
-//!   by `Adjust`, reporting snapshots until it finishes.
+//! - `prepare`: an `Assign` checked and prepared (plan, share, secrets, streamed
+//!   data rows) into a run waiting for `Start`.
+//! - `run`: one prepared run, started by `Start`, adjusted by `Adjust`, reporting
+//!   snapshots until it finishes (at the plan's end, on `Stop`, or when its `unique`
+//!   rows run out).
 //! - `schedule`: the open model's drift-free arrival times with backoff limits.
-//! - `iteration`: one iteration of the scenario: rendering, sending, classifying,
+//! - `context`: the state one run's tasks share (`RunContext`).
+//! - `iteration`: one iteration of the scenario: rendering, sending with the run's
+//!   token (one refresh and resend after a 401), classifying, checking, capturing,
 //!   retrying.
-//! - `request`: steps prepared once per run from the plan's templates.
+//! - `request`: steps prepared once per run from the plan's templates; the
+//!   iteration's variables (built-ins, data row, captures).
+//! - `auth`: bearer tokens and OAuth2 client credentials (cached, single-flight,
+//!   refreshed, measured as the auxiliary step `auth.token`); secrets resolved on the
+//!   agent, never logged.
+//! - `capture`: JSON Pointer captures and checks on response bodies.
+//! - `feeder`: data rows for iterations, cycling or each once, from memory or
+//!   streamed from a spool file.
+//! - `spool`: the spool file that receives streamed `DataChunk`s before `Ready`.
+//! - `from_plan`: the bridge from the plan's model to the agent's own configuration.
 
+mod auth;
+mod capture;
+mod context;
+mod feeder;
+mod from_plan;
 mod iteration;
+mod prepare;
 mod request;
 mod run;
 mod schedule;
 pub mod session;
+mod spool;
 
 pub use session::{AgentConfig, AgentError, run};

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use crescendo_plan::{Plan, StepTemplates, Template};
 use reqwest::Method;
-use reqwest::header::HeaderName;
+use reqwest::header::{AUTHORIZATION, HeaderName};
+
+use crate::auth::Token;
+use crate::capture::{CaptureRule, CheckRule};
 
 /// Values for one iteration's template variables.
 #[derive(Debug)]
@@ -17,6 +20,8 @@ pub(crate) struct Vars<'a> {
     /// Generated only when some template uses `{uuid}`.
     pub(crate) uuid: Option<String>,
     pub(crate) row: Option<&'a BTreeMap<String, String>>,
+    /// Variables captured by earlier steps of this iteration, in capture order.
+    pub(crate) captured: Vec<(String, String)>,
 }
 
 impl Vars<'_> {
@@ -29,7 +34,11 @@ impl Vars<'_> {
             "agent" => Cow::Borrowed(self.agent),
             "uuid" => Cow::Borrowed(self.uuid.as_deref()?),
             "now_ms" => Cow::Owned(now_ms().to_string()),
-            other => Cow::Borrowed(self.row?.get(other)?.as_str()),
+            // A capture (the latest one of a name) shadows a data column.
+            other => match self.captured.iter().rev().find(|(name, _)| name == other) {
+                Some((_, value)) => Cow::Borrowed(value.as_str()),
+                None => Cow::Borrowed(self.row?.get(other)?.as_str()),
+            },
         })
     }
 
@@ -54,6 +63,10 @@ pub(crate) struct PreparedStep {
     templates: StepTemplates,
     headers: Vec<HeaderName>,
     pub(crate) expect: Vec<u16>,
+    /// Values copied from the JSON body into variables for later steps.
+    pub(crate) captures: Vec<CaptureRule>,
+    /// Conditions on the JSON body; a failed one is `Outcome::CheckFailed`.
+    pub(crate) checks: Vec<CheckRule>,
 }
 
 impl PreparedStep {
@@ -66,12 +79,14 @@ impl PreparedStep {
         }
     }
 
-    /// Build the request for one attempt.
+    /// Build the request for one attempt. With a `token`, `Authorization: Bearer …`
+    /// replaces any `Authorization` header of the plan.
     pub(crate) fn build(
         &self,
         client: &reqwest::Client,
         base_url: &str,
         vars: &Vars<'_>,
+        token: Option<&Token>,
     ) -> reqwest::RequestBuilder {
         let t = &self.templates;
         let url = format!("{base_url}{}", vars.render(&t.path));
@@ -85,7 +100,13 @@ impl PreparedStep {
             req = req.query(&query);
         }
         for (name, (_, value)) in self.headers.iter().zip(&t.headers) {
+            if token.is_some() && name == AUTHORIZATION {
+                continue;
+            }
             req = req.header(name.clone(), vars.render(value));
+        }
+        if let Some(token) = token {
+            req = req.header(AUTHORIZATION, token.header_value());
         }
         if let Some(body) = &t.body {
             req = req.body(vars.render(body));
@@ -120,11 +141,14 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<PreparedStep>, String> {
                         .map_err(|_| format!("step {}: bad header name {name}", step.name))
                 })
                 .collect::<Result<_, _>>()?;
+            let (captures, checks) = crate::from_plan::step_rules(step);
             Ok(PreparedStep {
                 method,
                 templates,
                 headers,
                 expect: step.expect.clone(),
+                captures,
+                checks,
             })
         })
         .collect()
@@ -143,17 +167,17 @@ mod tests {
 name = "t"
 [target]
 base_url = "http://127.0.0.1:9"
-headers = { "X-Team" = "perf", "Authorization" = "Bearer target" }
+headers = { "X-Team" = "perf", "Authorization" = "Bearer {flowId}" }
 [[scenario.steps]]
 name = "update"
 method = "PUT"
 path = "/flows/{flowId}"
-headers = { "authorization" = "Bearer step-{agent}" }
+headers = { "authorization" = "Bearer {token}", "X-Agent" = "{agent}" }
 body = '{"n": {seq}}'
 [load]
 stages = [ { duration = "1s", target = 1 } ]
 [data]
-rows = [ { flowId = "f1" } ]
+rows = [ { flowId = "f1", token = "t1" } ]
 "#;
 
     #[test]
@@ -161,7 +185,10 @@ rows = [ { flowId = "f1" } ]
         let plan = crescendo_plan::parse(PLAN, "t").unwrap();
         let steps = prepare(&plan).unwrap();
         assert!(!uses_uuid(&steps));
-        let row = BTreeMap::from([("flowId".to_owned(), "f1".to_owned())]);
+        let row = BTreeMap::from([
+            ("flowId".to_owned(), "f1".to_owned()),
+            ("token".to_owned(), "t1".to_owned()),
+        ]);
         let vars = Vars {
             seq: 7,
             iteration: 0,
@@ -169,18 +196,32 @@ rows = [ { flowId = "f1" } ]
             agent: "a1",
             uuid: None,
             row: Some(&row),
+            captured: vec![
+                ("flowId".into(), "old".into()),
+                ("flowId".into(), "f2".into()),
+            ],
         };
         let req = steps[0]
-            .build(&reqwest::Client::new(), &plan.target.base_url, &vars)
+            .build(&reqwest::Client::new(), &plan.target.base_url, &vars, None)
             .build()
             .unwrap();
-        assert_eq!(req.url().as_str(), "http://127.0.0.1:9/flows/f1");
+        // The latest capture shadows the data column of the same name.
+        assert_eq!(req.url().as_str(), "http://127.0.0.1:9/flows/f2");
         let auth: Vec<_> = req.headers().get_all("authorization").iter().collect();
-        assert_eq!(auth, ["Bearer step-a1"]);
+        assert_eq!(auth, ["Bearer t1"]);
+        assert_eq!(req.headers()["x-agent"], "a1");
         assert_eq!(req.headers()["x-team"], "perf");
         assert_eq!(
             req.body().and_then(|b| b.as_bytes()),
             Some(&b"{\"n\": 7}"[..])
         );
+        // The run's token replaces the plan's Authorization header.
+        let token = Token(crate::auth::Secret::new("t0k"));
+        let req = steps[0]
+            .build(&reqwest::Client::new(), "http://x", &vars, Some(&token))
+            .build()
+            .unwrap();
+        let auth: Vec<_> = req.headers().get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer t0k"]);
     }
 }

@@ -1,7 +1,8 @@
-//! One assigned run on this agent: prepared from `Assign`, started after the
-//! controller's delay, adjusted by backoff decisions, reporting until it finishes.
+//! One prepared run on this agent: started after the controller's delay, adjusted by
+//! backoff decisions, reporting until it finishes: at the plan's end, on `Stop`, on
+//! an abort reason, or when its `unique` data rows run out (`OnExhausted`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crescendo_backoff::{Policy, RetryConfig};
@@ -13,39 +14,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::iteration::{IterationId, RunContext, run_iteration};
+use crate::auth::Credentials;
+use crate::context::{RunContext, RunSetup};
+use crate::iteration::{IterationId, run_iteration};
+use crate::prepare::PreparedRun;
 use crate::request::prepare;
 use crate::schedule::{ArrivalSchedule, Limits};
-
-/// A run that was assigned and validated, waiting for its start.
-#[derive(Debug)]
-pub(crate) struct PreparedRun {
-    pub(crate) run_id: String,
-    plan: Plan,
-    share: Share,
-}
-
-/// Validate an assignment: the plan must parse here too.
-pub(crate) fn prepare_run(assign: pb::Assign) -> Result<PreparedRun, String> {
-    let plan =
-        crescendo_plan::parse(&assign.plan_toml, "assigned plan").map_err(|e| e.to_string())?;
-    let share = assign.share.ok_or("assignment without a share")?;
-    if share.count == 0 || share.index >= share.count {
-        return Err(format!("bad share {}/{}", share.index, share.count));
-    }
-    let share = Share {
-        index: share.index,
-        count: share.count,
-        rate_fraction: share.rate_fraction,
-        vus: share.vus,
-        max_in_flight: share.max_in_flight.max(1),
-    };
-    Ok(PreparedRun {
-        run_id: assign.run_id,
-        plan,
-        share,
-    })
-}
 
 /// Controls of a started run.
 #[derive(Debug)]
@@ -170,7 +144,7 @@ fn retry_config(plan: &Plan) -> RetryConfig {
 }
 
 async fn drive(
-    prepared: PreparedRun,
+    mut prepared: PreparedRun,
     agent_id: String,
     pacing: Arc<Pacing>,
     limits: watch::Receiver<Limits>,
@@ -178,10 +152,14 @@ async fn drive(
     outbox: mpsc::Sender<pb::AgentMessage>,
 ) {
     let t0 = pacing.t0;
+    let feeder = prepared.feeder();
     let PreparedRun {
         run_id,
         plan,
         share,
+        auth,
+        data,
+        ..
     } = prepared;
     let finish = |error: String, last_seq: u64| pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Finished(pb::Finished {
@@ -208,25 +186,33 @@ async fn drive(
             return;
         }
     };
-    let rows = plan
-        .data
-        .as_ref()
-        .map(|d| d.rows_for(&share))
-        .unwrap_or_default();
-    let recorder = Recorder::new(plan.scenario.steps.iter().map(|s| s.name.clone()));
-    let ctx = Arc::new(RunContext::new(
-        run_id.clone(),
+    let feeder = match feeder {
+        Ok(feeder) => feeder,
+        Err(e) => {
+            let _ = outbox.send(finish(e, 0)).await;
+            return;
+        }
+    };
+    let recorder = Arc::new(Mutex::new(Recorder::new(
+        plan.scenario.steps.iter().map(|s| s.name.clone()),
+    )));
+    let limit_key = auth.limit_key();
+    let ctx = Arc::new(RunContext::new(RunSetup {
+        run_id: run_id.clone(),
         agent_id,
-        plan.target.base_url.clone(),
+        base_url: plan.target.base_url.clone(),
+        auth: Credentials::start(auth, client.clone(), &recorder),
         client,
         steps,
-        rows,
-        retry_config(&plan),
+        feeder,
+        on_exhausted: data.on_exhausted,
+        limit_key,
+        retry: retry_config(&plan),
         recorder,
-        outbox.clone(),
-        stop.clone(),
-        pacing.clone(),
-    ));
+        outbox: outbox.clone(),
+        stop: stop.clone(),
+        pacing: pacing.clone(),
+    }));
     tokio::select! {
         _ = tokio::time::sleep_until(t0) => {}
         _ = stop.cancelled() => {}
@@ -248,9 +234,15 @@ async fn drive(
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(t0 + total) => {}
-                _ = stop.cancelled() => {}
+                _ = ctx.no_new_iterations.cancelled() => {}
             }
         }
+    }
+    if !stop.is_cancelled() && ctx.no_new_iterations.is_cancelled() {
+        // This agent's data rows ran out before the end: the iterations in flight
+        // finish, retries included (a Stop from the controller still cuts them short).
+        tracker.close();
+        tracker.wait().await;
     }
     // Load is over: no new retries; requests on the wire finish (bounded by the
     // target's timeout) so every accepted request is counted.
@@ -285,14 +277,19 @@ async fn drive_open(
         let at = ctx.t0() + Duration::from_secs_f64(due.at);
         tokio::select! {
             _ = tokio::time::sleep_until(at) => {}
-            _ = ctx.stop.cancelled() => break,
+            _ = ctx.no_new_iterations.cancelled() => break,
             // A backoff decision arrived while waiting: reschedule under it.
             Ok(()) = limits.changed() => continue,
         }
         schedule.commit(due);
-        ctx.recorder.lock().expect("recorder lock").offered();
         match in_flight.clone().try_acquire_owned() {
             Ok(permit) => {
+                // The row is taken only for an iteration that runs, so a dropped
+                // iteration never uses up a unique row.
+                let Ok(row) = ctx.next_row() else {
+                    break;
+                };
+                ctx.recorder.lock().expect("recorder lock").offered();
                 let id = IterationId {
                     iteration,
                     vu: 0,
@@ -300,11 +297,15 @@ async fn drive_open(
                 };
                 let ctx = ctx.clone();
                 tracker.spawn(async move {
-                    run_iteration(ctx, id).await;
+                    run_iteration(ctx, id, row).await;
                     drop(permit);
                 });
             }
-            Err(_) => ctx.recorder.lock().expect("recorder lock").dropped(),
+            Err(_) => {
+                let mut recorder = ctx.recorder.lock().expect("recorder lock");
+                recorder.offered();
+                recorder.dropped();
+            }
         }
         iteration += 1;
     }
@@ -321,27 +322,30 @@ async fn drive_vu(
     loop {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(ctx.t0());
-        if ctx.stop.is_cancelled() || elapsed >= total {
+        if ctx.no_new_iterations.is_cancelled() || elapsed >= total {
             return;
         }
         if vu >= closed.vus_at_for(elapsed, &share) {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
-                _ = ctx.stop.cancelled() => return,
+                _ = ctx.no_new_iterations.cancelled() => return,
             }
         }
+        let Ok(row) = ctx.next_row() else {
+            return;
+        };
         ctx.recorder.lock().expect("recorder lock").offered();
         let id = IterationId {
             iteration: round * u64::from(share.vus.max(1)) + u64::from(vu),
             vu: u64::from(vu),
             intended: now,
         };
-        run_iteration(ctx.clone(), id).await;
+        run_iteration(ctx.clone(), id, row).await;
         round += 1;
         if !closed.think_time.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(closed.think_time) => {}
-                _ = ctx.stop.cancelled() => return,
+                _ = ctx.no_new_iterations.cancelled() => return,
             }
         }
     }
@@ -398,3 +402,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

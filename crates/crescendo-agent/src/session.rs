@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::{PreparedRun, RunHandle, prepare_run, start_run};
+use crate::prepare::{PreparedRun, prepare_run};
+use crate::run::{RunHandle, start_run};
 
 /// How an agent finds and treats its controller.
 #[derive(Debug, Clone)]
@@ -275,25 +276,45 @@ impl Session {
                     return;
                 }
                 let run_id = assign.run_id.clone();
-                match prepare_run(assign) {
+                match prepare_run(assign, &self.config.id) {
                     Ok(prepared) => {
                         self.run_id = run_id.clone();
                         self.unacked.clear();
                         self.finished = None;
+                        // With streamed rows, Ready waits for the last DataChunk.
+                        let ready = !prepared.awaiting_data();
                         self.run = RunState::Prepared(Box::new(prepared));
-                        let _ = tx.send(message(Out::Ready(pb::Ready { run_id }))).await;
+                        if ready {
+                            let _ = tx.send(message(Out::Ready(pb::Ready { run_id }))).await;
+                        }
+                    }
+                    Err(error) => self.fail_preparation(run_id, error, tx).await,
+                }
+            }
+            In::Data(chunk) if chunk.run_id == self.run_id => {
+                let RunState::Prepared(prepared) = &mut self.run else {
+                    return;
+                };
+                match prepared.receive(&chunk) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let ready = pb::Ready {
+                            run_id: self.run_id.clone(),
+                        };
+                        let _ = tx.send(message(Out::Ready(ready))).await;
                     }
                     Err(error) => {
-                        let f = pb::Finished {
-                            run_id,
-                            last_seq: 0,
-                            error,
-                        };
-                        let _ = tx.send(message(Out::Finished(f))).await;
+                        // Dropping the prepared run deletes its spool file.
+                        self.run = RunState::Idle;
+                        self.fail_preparation(self.run_id.clone(), error, tx).await;
                     }
                 }
             }
             In::Start(start) if start.run_id == self.run_id => {
+                if matches!(&self.run, RunState::Prepared(p) if p.awaiting_data()) {
+                    tracing::warn!(run_id = %self.run_id, "start before the last data chunk: ignored");
+                    return;
+                }
                 let run = std::mem::replace(&mut self.run, RunState::Idle);
                 if let RunState::Prepared(prepared) = run {
                     let delay = Duration::from_millis(start.delay_ms.min(60_000));
@@ -337,6 +358,24 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Report a preparation that failed; the controller sees `Finished { error }`.
+    async fn fail_preparation(
+        &self,
+        run_id: String,
+        error: String,
+        tx: &mpsc::Sender<pb::AgentMessage>,
+    ) {
+        tracing::warn!(%run_id, %error, "run preparation failed");
+        let f = pb::Finished {
+            run_id,
+            last_seq: 0,
+            error,
+        };
+        let _ = tx.send(message(Out::Finished(f))).await;
+    }
+}
+
 fn message(kind: Out) -> pb::AgentMessage {
     pb::AgentMessage { kind: Some(kind) }
 }
@@ -352,3 +391,7 @@ fn hostname() -> String {
         })
         .unwrap_or_else(|| "unknown".to_owned())
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

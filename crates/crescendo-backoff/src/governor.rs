@@ -39,6 +39,16 @@
 //!   fleet pauses until the window has surely reset rather than trickle into 429s;
 //! - a 429 while the paced quota is spent is no news: pause until the reset, no cut.
 //!
+//! **Limiters that free capacity continuously** (a sliding window counter, a token
+//! bucket, GCRA) say so in their headers: after a window's reset `remaining` does not
+//! jump back to the limit (the previous window still counts), or it rises within a
+//! window. Pacing their quota as a window idles (0.88 of a sliding window's limit), so
+//! once seen the key is paced as a rate: `quota_margin × limit / window` (`window` = the
+//! longest reset seen, `burst / rate` for a bucket), slowing down in proportion only
+//! when less than 2 % of the limit is left; what the fleet sends beyond that refill is
+//! counted against `remaining` between reports, a 429 neither cuts nor pauses the fleet
+//! (the throttled agent waits its Retry-After), and no pause waits for a reset.
+//!
 //! **With Retry-After only** the first window is exhausted: every agent stops at its own
 //! first 429 (locally, at once) and the governor makes ONE cut per event
 //! (`decrease × min(measured, allowed)`) and pauses the fleet until `at + Retry-After`
@@ -61,8 +71,14 @@
 //!
 //! Rates are never above the plan rate and never below `min_rate` (unless the plan asks
 //! for less). A decrease is announced once it exceeds 2 %, an increase once it exceeds
-//! 5 % (or reaches the plan rate), so agents are not flooded with adjustments (about 3–4
-//! decisions per second per key in the simulations).
+//! 5 % (or reaches the plan rate, or a continuous limiter's full pace), so agents are not
+//! flooded with adjustments (about 3–4 decisions per second per key in the simulations).
+//! The timeline ([`Governor::events`]) keeps cuts, pauses and recoveries one by one and
+//! merges consecutive pacing adjustments of a key while the rate stays within 10 % of
+//! where the event started.
+//!
+//! Every limit key (one per credential) has its own state: a 429 on one key never cuts
+//! another, and the controller sends a key's decisions only to the agents on that key.
 
 mod quota;
 mod shares;
@@ -71,6 +87,7 @@ mod sim;
 mod state;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,8 +101,6 @@ use state::{Bound, KeyState, Outcome};
 const ANNOUNCE_DECREASE: f64 = 0.02;
 /// … an increase once it exceeds this one.
 const ANNOUNCE_INCREASE: f64 = 0.05;
-/// The timeline keeps at most this many events (cuts and pauses always fit first).
-const MAX_EVENTS: usize = 10_000;
 /// Ticks further apart than this count as this long (a stalled controller).
 const MAX_TICK: Duration = Duration::from_secs(5);
 
@@ -194,6 +209,9 @@ pub struct GovernorEvent {
     pub old_rate: f64,
     pub new_rate: f64,
     pub reason: String,
+    /// Quota-pacing adjustments folded into this event (1 for a single decision): the
+    /// event runs from `at` to the last of them, `new_rate` is the last rate announced.
+    pub adjustments: u32,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -301,7 +319,7 @@ impl Governor {
                     &self.config,
                     s.announced,
                     s.decision_rate(&self.config, now),
-                )
+                ) || s.back_to_cruise(&self.config, now)
             })
             .max_by(|(_, a), (_, b)| {
                 relative_change(a, &self.config, now).total_cmp(&relative_change(
@@ -366,7 +384,7 @@ impl Governor {
         let state = self.keys.get(key)?;
         let rate = state.decision_rate(&self.config, now);
         let old = state.announced;
-        if !should_announce(&self.config, old, rate) {
+        if !should_announce(&self.config, old, rate) && !state.back_to_cruise(&self.config, now) {
             return None;
         }
         let (kind, why) = match state.bound() {
@@ -397,21 +415,6 @@ impl Governor {
             reason,
             at: now,
         }
-    }
-
-    fn record(&mut self, at: Duration, kind: EventKind, key: &str, old: f64, new: f64, why: &str) {
-        let essential = matches!(kind, EventKind::Cut | EventKind::Pause);
-        if self.events.len() >= MAX_EVENTS && !(essential && self.events.len() < 2 * MAX_EVENTS) {
-            return;
-        }
-        self.events.push(GovernorEvent {
-            at,
-            kind,
-            limit_key: key.to_owned(),
-            old_rate: old,
-            new_rate: new,
-            reason: why.to_owned(),
-        });
     }
 }
 

@@ -14,8 +14,8 @@
 //!   one multiplicative cut per throttle event, fleet pauses with staggered resumes,
 //!   additive recovery up to a learned ceiling, quota-aware pacing; [`agent_shares`]
 //!   splits a [`FleetDecision`] between agents. Its module docs explain the design; a
-//!   test-only simulation of a fleet against a fixed-window limiter checks the
-//!   benchmark targets (goodput and 429 share) on a fake clock.
+//!   test-only simulation of a fleet against a fixed-window or sliding-window limiter
+//!   checks the benchmark targets (goodput and 429 share) on a fake clock.
 
 #![forbid(unsafe_code)]
 

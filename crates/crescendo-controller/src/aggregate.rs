@@ -36,6 +36,9 @@ pub(crate) fn sum<'a>(stats: impl IntoIterator<Item = &'a StepStats>) -> StepSta
 #[derive(Debug, Default)]
 pub(crate) struct Aggregate {
     pub(crate) steps: BTreeMap<String, StepStats>,
+    /// Measurements that are not scenario steps (OAuth token fetches), kept out of
+    /// every total.
+    pub(crate) auxiliary: BTreeMap<String, StepStats>,
     pub(crate) agents: BTreeMap<String, Counters>,
     pub(crate) intervals: BTreeMap<u64, Interval>,
     pub(crate) offered: u64,
@@ -66,7 +69,7 @@ impl Aggregate {
         let decoded = snapshot
             .steps
             .iter()
-            .map(|s| StepStats::decode(s).map(|d| (s.step.clone(), d)))
+            .map(|s| StepStats::decode(s).map(|d| (s.step.clone(), s.auxiliary, d)))
             .collect::<Result<Vec<_>, _>>()
             .inspect_err(|_| self.rejected += 1)?;
         self.seen
@@ -93,7 +96,11 @@ impl Aggregate {
         interval.offered += snapshot.offered;
         self.offered += snapshot.offered;
         let per_agent = self.agents.entry(agent.to_owned()).or_default();
-        for (name, stats) in decoded {
+        for (name, auxiliary, stats) in decoded {
+            if auxiliary {
+                self.auxiliary.entry(name).or_default().add(&stats)?;
+                continue;
+            }
             per_agent.add(&stats.counters);
             self.steps.entry(name.clone()).or_default().add(&stats)?;
             interval.steps.entry(name).or_default().add(&stats)?;

@@ -1,6 +1,7 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
 //! [`Cli::execute`], which returns the documented exit code.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::{LiveMetrics, start_metrics};
 use crate::{Controller, ControllerError, ProgressMode, RunRequest, demo, report};
 
 /// Exit code: every threshold held.
@@ -26,10 +28,20 @@ pub const EXIT_THRESHOLD: u8 = 99;
 #[derive(Debug, Parser)]
 #[command(name = "crescendo-controller", version, about)]
 pub struct Cli {
-    /// How `run`, `demo` and `probe` show progress each second: plain lines, JSON Lines
-    /// on stdout (everything else then goes to stderr), or none.
-    #[arg(long, global = true, value_enum, default_value = "plain")]
-    progress: ProgressMode,
+    /// How `run`, `demo` and `probe` show progress each second: a live display (`bar`,
+    /// the default on a terminal), plain lines (the default otherwise), JSON Lines on
+    /// stdout (everything else then goes to stderr), or none.
+    #[arg(long, global = true, value_enum)]
+    progress: Option<ProgressMode>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while `run`, `probe` or `demo`
+    /// goes (port 0 picks a free port; the address is printed).
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        env = "CRESCENDO_METRICS_LISTEN"
+    )]
+    metrics_listen: Option<SocketAddr>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -135,20 +147,40 @@ enum Cmd {
 impl Cli {
     /// Run the command; the exit code follows the documented convention.
     pub async fn execute(self) -> ExitCode {
-        let progress = self.progress;
+        let progress = ProgressMode::resolve(self.progress, std::io::stdout().is_terminal());
+        let shown = Shown {
+            progress,
+            live: LiveMetrics::new(),
+        };
+        let metrics_stop = CancellationToken::new();
+        let _stop_metrics = metrics_stop.clone().drop_guard();
+        if let Some(addr) = self.metrics_listen
+            && matches!(
+                self.command,
+                Cmd::Demo { .. } | Cmd::Run { .. } | Cmd::Probe { .. }
+            )
+        {
+            match start_metrics(addr, shown.live.clone(), metrics_stop.clone()).await {
+                Ok(bound) => say(progress, format_args!("metrics on http://{bound}/metrics")),
+                Err(e) => {
+                    eprintln!("error: --metrics-listen {addr}: {e}");
+                    return ExitCode::from(EXIT_FAILURE);
+                }
+            }
+        }
         let code = match self.command {
             Cmd::Demo {
                 agents,
                 duration,
                 out,
-            } => demo_cmd(agents, duration, out, progress).await,
+            } => demo_cmd(agents, duration, out, &shown).await,
             Cmd::Run {
                 plan,
                 agents,
                 listen,
                 out,
                 wait_for_agents,
-            } => run_cmd(&plan, agents, listen, out, wait_for_agents, progress).await,
+            } => run_cmd(&plan, agents, listen, out, wait_for_agents, &shown).await,
             Cmd::Probe {
                 plan,
                 agents,
@@ -166,7 +198,7 @@ impl Cli {
                     settings,
                     out,
                     wait_for_agents,
-                    progress,
+                    &shown,
                 )
                 .await
             }
@@ -223,6 +255,13 @@ impl Cli {
     }
 }
 
+/// How a run shows itself while it goes: the progress form and the live metrics.
+#[derive(Debug)]
+struct Shown {
+    progress: ProgressMode,
+    live: LiveMetrics,
+}
+
 /// First Ctrl-C stops the load everywhere and lets the run report; the second exits.
 fn cancel_on_ctrl_c(controller: Controller) {
     tokio::spawn(async move {
@@ -268,8 +307,9 @@ async fn demo_cmd(
     agents: u32,
     duration: Duration,
     out: Option<PathBuf>,
-    progress: ProgressMode,
+    shown: &Shown,
 ) -> anyhow::Result<u8> {
+    let (progress, live) = (shown.progress, &shown.live);
     if agents == 0 || duration < Duration::from_secs(2) {
         eprintln!("error: the demo needs at least 1 agent and 2 s");
         return Ok(EXIT_BAD_INPUT);
@@ -292,6 +332,7 @@ async fn demo_cmd(
     let plan = crescendo_plan::parse(&text, "demo plan")?;
     let mut request = RunRequest::new(plan, text, agents);
     request.progress = progress;
+    request.live = live.clone();
     request.wait_for_agents = Duration::from_secs(20);
     cancel_on_ctrl_c(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
@@ -305,7 +346,8 @@ fn read_plan(path: &Path, agents: u32) -> Option<(String, crescendo_plan::Plan)>
     let text = std::fs::read_to_string(path)
         .map_err(|e| eprintln!("error: {}: {e}", path.display()))
         .ok()?;
-    let plan = crescendo_plan::parse(&text, &path.display().to_string())
+    let files = crescendo_plan::DirFiles::for_plan(path);
+    let plan = crescendo_plan::parse_with(&text, &path.display().to_string(), &files)
         .and_then(|plan| crescendo_plan::split(&plan, agents).map(|_| plan))
         .map_err(|e| eprintln!("error: {e}"))
         .ok()?;
@@ -318,8 +360,9 @@ async fn run_cmd(
     listen: SocketAddr,
     out: Option<PathBuf>,
     wait_for_agents: Duration,
-    progress: ProgressMode,
+    shown: &Shown,
 ) -> anyhow::Result<u8> {
+    let (progress, live) = (shown.progress, &shown.live);
     let Some((text, plan)) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
@@ -332,7 +375,9 @@ async fn run_cmd(
         controller.url()
     );
     let mut request = RunRequest::new(plan, text, agents);
+    request.files = Some(crescendo_plan::DirFiles::for_plan(path));
     request.progress = progress;
+    request.live = live.clone();
     request.release_agents = true;
     request.wait_for_agents = wait_for_agents;
     cancel_on_ctrl_c(controller.clone());
@@ -350,8 +395,9 @@ async fn probe_cmd(
     settings: crate::probe::ProbeSettings,
     out: Option<PathBuf>,
     wait_for_agents: Duration,
-    progress: ProgressMode,
+    shown: &Shown,
 ) -> anyhow::Result<u8> {
+    let (progress, live) = (shown.progress, &shown.live);
     let Some((text, _)) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
@@ -370,6 +416,7 @@ async fn probe_cmd(
     cancel_on_ctrl_c(controller.clone());
     let probe = crate::probe::run_probe(&controller, &text, &origin, agents, settings, |r| {
         r.progress = progress;
+        r.live = live.clone();
         r.release_agents = true;
         r.wait_for_agents = wait_for_agents;
     })

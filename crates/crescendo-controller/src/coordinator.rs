@@ -132,6 +132,24 @@ impl Coordinator {
         }
     }
 
+    /// Send to an agent, waiting up to `timeout` for room on its stream (bulk data,
+    /// before the load starts). False when the agent is gone or stays full.
+    pub(crate) async fn send_wait(
+        &self,
+        agent: &str,
+        kind: pb::controller_message::Kind,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let Some(tx) = self.agents.get(agent).map(|conn| conn.tx.clone()) else {
+            return false;
+        };
+        let message = pb::ControllerMessage { kind: Some(kind) };
+        matches!(
+            tokio::time::timeout(timeout, tx.send(Ok(message))).await,
+            Ok(Ok(()))
+        )
+    }
+
     pub(crate) fn status(&self, run: Option<(&str, &str, f64, u64)>) -> pb::StatusReply {
         let (run_id, state, elapsed_s, requests) = run.unwrap_or(("", "idle", 0.0, 0));
         pb::StatusReply {

@@ -1,10 +1,11 @@
 //! The coordinated policy on the controller: the fleet governor fed with the agents'
-//! throttle reports and the merged accepted rate, and its decisions sent to every
-//! agent as `Adjust` messages (rate shares and staggered pauses).
+//! throttle reports and the merged accepted rate, and its decisions sent as `Adjust`
+//! messages (rate shares and staggered pauses) to the agents on the decision's limit
+//! key: agents name the credential their reports are about, so one client's 429s never
+//! slow the agents of another.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
-
-use std::collections::VecDeque;
 
 use crescendo_backoff::governor::{
     FleetDecision, Governor, GovernorConfig, GovernorEvent, QuotaReport, ThrottleReport,
@@ -23,6 +24,8 @@ pub(crate) struct Fleet {
     plan: crescendo_plan::OpenLoad,
     /// Merged `ok` totals at recent ticks, to measure the accepted rate over ~1 s.
     accepted: VecDeque<(Duration, u64)>,
+    /// The limit key each agent last reported; agents not heard from yet have none.
+    agent_keys: BTreeMap<String, String>,
 }
 
 /// How often the governor ticks: quota windows are followed at this resolution.
@@ -53,6 +56,7 @@ impl Fleet {
             governor: Governor::new(config),
             plan: open.clone(),
             accepted: VecDeque::new(),
+            agent_keys: BTreeMap::new(),
         })
     }
 
@@ -69,11 +73,7 @@ impl Fleet {
         let finite = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
         let report = ThrottleReport {
             agent: agent.to_owned(),
-            limit_key: if t.limit_key.is_empty() {
-                DEFAULT_KEY.to_owned()
-            } else {
-                t.limit_key.clone()
-            },
+            limit_key: limit_key(&t.limit_key),
             status: u16::try_from(t.status).unwrap_or(429),
             retry_after: secs(t.retry_after_s),
             remaining: finite(t.remaining),
@@ -82,10 +82,10 @@ impl Fleet {
             at: now,
             agent_rate: finite(Some(t.rate_rps)).unwrap_or(0.0),
         };
+        let mut out = self.place(now, agent, &report.limit_key, shares, run_id);
         let decision = self.governor.on_throttle(now, report);
-        decision
-            .map(|d| adjustments(&d, shares, run_id))
-            .unwrap_or_default()
+        out.extend(self.send(decision, shares, run_id));
+        out
     }
 
     /// Quota headers an agent saw on an ordinary response.
@@ -109,10 +109,10 @@ impl Fleet {
             reset,
             at: now,
         };
+        let mut out = self.place(now, agent, &report.limit_key, shares, run_id);
         let decision = self.governor.on_quota(now, report);
-        decision
-            .map(|d| adjustments(&d, shares, run_id))
-            .unwrap_or_default()
+        out.extend(self.send(decision, shares, run_id));
+        out
     }
 
     /// Every [`TICK`]: the plan's current rate and the fleet's accepted rate over the
@@ -137,9 +137,74 @@ impl Fleet {
         };
         self.governor.set_plan_rate(now, self.plan.rate_at(now));
         let decision = self.governor.on_tick(now, accepted);
+        self.send(decision, shares, run_id)
+    }
+
+    /// Records the key an agent reported. An agent seen on a key for the first time gets
+    /// that key's current rate and pause at once: decisions taken before went to the
+    /// agents then known on the key (or to every agent while only one key was known).
+    fn place(
+        &mut self,
+        now: Duration,
+        agent: &str,
+        key: &str,
+        shares: &[(String, Share)],
+        run_id: &str,
+    ) -> Vec<Adjustment> {
+        let previous = self.agent_keys.insert(agent.to_owned(), key.to_owned());
+        if previous.as_deref() == Some(key) {
+            return Vec::new();
+        }
+        let current = FleetDecision {
+            limit_key: key.to_owned(),
+            rate: self.governor.allowed_rate(key),
+            pause_until: self.governor.paused_until(key, now),
+            resume_spread: self.governor.config().resume_jitter,
+            reason: format!("agent {agent} reports limit key {key}: joining its pacing"),
+            at: now,
+        };
+        let mut adjusts = adjustments(&current, &self.on_key(key, shares), run_id);
+        adjusts.retain(|(a, _)| a == agent);
+        adjusts
+    }
+
+    /// The `Adjust` messages of a decision, for the agents on its key.
+    fn send(
+        &self,
+        decision: Option<FleetDecision>,
+        shares: &[(String, Share)],
+        run_id: &str,
+    ) -> Vec<Adjustment> {
         decision
-            .map(|d| adjustments(&d, shares, run_id))
+            .map(|d| adjustments(&d, &self.on_key(&d.limit_key, shares), run_id))
             .unwrap_or_default()
+    }
+
+    /// The agents a decision on `key` is for: those that reported `key`, and those not
+    /// heard from yet while every agent heard from is on `key` too (one shared key, the
+    /// usual case). With several keys an unplaced agent waits for its own first report
+    /// (quota reports come every 100 ms) rather than take another key's cut.
+    fn on_key(&self, key: &str, shares: &[(String, Share)]) -> Vec<(String, Share)> {
+        let single_key = self.agent_keys.values().all(|k| k == key);
+        shares
+            .iter()
+            .filter(|(agent, _)| self.agent_keys.get(agent).map_or(single_key, |k| k == key))
+            .cloned()
+            .collect()
+    }
+
+    /// The fleet's allowed rate and whether it is paused at `now`, on the limit key of
+    /// the latest decision (for the live display and `/metrics`).
+    pub(crate) fn live(&self, now: Duration) -> (f64, bool) {
+        let key = self
+            .governor
+            .events()
+            .last()
+            .map_or(DEFAULT_KEY, |e| e.limit_key.as_str());
+        (
+            self.governor.allowed_rate(key),
+            self.governor.paused_until(key, now).is_some(),
+        )
     }
 
     pub(crate) fn events(&self) -> Vec<GovernorEvent> {
@@ -168,4 +233,147 @@ fn adjustments(
             (a.agent, adjust)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+name = "keys"
+[target]
+base_url = "http://127.0.0.1:9"
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/x"
+[load]
+max_in_flight = 40
+stages = [ { duration = "60s", target = 40 } ]
+[backoff]
+policy = "coordinated"
+"#;
+
+    fn fleet() -> Fleet {
+        let plan = crescendo_plan::parse(PLAN, "keys.toml").unwrap();
+        Fleet::for_plan(&plan).expect("coordinated open plan")
+    }
+
+    fn shares() -> Vec<(String, Share)> {
+        (0..4u32)
+            .map(|index| {
+                let share = Share {
+                    index,
+                    count: 4,
+                    rate_fraction: 0.25,
+                    vus: 0,
+                    max_in_flight: 10,
+                };
+                (format!("agent-{index}"), share)
+            })
+            .collect()
+    }
+
+    fn throttle(key: &str) -> pb::Throttle {
+        pb::Throttle {
+            limit_key: key.to_owned(),
+            status: 429,
+            retry_after_s: Some(2.0),
+            rate_rps: 10.0,
+            ..Default::default()
+        }
+    }
+
+    fn quota(key: &str) -> pb::Quota {
+        pb::Quota {
+            limit_key: key.to_owned(),
+            remaining: 290.0,
+            limit: Some(300.0),
+            reset_s: Some(59.5),
+            ..Default::default()
+        }
+    }
+
+    fn agents(adjusts: &[Adjustment]) -> Vec<&str> {
+        let mut names: Vec<&str> = adjusts.iter().map(|(a, _)| a.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn a_cut_on_one_client_reaches_only_its_agents() {
+        let (mut f, shares) = (fleet(), shares());
+        for t in 0..=20u64 {
+            f.on_tick(Duration::from_millis(t * 250), t * 10, &shares, "run");
+        }
+        let keys = ["client-a", "client-a", "client-b", "client-b"];
+        for (i, key) in keys.iter().enumerate() {
+            let at = Duration::from_millis(5_000 + i as u64);
+            f.on_quota(at, &format!("agent-{i}"), &quota(key), &shares, "run");
+        }
+        let now = Duration::from_secs(6);
+        let adjusts = f.on_throttle(now, "agent-0", &throttle("client-a"), &shares, "run");
+        assert_eq!(agents(&adjusts), ["agent-0", "agent-1"]);
+        // Client A's whole rate, split between its two agents, both paused.
+        let total: f64 = adjusts.iter().filter_map(|(_, a)| a.max_rate_rps).sum();
+        assert!((total - f.governor.allowed_rate("client-a")).abs() < 1e-9);
+        assert!(adjusts.iter().all(|(_, a)| a.pause_ms >= 2_000));
+        assert!(f.governor.paused_until("client-b", now).is_none());
+        // B's pacing goes to B's agents only.
+        let b = f.on_quota(
+            now,
+            "agent-3",
+            &pb::Quota {
+                remaining: 20.0,
+                ..quota("client-b")
+            },
+            &shares,
+            "run",
+        );
+        assert_eq!(agents(&b), ["agent-2", "agent-3"]);
+    }
+
+    #[test]
+    fn with_one_key_every_agent_follows_its_decisions() {
+        let (mut f, shares) = (fleet(), shares());
+        f.on_tick(Duration::ZERO, 0, &shares, "run");
+        // Only agent-0 has reported (no credential named: the default key).
+        let adjusts = f.on_throttle(
+            Duration::from_secs(1),
+            "agent-0",
+            &throttle(""),
+            &shares,
+            "run",
+        );
+        assert_eq!(adjusts.len(), 1 + 4, "its placement, then the cut for all");
+        assert_eq!(
+            agents(&adjusts[1..]),
+            ["agent-0", "agent-1", "agent-2", "agent-3"]
+        );
+    }
+
+    #[test]
+    fn an_agent_joining_a_paused_key_is_paused_too() {
+        let (mut f, shares) = (fleet(), shares());
+        f.on_tick(Duration::ZERO, 0, &shares, "run");
+        f.on_quota(
+            Duration::from_millis(10),
+            "agent-2",
+            &quota("client-b"),
+            &shares,
+            "run",
+        );
+        f.on_throttle(
+            Duration::from_secs(1),
+            "agent-0",
+            &throttle("client-a"),
+            &shares,
+            "run",
+        );
+        // agent-1 reports client A for the first time while A is paused until 3 s.
+        let now = Duration::from_millis(1_500);
+        let joined = f.on_quota(now, "agent-1", &quota("client-a"), &shares, "run");
+        let (_, adjust) = joined.iter().find(|(a, _)| a == "agent-1").expect("placed");
+        assert!(adjust.pause_ms >= 1_500, "{adjust:?}");
+    }
 }

@@ -14,7 +14,9 @@
 //! - `aggregate`: exact merging of snapshots, once per (agent, sequence).
 //! - `fleet`: the coordinated policy's governor and the `Adjust` messages it sends.
 //! - [`probe`]: the capacity probe's plan and its sustainable-rate analysis.
-//! - `progress`: the per-second progress line.
+//! - `progress`: the progress each second: live display, plain lines or JSON Lines.
+//! - [`live`]: live results: the `/metrics` endpoint and the run loop's hooks
+//!   (progress, metrics, `abort_on_fail`).
 //! - [`thresholds`]: evaluating the plan's thresholds.
 //! - [`report`]: the report files.
 //! - [`demo`]: the embedded rehearsal (flowsim + agents on loopback).
@@ -27,11 +29,13 @@ pub mod compare;
 mod coordinator;
 pub mod demo;
 mod fleet;
+pub mod live;
 pub mod probe;
 mod progress;
 pub mod report;
 mod run;
 mod server;
+mod ship;
 pub mod thresholds;
 
 use std::net::SocketAddr;

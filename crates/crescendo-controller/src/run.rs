@@ -21,7 +21,11 @@ use crescendo_backoff::governor::GovernorEvent;
 use crate::aggregate::Aggregate;
 use crate::coordinator::{Command, Coordinator, Seen};
 use crate::fleet::{self, Adjustment, Fleet};
-use crate::progress::{Progress, ProgressMode};
+use crate::live::LiveMetrics;
+use crate::live::watch::{RunWatch, TickInput};
+use crate::progress::ProgressMode;
+use crate::ship::Shipment;
+use crate::thresholds::Aborted;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -40,6 +44,11 @@ pub struct RunRequest {
     pub progress: ProgressMode,
     /// Tell agents they may exit when the run is over.
     pub release_agents: bool,
+    /// Where the live results go (`--metrics-listen` serves them).
+    pub live: LiveMetrics,
+    /// Where the plan's `body_file` and data files are read from (the plan's
+    /// directory); needed only when the plan names files.
+    pub files: Option<crescendo_plan::DirFiles>,
 }
 
 impl RunRequest {
@@ -53,6 +62,8 @@ impl RunRequest {
             lost_after: Duration::from_secs(15),
             progress: ProgressMode::None,
             release_agents: false,
+            live: LiveMetrics::default(),
+            files: None,
         }
     }
 }
@@ -92,6 +103,8 @@ pub struct RunOutcome {
     pub governor_events: Vec<GovernorEvent>,
     /// Spread of the agents' load starts (see `Member::started_at`).
     pub start_skew: Option<Duration>,
+    /// Set when an `abort_on_fail` threshold stopped the run early.
+    pub aborted: Option<Aborted>,
 }
 
 impl Coordinator {
@@ -102,6 +115,7 @@ impl Coordinator {
         let agents = self.wait_for_agents(&request).await?;
         let shares =
             crescendo_plan::split(&request.plan, request.agents).map_err(ControllerError::Plan)?;
+        let shipment = Shipment::for_plan(&request.plan, request.files.as_ref())?;
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let span = tracing::info_span!("run", run_id = %run_id);
         let _enter = span.enter();
@@ -122,6 +136,8 @@ impl Coordinator {
                     vus: share.vus,
                     max_in_flight: share.max_in_flight,
                 }),
+                files: shipment.files.clone().into_iter().collect(),
+                data_streamed: shipment.streams_rows(),
             };
             self.send(agent, In::Assign(assign));
             members.insert(
@@ -137,6 +153,25 @@ impl Coordinator {
                 },
             );
         }
+        let watch = RunWatch::new(
+            &request.plan,
+            request.progress,
+            request.live.clone(),
+            &run_id,
+            members.len(),
+        );
+        if shipment.streams_rows() {
+            let rows = self.ship_rows(&run_id, &agents, &shipment).await;
+            if let Err(e) = rows {
+                self.send_stop_to(
+                    &run_id,
+                    members.keys(),
+                    "data rows could not be shipped",
+                    false,
+                );
+                return Err(e);
+            }
+        }
         let mut run = ActiveRun {
             run_id,
             members,
@@ -146,7 +181,7 @@ impl Coordinator {
             stopped: None,
             agent_errors: Vec::new(),
             throttle_reports: 0,
-            progress: Progress::new(request.progress, request.plan.duration()),
+            watch,
             fleet: Fleet::for_plan(&request.plan),
         };
         self.await_ready(&mut run).await?;
@@ -173,6 +208,7 @@ impl Coordinator {
             throttle_reports: run.throttle_reports,
             governor_events: run.fleet.as_ref().map(Fleet::events).unwrap_or_default(),
             start_skew,
+            aborted: run.watch.aborted(),
         })
     }
 
@@ -193,7 +229,10 @@ impl Coordinator {
             if self.agents.len() >= want {
                 return Ok(self.agents.keys().take(want).cloned().collect());
             }
-            if request.progress == ProgressMode::Plain && announced != self.agents.len() {
+            request.live.waiting(self.agents.len());
+            if matches!(request.progress, ProgressMode::Plain | ProgressMode::Bar)
+                && announced != self.agents.len()
+            {
                 announced = self.agents.len();
                 println!("waiting for agents: {}/{want} attached", self.agents.len());
             }
@@ -315,12 +354,17 @@ impl Coordinator {
             tokio::select! {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
-                    if run.progress.enabled() {
-                        let total = run.aggregate.total();
-                        let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
-                        if let Some(line) = run.progress.report(started, &total, attached, run.members.len()) {
-                            println!("{line}");
-                        }
+                    let attached = run.members.iter().filter(|(a, m)| !m.lost && self.agents.contains_key(*a)).count();
+                    let input = TickInput {
+                        started,
+                        aggregate: &run.aggregate,
+                        attached,
+                        members: run.members.len(),
+                        governor: run.fleet.as_ref().map(|f| f.live(run.elapsed())),
+                        load_running: run.stopped.is_none() && Instant::now() < planned_end,
+                    };
+                    if let Some(reason) = run.watch.tick(input) {
+                        self.stop_fleet(run, &reason);
                     }
                 }
                 _ = governor_tick.tick(), if run.fleet.is_some() => {
@@ -347,9 +391,19 @@ impl Coordinator {
 
     /// Tell every agent of the run to stop (and, with `release`, that it may exit).
     fn send_stop(&self, run: &ActiveRun, reason: &str, release: bool) {
-        for agent in run.members.keys() {
+        self.send_stop_to(&run.run_id, run.members.keys(), reason, release);
+    }
+
+    fn send_stop_to<'a>(
+        &self,
+        run_id: &str,
+        agents: impl Iterator<Item = &'a String>,
+        reason: &str,
+        release: bool,
+    ) {
+        for agent in agents {
             let stop = pb::Stop {
-                run_id: run.run_id.clone(),
+                run_id: run_id.to_owned(),
                 reason: reason.to_owned(),
                 release,
             };
@@ -432,7 +486,11 @@ impl Coordinator {
                                 Instant::now().checked_sub(Duration::from_millis(s.end_ms));
                         }
                         match run.aggregate.merge(&agent, &s) {
-                            Ok(_) => {}
+                            Ok(merged) => {
+                                if merged {
+                                    run.watch.merged(&run.aggregate);
+                                }
+                            }
                             Err(e) => {
                                 tracing::error!(agent = %agent, seq = s.seq, "snapshot rejected: {e}")
                             }
@@ -495,7 +553,8 @@ struct ActiveRun {
     stopped: Option<String>,
     agent_errors: Vec<String>,
     throttle_reports: u64,
-    progress: Progress,
+    /// Progress, live metrics and `abort_on_fail` (crate::live).
+    watch: RunWatch,
     /// The governor, under the coordinated policy.
     fleet: Option<Fleet>,
 }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::auth::AuthConfig;
+
 /// Everything that shapes the simulated API. `Config::default()` equals the flag defaults.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 #[command(next_help_heading = "Simulated API (flowsim)")]
@@ -12,11 +14,12 @@ pub struct Config {
     #[arg(long, env = "FLOWSIM_AUTO_CREATE")]
     pub auto_create: bool,
 
-    /// Seed this many flows at start, with ids `flow-1` … `flow-N`.
+    /// Seed this many flows at start, with ids `flow-1` … `flow-N` (printed at start).
     #[arg(long, default_value_t = 0, env = "FLOWSIM_FLOWS")]
     pub flows: u64,
 
-    /// Requests per window allowed for each caller token; 0 disables per-token limiting.
+    /// Requests per window allowed for each caller (its token, or its OAuth client with
+    /// `--limit-key client`); 0 disables per-caller limiting.
     #[arg(long, default_value_t = 300, env = "FLOWSIM_LIMIT")]
     pub limit: u64,
 
@@ -60,6 +63,19 @@ pub struct Config {
     /// Uniform random latency in `[0, jitter]` added on top of `--latency`.
     #[arg(long, default_value = "0s", value_parser = parse_duration, env = "FLOWSIM_JITTER")]
     pub jitter: Duration,
+
+    /// A PUT to a flow the caller has not checked out answers 409 (by default only a
+    /// flow locked by another client refuses writes).
+    #[arg(long, env = "FLOWSIM_REQUIRE_CHECKOUT")]
+    pub require_checkout: bool,
+
+    /// How long a checkin or publish operation stays `InProgress` (0: complete at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration, env = "FLOWSIM_OPERATION_DELAY")]
+    pub operation_delay: Duration,
+
+    /// OAuth clients and tokens (off unless a client is configured).
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -77,6 +93,9 @@ impl Default for Config {
             x_reset_epoch: false,
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
+            require_checkout: false,
+            operation_delay: Duration::ZERO,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -89,6 +108,12 @@ impl Config {
         }
         if self.burst == Some(0) {
             return Err(ConfigError::ZeroBurst);
+        }
+        if self.auth.token_lifetime.is_zero() {
+            return Err(ConfigError::ZeroTokenLifetime);
+        }
+        if self.auth.token_rate_limit > 0 && self.window.is_zero() {
+            return Err(ConfigError::ZeroWindow);
         }
         Ok(())
     }
@@ -103,6 +128,9 @@ pub enum ConfigError {
     /// `--burst 0` would never admit anything.
     #[error("the burst must be at least 1")]
     ZeroBurst,
+    /// Tokens that expire at once would make every API call a 401.
+    #[error("the token lifetime must be longer than zero")]
+    ZeroTokenLifetime,
 }
 
 /// Rate-limiting algorithm (see `limiter` for the math of each).
@@ -290,8 +318,28 @@ mod tests {
             "5ms",
             "--jitter",
             "0",
+            "--require-checkout",
+            "--operation-delay",
+            "250ms",
+            "--client",
+            "a:sa",
+            "--client",
+            "b:sb",
+            "--token-lifetime",
+            "2s",
+            "--token-rate-limit",
+            "7",
+            "--limit-key",
+            "token",
         ])
         .unwrap();
+        assert!(c.require_checkout);
+        assert_eq!(c.operation_delay, Duration::from_millis(250));
+        let ids: Vec<&str> = c.auth.clients.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(c.auth.token_lifetime, Duration::from_secs(2));
+        assert_eq!(c.auth.token_rate_limit, 7);
+        assert_eq!(c.auth.limit_key, crate::auth::LimitKey::Token);
         assert!(c.auto_create && c.x_reset_epoch);
         assert_eq!(
             (c.flows, c.limit, c.org_limit, c.burst),
@@ -311,6 +359,9 @@ mod tests {
         assert!(parse(&["--burst", "0"]).is_err());
         assert!(parse(&["--headers", "inin,bogus"]).is_err());
         assert!(parse(&["--algorithm", "leaky"]).is_err());
+        assert!(parse(&["--client", "nosecret"]).is_err());
+        assert!(parse(&["--token-lifetime", "0s"]).is_err());
+        assert!(parse(&["--limit-key", "ip"]).is_err());
     }
 
     #[test]
@@ -349,5 +400,8 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         c.burst = Some(0);
         assert_eq!(c.validate(), Err(ConfigError::ZeroBurst));
+        c.burst = None;
+        c.auth.token_lifetime = Duration::ZERO;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroTokenLifetime));
     }
 }

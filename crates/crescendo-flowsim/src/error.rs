@@ -15,6 +15,7 @@ pub(crate) fn correlation_id() -> Uuid {
 }
 
 /// Why an API request failed. The `Display` text is the wire `message`.
+/// (`POST /oauth/token` answers OAuth-style bodies instead; see `routes::oauth`.)
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
     #[error("flow not found: {0}")]
@@ -27,6 +28,13 @@ pub(crate) enum ApiError {
     NoRoute(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Authentication is on and the bearer token is missing, unknown or expired.
+    #[error("Invalid login credentials: the access token is missing, unknown or expired")]
+    BadCredentials,
+    #[error("Flow is locked by another client")]
+    FlowLocked,
+    #[error("Flow is not checked out by this client")]
+    NotCheckedOut,
     /// The real API's wording, including the square brackets.
     #[error("Rate limit exceeded the maximum. Retry the request in [{0}] seconds")]
     TooManyRequests(u64),
@@ -38,6 +46,8 @@ impl ApiError {
             Self::FlowNotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::MalformedJson(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::FlowLocked | Self::NotCheckedOut => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -47,6 +57,9 @@ impl ApiError {
             Self::FlowNotFound(_) | Self::NoRoute(_) => "not.found",
             Self::MalformedJson(_) | Self::BadRequest(_) => "bad.request",
             Self::MethodNotAllowed => "method.not.allowed",
+            Self::BadCredentials => "bad.credentials",
+            Self::FlowLocked => "flow.locked",
+            Self::NotCheckedOut => "flow.not.checked.out",
             Self::TooManyRequests(_) => "too.many.requests.retry.after",
         }
     }
@@ -66,8 +79,14 @@ impl IntoResponse for ApiError {
         });
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if let Self::TooManyRequests(seconds) = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        match self {
+            Self::TooManyRequests(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Self::BadCredentials => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         let id =
             HeaderValue::from_str(&context_id.to_string()).expect("a uuid is a valid header value");

@@ -1,5 +1,6 @@
 //! Client keys: who a request is counted against. The key is the caller's token (the
-//! whole `Authorization` header value); it is only ever shown hashed.
+//! whole `Authorization` header value) or, when OAuth is on, the OAuth client id; it is
+//! only ever shown hashed.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -11,6 +12,8 @@ pub enum Key {
     Anonymous,
     /// A 64-bit hash of the `Authorization` header value.
     Token(u64),
+    /// A 64-bit hash of an authenticated request's OAuth client id (`--limit-key client`).
+    Client(u64),
 }
 
 impl Key {
@@ -28,11 +31,19 @@ impl Key {
         }
     }
 
+    /// The key for an OAuth client id.
+    pub fn client(id: &str) -> Self {
+        // fixed-key hasher, as above: stable names across runs
+        let mut hasher = DefaultHasher::new();
+        id.as_bytes().hash(&mut hasher);
+        Self::Client(hasher.finish())
+    }
+
     /// A well-spread hash for picking a shard.
     pub(crate) fn spread(&self) -> u64 {
         match *self {
             Self::Anonymous => 0,
-            Self::Token(h) => h,
+            Self::Token(h) | Self::Client(h) => h,
         }
     }
 }
@@ -42,6 +53,7 @@ impl fmt::Display for Key {
         match self {
             Self::Anonymous => f.write_str("anonymous"),
             Self::Token(h) => write!(f, "token-{h:016x}"),
+            Self::Client(h) => write!(f, "client-{h:016x}"),
         }
     }
 }
@@ -49,6 +61,11 @@ impl fmt::Display for Key {
 /// The name `GET /__sim/stats` shows for a caller sending this `Authorization` value.
 pub fn key_name(authorization: Option<&str>) -> String {
     Key::from_authorization(authorization.map(str::as_bytes)).to_string()
+}
+
+/// The name `GET /__sim/stats` shows for an OAuth client (with `--limit-key client`).
+pub fn client_key_name(client_id: &str) -> String {
+    Key::client(client_id).to_string()
 }
 
 #[cfg(test)]
@@ -64,5 +81,9 @@ mod tests {
         assert_ne!(a, key_name(Some("Bearer secret-b")));
         assert!(a.starts_with("token-") && a.len() == 22, "{a}");
         assert!(!a.contains("secret"));
+        let c = client_key_name("agent-1");
+        assert_eq!(c, client_key_name("agent-1"));
+        assert!(c.starts_with("client-") && c.len() == 23, "{c}");
+        assert_ne!(c, client_key_name("agent-2"));
     }
 }

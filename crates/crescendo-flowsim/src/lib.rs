@@ -1,11 +1,24 @@
 //! flowsim: a faithful local stand-in for an Architect-style flows API (Genesys Cloud)
 //! with its rate limits, so that rehearsals and tests never touch production.
 //!
-//! It serves `GET /api/v2/flows`, `GET`/`PUT /api/v2/flows/{flowId}` behind a per-token
-//! limiter (optionally also an organisation-wide one) that answers like the real API:
-//! `429` with an integer `Retry-After`, the Genesys error body, and `inin-ratelimit-*`,
-//! `X-RateLimit-*` or IETF `RateLimit` headers on every response. Test controls
-//! (`/__sim/stats`, `/__sim/stall`, `/__sim/reset`, `/healthz`) are never limited.
+//! It serves `GET /api/v2/flows`, `GET`/`PUT /api/v2/flows/{flowId}` and the Architect
+//! lock workflow `POST /api/v2/flows/actions/{checkout,checkin,publish,unlock}?flow={id}`
+//! behind a per-token limiter (optionally also an organisation-wide one) that answers
+//! like the real API: `429` with an integer `Retry-After`, the Genesys error body, and
+//! `inin-ratelimit-*`, `X-RateLimit-*` or IETF `RateLimit` headers on every response.
+//!
+//! With OAuth clients configured (`--client ID:SECRET`, `--clients-file`),
+//! `POST /oauth/token` issues client-credentials tokens and every `/api/v2` request needs
+//! a valid `Authorization: Bearer` token (401 `bad.credentials` otherwise, checked before
+//! the rate limit); the limit is then keyed on the OAuth client (`--limit-key`). With no
+//! client configured any `Authorization` value, or none, is accepted.
+//!
+//! Flows carry `lockedClient`, `savedVersion`, `checkedInVersion`, `publishedVersion` and
+//! `currentOperation`. A write or checkout while another client holds the lock answers
+//! 409 `flow.locked`; checkin and publish answer an operation that completes after
+//! `--operation-delay`. Test controls (`/__sim/stats`, `/__sim/stall`, `/__sim/reset`,
+//! `/__sim/revoke-tokens`,
+//! `/healthz`) are never limited.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -19,20 +32,24 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], which is also the clap flag set (`#[command(flatten)]` it).
+//! - [`auth`]: OAuth clients ([`AuthConfig`]), the token store and the bearer check.
 //! - [`limiter`]: pure limiter math over an injected `now`, one file per algorithm
 //!   (fixed window, sliding window counter, token bucket, GCRA) plus the
 //!   per-token + organisation combination.
 //! - `admission`: per-key limiter state and counters in a sharded map; the clock.
 //! - [`keys`]: client keys (hashed `Authorization` values, or `anonymous`).
 //! - `headers`: the rate-limit header families and the correlation id.
-//! - `flows`: the flow store; `error`: Genesys-shaped JSON errors.
-//! - `routes`: the router, the limiter gate middleware, flow handlers, test controls.
+//! - `flows`: the flow store and (`flows::workflow`) each flow's lock, versions and
+//!   operations; `error`: Genesys-shaped JSON errors.
+//! - `routes`: the router, the gate middleware (auth, then limiter), flow handlers, lock
+//!   actions, the token endpoint, test controls.
 //! - [`stats`]: the `/__sim/stats` body and the lock-free status counters.
 //! - `state`: the shared `App`, latency/jitter and the stall switch.
 
 #![forbid(unsafe_code)]
 
 mod admission;
+pub mod auth;
 pub mod config;
 mod error;
 mod flows;
@@ -52,8 +69,10 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{AuthConfig, ClientSpec, ClientsError, LimitKey};
 pub use config::{Algorithm, Config, ConfigError, HeaderFamilies, Rounding};
-pub use keys::key_name;
+pub use flows::seeded_summary;
+pub use keys::{client_key_name, key_name};
 pub use stats::{KeyStats, Stats};
 
 /// How long open connections may take to finish after shutdown before `serve` returns.
@@ -63,7 +82,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Serves the simulated API on `listener` until `shutdown` is cancelled.
 ///
 /// Fails at once with `InvalidInput` for a configuration that cannot run (see
-/// [`Config::validate`]).
+/// [`Config::validate`]) or whose clients file cannot be read or parsed.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -72,6 +91,10 @@ pub async fn serve(
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let clients = config
+        .auth
+        .load_clients()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     tracing::info!(
         limit = config.limit,
         window = ?config.window,
@@ -79,9 +102,12 @@ pub async fn serve(
         algorithm = %config.algorithm,
         headers = %config.headers,
         flows = config.flows,
+        oauth_clients = clients.len(),
+        token_lifetime = ?config.auth.token_lifetime,
+        limit_key = ?config.auth.limit_key,
         "flowsim starting"
     );
-    let app = Arc::new(state::App::new(config, shutdown.clone()));
+    let app = Arc::new(state::App::new(config, clients, shutdown.clone()));
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");

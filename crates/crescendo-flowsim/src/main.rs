@@ -39,11 +39,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
     println!("flowsim listening on http://{}", listener.local_addr()?);
-    if cli.config.flows > 0 {
-        println!(
-            "seeding {} flows (flow-1 … flow-{})",
-            cli.config.flows, cli.config.flows
-        );
+    if let Some(line) = crescendo_flowsim::seeded_summary(cli.config.flows) {
+        println!("{line}");
     }
 
     crescendo_flowsim::serve(listener, cli.config, shutdown)

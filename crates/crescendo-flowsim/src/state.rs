@@ -9,6 +9,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Admission, Clock};
+use crate::auth::{Auth, ClientSpec};
 use crate::config::Config;
 use crate::flows::{Flows, Missing};
 use crate::stats::{Stats, StatusCounts};
@@ -19,6 +20,8 @@ pub(crate) struct App {
     pub(crate) config: Config,
     pub(crate) clock: Clock,
     pub(crate) admission: Admission,
+    /// OAuth clients and issued tokens (off when no client is configured).
+    pub(crate) auth: Auth,
     pub(crate) statuses: StatusCounts,
     pub(crate) flows: Flows,
     pub(crate) stall: Stall,
@@ -27,12 +30,19 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub(crate) fn new(config: Config, shutdown: CancellationToken) -> Self {
+    /// `clients` are the configured OAuth clients, already loaded
+    /// ([`crate::auth::AuthConfig::load_clients`]).
+    pub(crate) fn new(
+        config: Config,
+        clients: Vec<ClientSpec>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let flows = Flows::new();
         flows.seed(config.flows);
         Self {
             clock: Clock::start(),
             admission: Admission::new(&config),
+            auth: Auth::new(&config, clients),
             statuses: StatusCounts::new(),
             flows,
             stall: Stall::default(),
@@ -148,7 +158,7 @@ mod tests {
             jitter: Duration::from_millis(20),
             ..Config::default()
         };
-        let app = App::new(config, CancellationToken::new());
+        let app = App::new(config, Vec::new(), CancellationToken::new());
         for _ in 0..20 {
             let t0 = tokio::time::Instant::now();
             app.delay().await;

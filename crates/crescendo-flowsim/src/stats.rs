@@ -1,5 +1,5 @@
 //! What `GET /__sim/stats` reports: accepted/throttled per client key (kept by
-//! `admission`) and final statuses per endpoint, counted with relaxed atomics so the
+//! `admission`) and final statuses per endpoint (flows, lock actions, token endpoint), counted with relaxed atomics so the
 //! hot path never takes a lock for them.
 
 use std::collections::BTreeMap;
@@ -17,9 +17,11 @@ pub struct Stats {
     pub throttled: u64,
     /// The same split per client key (`anonymous` or `token-<hash>`).
     pub keys: BTreeMap<String, KeyStats>,
-    /// Final API response statuses (`"200"`, `"429"`, …) and how often each was sent.
+    /// Final response statuses of the API and the token endpoint (`"200"`, `"409"`,
+    /// `"429"`, …) and how often each was sent.
     pub statuses: BTreeMap<String, u64>,
-    /// Final statuses per endpoint (`"PUT /api/v2/flows/{flowId}"` → status → count).
+    /// Final statuses per endpoint (`"PUT /api/v2/flows/{flowId}"`, `"POST /oauth/token"`,
+    /// `"POST /api/v2/flows/actions/checkout"`, … → status → count), 401s and 409s included.
     pub endpoints: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
@@ -38,12 +40,28 @@ pub(crate) enum Endpoint {
     ListFlows,
     GetFlow,
     PutFlow,
+    Checkout,
+    Checkin,
+    Publish,
+    Unlock,
+    /// `POST /oauth/token` (counted by its handler; it is not behind the gate).
+    Token,
     /// Unknown paths and methods.
     Other,
 }
 
 impl Endpoint {
-    const ALL: [Self; 4] = [Self::ListFlows, Self::GetFlow, Self::PutFlow, Self::Other];
+    const ALL: [Self; 9] = [
+        Self::ListFlows,
+        Self::GetFlow,
+        Self::PutFlow,
+        Self::Checkout,
+        Self::Checkin,
+        Self::Publish,
+        Self::Unlock,
+        Self::Token,
+        Self::Other,
+    ];
 
     /// Classifies by method and the route template axum matched.
     pub(crate) fn classify(method: &Method, matched: Option<&str>) -> Self {
@@ -51,6 +69,11 @@ impl Endpoint {
             ("GET", Some(crate::routes::FLOWS)) => Self::ListFlows,
             ("GET", Some(crate::routes::FLOW)) => Self::GetFlow,
             ("PUT", Some(crate::routes::FLOW)) => Self::PutFlow,
+            ("POST", Some(crate::routes::CHECKOUT)) => Self::Checkout,
+            ("POST", Some(crate::routes::CHECKIN)) => Self::Checkin,
+            ("POST", Some(crate::routes::PUBLISH)) => Self::Publish,
+            ("POST", Some(crate::routes::UNLOCK)) => Self::Unlock,
+            ("POST", Some(crate::routes::TOKEN)) => Self::Token,
             _ => Self::Other,
         }
     }
@@ -60,6 +83,11 @@ impl Endpoint {
             Self::ListFlows => "GET /api/v2/flows",
             Self::GetFlow => "GET /api/v2/flows/{flowId}",
             Self::PutFlow => "PUT /api/v2/flows/{flowId}",
+            Self::Checkout => "POST /api/v2/flows/actions/checkout",
+            Self::Checkin => "POST /api/v2/flows/actions/checkin",
+            Self::Publish => "POST /api/v2/flows/actions/publish",
+            Self::Unlock => "POST /api/v2/flows/actions/unlock",
+            Self::Token => "POST /oauth/token",
             Self::Other => "other",
         }
     }
@@ -152,5 +180,8 @@ mod tests {
             Endpoint::Other
         );
         assert_eq!(Endpoint::classify(&Method::GET, None), Endpoint::Other);
+        let checkout = Endpoint::classify(&Method::POST, Some("/api/v2/flows/actions/checkout"));
+        assert_eq!(checkout, Endpoint::Checkout);
+        assert_eq!(Endpoint::Token.label(), "POST /oauth/token");
     }
 }

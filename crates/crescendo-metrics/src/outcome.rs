@@ -18,9 +18,11 @@ pub enum Outcome {
     Timeout,
     /// The connection failed or broke.
     ConnectError,
+    /// An expected status whose body failed one of the step's checks.
+    CheckFailed,
 }
 
-/// Counters by outcome. `requests` is the sum of the six outcome counters.
+/// Counters by outcome. `requests` is the sum of the seven outcome counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub requests: u64,
@@ -30,12 +32,17 @@ pub struct Counters {
     pub server_errors: u64,
     pub timeouts: u64,
     pub connect_errors: u64,
+    /// Expected statuses whose body failed a check.
+    pub check_failed: u64,
     /// Attempts that retried an earlier attempt (a subset of `requests`).
     pub retries: u64,
     /// Iterations due but never sent because the in-flight cap was reached.
     pub dropped: u64,
     /// Time spent paused by backoff, summed over agents.
     pub paused_ms: u64,
+    /// 401 answers that made an agent refresh its token and resend once (not attempts
+    /// with an outcome: the resent attempt has one).
+    pub auth_refreshes: u64,
 }
 
 impl Counters {
@@ -50,12 +57,17 @@ impl Counters {
             Outcome::ServerError => self.server_errors += 1,
             Outcome::Timeout => self.timeouts += 1,
             Outcome::ConnectError => self.connect_errors += 1,
+            Outcome::CheckFailed => self.check_failed += 1,
         }
     }
 
     /// Every failed attempt that was not a throttle.
     pub fn errors(&self) -> u64 {
-        self.client_errors + self.server_errors + self.timeouts + self.connect_errors
+        self.client_errors
+            + self.server_errors
+            + self.timeouts
+            + self.connect_errors
+            + self.check_failed
     }
 
     /// Add another set of counters (saturating, so hostile input cannot overflow).
@@ -68,9 +80,11 @@ impl Counters {
             server_errors,
             timeouts,
             connect_errors,
+            check_failed,
             retries,
             dropped,
             paused_ms,
+            auth_refreshes,
         } = other;
         self.requests = self.requests.saturating_add(*requests);
         self.ok = self.ok.saturating_add(*ok);
@@ -82,6 +96,8 @@ impl Counters {
         self.retries = self.retries.saturating_add(*retries);
         self.dropped = self.dropped.saturating_add(*dropped);
         self.paused_ms = self.paused_ms.saturating_add(*paused_ms);
+        self.check_failed = self.check_failed.saturating_add(*check_failed);
+        self.auth_refreshes = self.auth_refreshes.saturating_add(*auth_refreshes);
     }
 }
 
@@ -98,6 +114,8 @@ impl From<&pb::Counters> for Counters {
             retries: c.retries,
             dropped: c.dropped,
             paused_ms: c.paused_ms,
+            check_failed: c.check_failed,
+            auth_refreshes: c.auth_refreshes,
         }
     }
 }
@@ -115,6 +133,8 @@ impl From<&Counters> for pb::Counters {
             retries: c.retries,
             dropped: c.dropped,
             paused_ms: c.paused_ms,
+            check_failed: c.check_failed,
+            auth_refreshes: c.auth_refreshes,
         }
     }
 }

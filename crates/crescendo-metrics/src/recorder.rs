@@ -53,6 +53,9 @@ pub struct Attempt {
 pub struct Recorder {
     names: Vec<String>,
     steps: Vec<StepInterval>,
+    /// How many of `steps` (the first ones) are scenario steps; the rest are
+    /// auxiliary (token fetches), reported with `auxiliary = true`.
+    scenario_steps: usize,
     offered: u64,
 }
 
@@ -62,9 +65,28 @@ impl Recorder {
         let names: Vec<String> = step_names.into_iter().collect();
         let steps = names.iter().map(|_| StepInterval::new()).collect();
         Self {
+            scenario_steps: names.len(),
             names,
             steps,
             offered: 0,
+        }
+    }
+
+    /// Register a measured step that is not part of the scenario (e.g. `auth.token`
+    /// for OAuth token fetches): its snapshots carry `auxiliary = true`, so the
+    /// controller reports it on its own and never adds it to the run's totals.
+    /// Returns the index to [`record`](Self::record) its attempts under.
+    pub fn add_auxiliary(&mut self, name: impl Into<String>) -> usize {
+        self.names.push(name.into());
+        self.steps.push(StepInterval::new());
+        self.steps.len() - 1
+    }
+
+    /// Count a 401 that made the agent refresh its token and resend `step` once (not
+    /// an attempt: the resent request has the outcome).
+    pub fn auth_refreshed(&mut self, step: usize) {
+        if let Some(step) = self.steps.get_mut(step) {
+            step.counters.auth_refreshes += 1;
         }
     }
 
@@ -107,11 +129,13 @@ impl Recorder {
     /// Close the interval: return its per-step snapshots and the offered count, and
     /// start a fresh interval.
     pub fn take(&mut self) -> (Vec<pb::StepSnapshot>, u64) {
+        let scenario_steps = self.scenario_steps;
         let steps = self
             .names
             .iter()
             .zip(self.steps.iter_mut())
-            .map(|(name, step)| {
+            .enumerate()
+            .map(|(index, (name, step))| {
                 let done = std::mem::replace(step, StepInterval::new());
                 pb::StepSnapshot {
                     step: name.clone(),
@@ -123,9 +147,45 @@ impl Recorder {
                         .into_iter()
                         .map(|(k, v)| (u32::from(k), v))
                         .collect(),
+                    auxiliary: index >= scenario_steps,
                 }
             })
             .collect();
         (steps, std::mem::take(&mut self.offered))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(step: usize, outcome: Outcome) -> Attempt {
+        Attempt {
+            step,
+            outcome,
+            status: Some(200),
+            latency: Duration::from_millis(5),
+            service_time: Duration::from_millis(4),
+            retry: false,
+        }
+    }
+
+    #[test]
+    fn auxiliary_steps_are_marked_and_counted_apart() {
+        let mut recorder = Recorder::new(["update".to_owned()]);
+        let token = recorder.add_auxiliary("auth.token");
+        assert_eq!(token, 1);
+        recorder.record(attempt(0, Outcome::Ok));
+        recorder.record(attempt(token, Outcome::Ok));
+        recorder.auth_refreshed(0);
+        let (steps, _) = recorder.take();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].step, "update");
+        assert!(!steps[0].auxiliary);
+        let counters = steps[0].counters.as_ref().unwrap();
+        assert_eq!((counters.requests, counters.auth_refreshes), (1, 1));
+        assert_eq!(steps[1].step, "auth.token");
+        assert!(steps[1].auxiliary);
+        assert_eq!(steps[1].counters.as_ref().unwrap().requests, 1);
     }
 }

@@ -96,6 +96,7 @@ fn counters_add_up_by_outcome() {
         Outcome::ServerError,
         Outcome::Timeout,
         Outcome::ConnectError,
+        Outcome::CheckFailed,
     ];
     for (i, o) in outcomes.iter().enumerate() {
         rec.record(Attempt {
@@ -114,7 +115,8 @@ fn counters_add_up_by_outcome() {
         total.add(&StepStats::decode(s).unwrap()).unwrap();
     }
     let c = total.counters;
-    assert_eq!(c.requests, 6);
+    assert_eq!(c.requests, 7);
+    assert_eq!(c.check_failed, 1);
     assert_eq!(c.ok + c.throttled + c.errors(), c.requests);
     assert_eq!(c.retries, 1);
     assert_eq!(c.dropped, 1);

@@ -71,6 +71,12 @@ impl PlanError {
         }
     }
 
+    /// Keeps `source` (an I/O error reading a file the plan refers to) as the cause.
+    pub(crate) fn with_source(mut self, source: std::io::Error) -> PlanError {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     pub(crate) fn read(origin: &str, source: std::io::Error) -> PlanError {
         PlanError {
             origin: origin.to_owned(),

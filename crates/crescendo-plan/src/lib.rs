@@ -2,7 +2,9 @@
 //! splitting a plan into agent shares.
 //!
 //! [`load`] or [`parse`] a plan, [`split`] it over the agents, and hand each agent the
-//! plan text with its [`Share`]. Every error is a [`PlanError`] that names the file,
+//! plan text with its [`Share`] and the files it names ([`Plan::bundle_files`], parsed
+//! there with [`parse_with`] and [`BundleFiles`]); a data file's rows are streamed
+//! separately ([`read_rows`], row `i` to agent `i % agents`). Every error is a [`PlanError`] that names the file,
 //! line, column, key path and the expected form:
 //!
 //! ```text
@@ -12,10 +14,14 @@
 //! # Layout
 //!
 //! - `model`: the validated plan ([`Plan`] and its parts), plain types with no serde; the
-//!   contract the agent and the controller program against.
+//!   contract the agent and the controller program against (`model::auth`, `model::data`).
 //! - `raw`: the serde layer, the document as written with spans; structural errors
 //!   (syntax, unknown keys, wrong types) are located there.
-//! - `validate`: raw → model with every semantic check (`request`, `load`, `data`).
+//! - `validate`: raw → model with every semantic check (`request`, `response` for
+//!   captures and checks, `load`, `data`, `auth`, `thresholds`).
+//! - `files`: [`PlanFiles`], where `body_file` and data files come from: [`DirFiles`],
+//!   [`BundleFiles`], [`NoFiles`]; and [`Plan::bundle_files`].
+//! - `rows`: data file headers and [`read_rows`].
 //! - [`template`]: `{variable}` templates, parsed once per run and rendered per request.
 //! - `threshold`: `[thresholds]` keys and expressions, [`CompareOp::holds`].
 //! - `schedule`: rates and VUs over time, the rate integral and its inverse.
@@ -35,6 +41,23 @@
 //! base_url = "http://127.0.0.1:8080"   # required: absolute http(s) URL; a trailing '/' is dropped
 //! timeout = "10s"                      # per attempt; default 10s
 //! headers = { X-Load-Test = "crescendo agent {agent}" }  # optional; values are templates
+//! # An Authorization header must be a template such as "Bearer {token}" (never a literal
+//! # credential), and is refused with [auth], which sets it.
+//!
+//! [auth]                               # optional; default kind = "none"
+//! kind = "oauth2-client-credentials"   # none | bearer | oauth2-client-credentials
+//! token_url = "https://login.mypurecloud.com/oauth/token"  # required for oauth2: absolute http(s) URL
+//! client_id_env = "CRESCENDO_CLIENT_ID"          # or client_id_file = "/run/secrets/client_id"
+//! client_secret_env = "CRESCENDO_CLIENT_SECRET"  # or client_secret_file = "…"
+//! sharing = "shared"                   # shared (default): every agent uses one client |
+//!                                      # per-agent: agent i uses clients[i % len] of
+//! # clients = [{ client_id_env = "A_ID", client_secret_env = "A_SECRET" }, …]
+//! #   (instead of the client_* keys above; with shared, exactly one)
+//! refresh_before = "60s"               # refresh when less is left of expires_in; default 60s
+//! # scope = "…"                        # optional
+//! # kind = "bearer" takes token_env = "CRESCENDO_API_TOKEN" or token_file = "…" instead.
+//! # Secrets never go in a plan: client_secret, client_id, token, password or access_token
+//! # written as values are errors.
 //!
 //! [[scenario.steps]]                   # at least one; an iteration runs the steps in order
 //! name = "update"                      # required, unique
@@ -43,7 +66,13 @@
 //! query = { trace = "{uuid}" }         # optional; values are templates
 //! headers = { Content-Type = "application/json" }  # optional; replace target headers of the same name
 //! body = '{"name": "flow {flowId} rev {seq}"}'     # optional template; JSON needs no escaping
+//! # or body_file = "bodies/update.json" (not both): relative to the plan's directory,
+//! # read when the plan is loaded, a template like body
 //! expect = [200]                       # statuses that count as success; empty/absent = any 2xx
+//! captures = { version = "/version" }  # optional: var = RFC 6901 JSON Pointer into the JSON
+//!                                      # response body; later steps may use {version}
+//! checks = [{ pointer = "/id", equals = "{flowId}" }]  # optional: the response body value
+//!                                      # must equal this string (a template), number or boolean
 //!
 //! [load]
 //! model = "open"                       # "open" (default): arrival rate; "closed": virtual users
@@ -65,22 +94,34 @@
 //! cap = "30s"                          # … and cap (default 30s), base <= cap
 //!
 //! [data]                               # optional: columns become template variables
-//! partition = "per-agent"              # per-agent (default): disjoint slices | shared: every agent all rows
+//! partition = "per-agent"              # per-agent (default): disjoint slices, row i to agent
+//!                                      # i % agents | shared: every agent all rows | unique:
+//!                                      # per-agent slices, each row used at most once per run
+//! on_exhausted = "stop-agent"          # unique only (ignored otherwise): stop-agent (default)
+//!                                      # stops that agent, stop-run stops the fleet
 //! sequence = { var = "flowId", format = "flow-{n}", count = 100 }  # flowId = flow-1 … flow-100
-//! # or, instead of sequence: rows = [{ flowId = "a", token = "x" }, { flowId = "b", token = "y" }]
-//! # (exactly one of rows and sequence; every row has the same columns)
+//! # or rows = [{ flowId = "a", token = "x" }, { flowId = "b", token = "y" }]
+//! # or file = "data/flows.csv": a CSV with a header row, or .jsonl/.ndjson (one JSON object
+//! #   per line; strings, numbers and booleans become strings), relative to the plan's
+//! #   directory; format = "csv" | "jsonl" when the extension does not say
+//! # (exactly one of rows, sequence and file; every row has the same columns)
 //!
 //! [thresholds]                         # optional; the run fails when one does not hold
 //! "latency.p99" = "< 800ms"            # latency.pNN/max/mean, service_time.*: units us, ms (default), s
 //! "throttled_ratio" = "< 0.02"         # throttled_ratio, error_ratio: fractions of requests
 //! "errors" = "== 0"                    # requests ok throttled errors retries dropped: counts
 //! "goodput_rps" = ">= 4.5"             # throughput_rps, goodput_rps: per second
+//! "steps.update.latency.p95" = "< 500ms"  # steps.<step>.<metric>: any metric, one step only
+//! "error_ratio" = { expr = "< 0.5", abort_on_fail = true, grace = "10s" }
+//! # a table: abort_on_fail stops the run as soon as it fails, checked from `grace` (default
+//! # 0) after the start; grace needs abort_on_fail = true
 //! ```
 //!
 //! Templates: `{name}` is a variable when `name` is an identifier; anything else is
 //! literal. `{{` is a literal `{` and `{{name}}` the literal text `{name}`. Variables are
-//! the built-ins `seq uuid agent vu iteration now_ms` ([`template::BUILTIN_VARIABLES`])
-//! and the data columns; any other is an error naming the key.
+//! the built-ins `seq uuid agent vu iteration now_ms` ([`template::BUILTIN_VARIABLES`]),
+//! the data columns, and the captures of earlier steps; any other is an error naming the
+//! key. Capture names may not shadow built-ins or data columns.
 //!
 //! Percentile keys follow HdrHistogram naming: `p99` is 99, `p999` is 99.9, `p9999`
 //! is 99.99; `p99.5` is written out.
@@ -88,8 +129,10 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod files;
 mod model;
 mod raw;
+mod rows;
 mod schedule;
 mod split;
 pub mod template;
@@ -99,21 +142,33 @@ mod validate;
 use std::path::Path;
 
 pub use error::PlanError;
+pub use files::{BundleFiles, DirFiles, NoFiles, PlanFiles};
 pub use model::*;
+pub use rows::{RowError, read_rows};
 pub use split::{split, split_evenly};
 pub use template::{StepTemplates, Template};
 
 /// Parses and validates a plan. `origin` names the text in errors (usually the path).
+///
+/// Pure: a plan with a `body_file` or a data `file` fails here with an error saying to
+/// load it from a file ([`load`]) or to use [`parse_with`].
 pub fn parse(text: &str, origin: &str) -> Result<Plan, PlanError> {
-    let raw = raw::parse_raw(text, origin)?;
-    validate::validate(raw, text, origin)
+    parse_with(text, origin, &NoFiles)
 }
 
-/// Reads, parses and validates the plan at `path`; errors name the path as given.
+/// Parses and validates a plan whose `body_file`s and data `file` come from `files`:
+/// [`DirFiles`] next to the plan, or [`BundleFiles`] on an agent.
+pub fn parse_with(text: &str, origin: &str, files: &dyn PlanFiles) -> Result<Plan, PlanError> {
+    let raw = raw::parse_raw(text, origin)?;
+    validate::validate(raw, text, origin, files)
+}
+
+/// Reads, parses and validates the plan at `path`, with files it names resolved against
+/// its directory; errors name the path as given.
 pub fn load(path: &Path) -> Result<Plan, PlanError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PlanError::read(&origin, e))?;
-    parse(&text, &origin)
+    parse_with(&text, &origin, &DirFiles::for_plan(path))
 }
 
 impl std::str::FromStr for Plan {

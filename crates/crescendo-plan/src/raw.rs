@@ -26,7 +26,44 @@ pub(crate) struct RawPlan {
     pub(crate) load: Spanned<RawLoad>,
     pub(crate) backoff: Option<Spanned<RawBackoff>>,
     pub(crate) data: Option<Spanned<RawData>>,
-    pub(crate) thresholds: Option<SpannedMap<Scalar>>,
+    pub(crate) thresholds: Option<SpannedMap<RawThreshold>>,
+    pub(crate) auth: Option<Spanned<RawAuth>>,
+}
+
+/// `[auth]`. The literal-secret keys are accepted here only to be rejected with a clear
+/// message during validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub(crate) kind: Option<Spanned<String>>,
+    pub(crate) token_url: Option<Spanned<String>>,
+    pub(crate) client_id_env: Option<Spanned<String>>,
+    pub(crate) client_id_file: Option<Spanned<String>>,
+    pub(crate) client_secret_env: Option<Spanned<String>>,
+    pub(crate) client_secret_file: Option<Spanned<String>>,
+    pub(crate) client_id: Option<Spanned<toml::Value>>,
+    pub(crate) client_secret: Option<Spanned<toml::Value>>,
+    pub(crate) token_env: Option<Spanned<String>>,
+    pub(crate) token_file: Option<Spanned<String>>,
+    pub(crate) sharing: Option<Spanned<String>>,
+    pub(crate) clients: Option<Spanned<Vec<Spanned<RawClient>>>>,
+    pub(crate) refresh_before: Option<Spanned<String>>,
+    pub(crate) scope: Option<Spanned<String>>,
+    pub(crate) token: Option<Spanned<toml::Value>>,
+    pub(crate) password: Option<Spanned<toml::Value>>,
+    pub(crate) access_token: Option<Spanned<toml::Value>>,
+}
+
+/// One client's credentials in `auth.clients` (the same keys as directly under `[auth]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClient {
+    pub(crate) client_id_env: Option<Spanned<String>>,
+    pub(crate) client_id_file: Option<Spanned<String>>,
+    pub(crate) client_secret_env: Option<Spanned<String>>,
+    pub(crate) client_secret_file: Option<Spanned<String>>,
+    pub(crate) client_id: Option<Spanned<toml::Value>>,
+    pub(crate) client_secret: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,7 +89,17 @@ pub(crate) struct RawStep {
     pub(crate) query: Option<SpannedMap<Scalar>>,
     pub(crate) headers: Option<SpannedMap<Scalar>>,
     pub(crate) body: Option<Spanned<String>>,
+    pub(crate) body_file: Option<Spanned<String>>,
     pub(crate) expect: Option<Vec<Spanned<u16>>>,
+    pub(crate) captures: Option<SpannedMap<String>>,
+    pub(crate) checks: Option<Vec<Spanned<RawCheck>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    pub(crate) pointer: Spanned<String>,
+    pub(crate) equals: Spanned<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +137,9 @@ pub(crate) struct RawData {
     pub(crate) partition: Option<Spanned<String>>,
     pub(crate) rows: Option<Spanned<Vec<Spanned<SpannedMap<Scalar>>>>>,
     pub(crate) sequence: Option<Spanned<RawSequence>>,
+    pub(crate) file: Option<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) on_exhausted: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +148,53 @@ pub(crate) struct RawSequence {
     pub(crate) var: Spanned<String>,
     pub(crate) format: Spanned<String>,
     pub(crate) count: Spanned<u64>,
+}
+
+/// A threshold value: `"< 800ms"` or `{ expr = "< 800ms", abort_on_fail = true, grace = "10s" }`.
+#[derive(Debug)]
+pub(crate) enum RawThreshold {
+    Scalar(Scalar),
+    Table(RawThresholdTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThresholdTable {
+    pub(crate) expr: Spanned<String>,
+    pub(crate) abort_on_fail: Option<Spanned<bool>>,
+    pub(crate) grace: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawThreshold {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<RawThreshold, D::Error> {
+        struct ThresholdVisitor;
+        impl<'de> Visitor<'de> for ThresholdVisitor {
+            type Value = RawThreshold;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string such as \"< 800ms\" or a table { expr = \"< 800ms\", abort_on_fail = true }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Scalar(Scalar::Str(v.to_owned())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Scalar(Scalar::Other(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Scalar(Scalar::Other(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Scalar(Scalar::Other(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawThreshold, E> {
+                Ok(RawThreshold::Scalar(Scalar::Other(v.to_string())))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawThreshold, A::Error> {
+                RawThresholdTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawThreshold::Table)
+            }
+        }
+        deserializer.deserialize_any(ThresholdVisitor)
+    }
 }
 
 /// A string, number or boolean; numbers and booleans are used as their TOML text.

@@ -58,16 +58,20 @@ impl Plan {
             }
         };
         if let Some(data) = &self.data {
-            let rows = data.row_count();
-            if data.partition == Partition::PerAgent && rows < u64::from(agents) {
+            let sliced = matches!(data.partition, Partition::PerAgent | Partition::Unique);
+            let rows = data
+                .row_count()
+                .filter(|rows| sliced && *rows < u64::from(agents));
+            if let Some(rows) = rows {
                 let key = match data.source {
                     DataSource::Inline(_) => "data.rows",
                     DataSource::Sequence { .. } => "data.sequence.count",
+                    DataSource::File(_) => "data.file",
                 };
                 return Err(PlanError::arguments(
                     key,
                     format!(
-                        "expected at least one row per agent with partition \"per-agent\" \
+                        "expected at least one row per agent with partition \"per-agent\" or \"unique\" \
                          ({agents} agents), got {rows} rows"
                     ),
                 ));
@@ -90,11 +94,13 @@ impl Plan {
 }
 
 impl Data {
-    /// How many rows the data has (before partitioning).
-    pub fn row_count(&self) -> u64 {
+    /// How many rows the data has (before partitioning); `None` for a file, whose rows
+    /// are only counted while the controller streams them.
+    pub fn row_count(&self) -> Option<u64> {
         match &self.source {
-            DataSource::Inline(rows) => rows.len() as u64,
-            DataSource::Sequence { count, .. } => *count,
+            DataSource::Inline(rows) => Some(rows.len() as u64),
+            DataSource::Sequence { count, .. } => Some(*count),
+            DataSource::File(_) => None,
         }
     }
 
@@ -106,10 +112,11 @@ impl Data {
                 .map(|row| row.keys().cloned().collect())
                 .unwrap_or_default(),
             DataSource::Sequence { var, .. } => vec![var.clone()],
+            DataSource::File(file) => file.columns.clone(),
         }
     }
 
-    /// Row `i` (0-based) of the data, or `None` past the end.
+    /// Row `i` (0-based) of the data, or `None` past the end (always `None` for a file).
     pub fn row(&self, i: u64) -> Option<BTreeMap<String, String>> {
         self.rows_from(i, 1).next()
     }
@@ -141,14 +148,17 @@ impl Data {
                         }),
                 )
             }
+            // A file's rows are streamed by the controller, not held in the plan.
+            DataSource::File(_) => Box::new(std::iter::empty()),
         }
     }
 
-    /// The rows `share` works on: with `per-agent`, row `i` goes to agent `i % count`
-    /// (disjoint slices); with `shared`, every agent gets all rows.
+    /// The rows `share` works on: with `per-agent` and `unique`, row `i` goes to agent
+    /// `i % count` (disjoint slices); with `shared`, every agent gets all rows. The
+    /// controller streams a file's rows with the same rule; for a file this is empty.
     pub fn rows_for(&self, share: &Share) -> Vec<BTreeMap<String, String>> {
         let (start, step) = match self.partition {
-            Partition::PerAgent if share.count > 0 => {
+            Partition::PerAgent | Partition::Unique if share.count > 0 => {
                 (u64::from(share.index), u64::from(share.count))
             }
             _ => (0, 1),
@@ -162,6 +172,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::model::OnExhausted;
 
     fn share(index: u32, count: u32) -> Share {
         Share {
@@ -190,6 +201,7 @@ mod tests {
                 count: 5,
             },
             partition: Partition::PerAgent,
+            on_exhausted: OnExhausted::StopAgent,
         };
         let ids = |rows: Vec<BTreeMap<String, String>>| {
             rows.into_iter()
@@ -219,10 +231,16 @@ mod tests {
         let data = Data {
             source: DataSource::Inline(rows),
             partition: Partition::PerAgent,
+            on_exhausted: OnExhausted::StopAgent,
         };
         assert_eq!(data.rows_for(&share(2, 3))[0]["id"], "c");
         assert_eq!(data.rows_for(&share(0, 3)).len(), 1);
-        assert_eq!(data.row_count(), 3);
+        assert_eq!(data.row_count(), Some(3));
+        let unique = Data {
+            partition: Partition::Unique,
+            ..data.clone()
+        };
+        assert_eq!(unique.rows_for(&share(2, 3)), data.rows_for(&share(2, 3)));
     }
 
     proptest! {
@@ -240,6 +258,7 @@ mod tests {
             let data = Data {
                 source: DataSource::Sequence { var: "v".into(), format: "{n}".into(), count },
                 partition: Partition::PerAgent,
+                on_exhausted: OnExhausted::StopAgent,
             };
             let mut seen: Vec<u64> = (0..agents)
                 .flat_map(|i| data.rows_for(&share(i, agents)))

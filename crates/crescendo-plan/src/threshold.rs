@@ -196,6 +196,8 @@ pub(crate) fn parse_threshold(key: &str, metric: Metric, value: &str) -> Result<
         metric,
         op,
         value: number * scale,
+        step: None,
+        abort: None,
     })
 }
 

@@ -91,8 +91,16 @@ fn the_documented_format_parses() {
         .collect();
     assert!(toml.contains("[thresholds]"));
     let plan = parse(&toml, "lib.rs docs").unwrap();
-    assert_eq!(plan.thresholds.len(), 4);
+    assert_eq!(plan.thresholds.len(), 6);
     assert_eq!(plan.thresholds[3].expr, "goodput_rps >= 4.5");
+    assert_eq!(plan.thresholds[4].step.as_deref(), Some("update"));
+    assert!(plan.thresholds[5].abort.is_some());
+    assert!(matches!(
+        plan.auth,
+        crescendo_plan::Auth::OAuth2ClientCredentials(_)
+    ));
+    assert_eq!(plan.scenario.steps[0].captures[0].var, "version");
+    assert_eq!(plan.scenario.steps[0].checks.len(), 1);
     assert_eq!(plan.scenario.steps[0].expect, [200]);
     assert_eq!(plan.scenario.steps[0].query["trace"], "{uuid}");
     // A step header replaces nothing here; the target's header is merged in.

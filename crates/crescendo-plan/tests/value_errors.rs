@@ -296,15 +296,15 @@ fn data() {
         &text,
         "\"split\"",
         "data.partition",
-        "expected \"per-agent\" or \"shared\"",
+        "expected \"per-agent\", \"shared\" or \"unique\"",
     );
     let text = plan(&[], "[data]\npartition = \"shared\"\n");
-    assert_err(&text, "[data]", "data", "got neither");
+    assert_err(&text, "[data]", "data", "got none");
     let text = plan(
         &[],
         "[data]\nrows = [{ a = \"1\" }]\nsequence = { var = \"v\", format = \"{n}\", count = 1 }\n",
     );
-    assert_err(&text, "[data]", "data", "got both");
+    assert_err(&text, "[data]", "data", "got more than one");
     let text = plan(&[], "[data]\nrows = []\n");
     assert_err(&text, "[]", "data.rows", "expected at least one row");
     let text = plan(&[], "[data]\nrows = [{ a = \"1\" }, { b = \"2\" }]\n");

@@ -4,6 +4,7 @@
 //!
 //! Dropping a [`Fleet`] cancels everything it started.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crescendo_controller::report::Summary;
@@ -11,7 +12,7 @@ use crescendo_controller::{Controller, RunOutcome, RunRequest, demo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use crescendo_flowsim::{Config as FlowsimConfig, HeaderFamilies};
+pub use crescendo_flowsim::{ClientSpec, Config as FlowsimConfig, HeaderFamilies};
 
 /// flowsim, a controller and agents, all on loopback.
 #[derive(Debug)]
@@ -63,9 +64,24 @@ impl Fleet {
 
     /// Run a plan (TOML text with `{{BASE_URL}}`) on `agents` agents.
     pub async fn run(&self, template: &str, agents: u32) -> anyhow::Result<(RunOutcome, Summary)> {
+        self.run_in(None, template, agents).await
+    }
+
+    /// Run a plan whose `body_file` and data files are read from `dir` (when given).
+    pub async fn run_in(
+        &self,
+        dir: Option<&Path>,
+        template: &str,
+        agents: u32,
+    ) -> anyhow::Result<(RunOutcome, Summary)> {
         let text = self.plan(template);
-        let plan = crescendo_plan::parse(&text, "test plan")?;
+        let files = dir.map(crescendo_plan::DirFiles::new);
+        let plan = match &files {
+            Some(files) => crescendo_plan::parse_with(&text, "test plan", files)?,
+            None => crescendo_plan::parse(&text, "test plan")?,
+        };
         let mut request = RunRequest::new(plan, text, agents);
+        request.files = files;
         request.wait_for_agents = Duration::from_secs(20);
         let outcome = self.controller.run(request).await?;
         let summary = crescendo_controller::report::summarize(&outcome);
@@ -78,6 +94,38 @@ impl Fleet {
         Ok(self
             .http
             .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// Revoke every token flowsim has issued: the next call with one answers 401.
+    pub async fn revoke_tokens(&self) -> anyhow::Result<()> {
+        let url = format!("{}/__sim/revoke-tokens", self.flowsim_url);
+        self.http.post(url).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    /// flowsim's copy of one flow, read with an OAuth client's fresh token.
+    pub async fn flow(&self, id: &str, client: (&str, &str)) -> anyhow::Result<serde_json::Value> {
+        let token: serde_json::Value = self
+            .http
+            .post(format!("{}/oauth/token", self.flowsim_url))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = token["access_token"].as_str().unwrap_or_default();
+        let url = format!("{}/api/v2/flows/{id}", self.flowsim_url);
+        Ok(self
+            .http
+            .get(url)
+            .bearer_auth(token)
             .send()
             .await?
             .error_for_status()?

@@ -9,6 +9,17 @@
 //! the window ends, and no request is sent into an exhausted window on the belief that
 //! it has already reset. A second of idling around the reset costs no goodput against a
 //! fixed window: the new window's quota is simply paced over the rest of it.
+//!
+//! Some limiters free capacity continuously rather than all at once at a reset: a
+//! sliding window counter (`estimate = prev·(1 − elapsed/W) + current`, so `remaining`
+//! stays level while the fleet sends at the previous window's rate and does not jump
+//! at the grid's reset), a token bucket or GCRA (`reset` = time until the bucket is
+//! full). Paced as a window, their quota looks nearly spent all the time and the fleet
+//! idles (0.88 of the limit against a sliding window). The window notices them (see
+//! [`QuotaWindow::observe`]) and then paces at `margin × limit / window` (`window` =
+//! the longest reset seen, which is `burst / rate` for a bucket), counts only what the
+//! fleet sends beyond that refill against `remaining`, and slows down in proportion
+//! when fewer than [`CONTINUOUS_LOW`] of the limit are left.
 
 use std::time::Duration;
 
@@ -22,6 +33,22 @@ const MIN_LEFT: f64 = 0.5;
 /// twentieth of the window), so the last few requests still find an agent to send them
 /// (a fleet of N agents paces in whole requests) and nothing is left behind at the reset.
 const LEAD: Duration = Duration::from_secs(1);
+
+/// A turnover whose first report shows more than this fraction of the limit still used
+/// (beyond what the fleet can have sent since) carried the previous window over.
+const CARRIED: f64 = 0.3;
+
+/// `remaining` rising by this fraction of the limit (at least [`MIN_RISE`]) with the
+/// same reset instant: capacity freed within a window.
+const RISE: f64 = 0.1;
+const MIN_RISE: f64 = 3.0;
+
+/// Continuous pacing slows down in proportion once less than this fraction of the
+/// limit (at least one request) is left.
+const CONTINUOUS_LOW: f64 = 0.02;
+
+/// Windows shorter than this are not classified: whole-second resets blur them.
+const MIN_CLASSIFY_WINDOW: Duration = Duration::from_secs(3);
 
 /// What a report did to the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +82,15 @@ pub(super) struct QuotaWindow {
     /// window replaces it instead of narrowing it (the window length is only learned
     /// from rounded resets, so the prediction may be off by a second or two).
     predicted: bool,
+    /// `at + reset` of the freshest report: the same instant again with more remaining
+    /// means capacity was freed within the window.
+    point: Duration,
+    /// The limiter frees capacity continuously (sliding window, token bucket, GCRA):
+    /// paced as a rate, not as a quota per window. Learned once, kept.
+    continuous: bool,
+    /// A whole-second reset of 0 was seen: the server rounds down, so the window is a
+    /// second longer than the longest reset seen.
+    floors: bool,
 }
 
 /// The interval a report puts the reset in: exact for fractional values, ±1 s for whole
@@ -82,44 +118,93 @@ impl QuotaWindow {
             advanced_to: at,
             window: reset,
             predicted: false,
+            point: at.saturating_add(reset),
+            continuous: false,
+            floors: reset.is_zero(),
         }
     }
 
-    /// Accounts for the fleet sending at `rate` from the last call until `now`.
+    /// The server was seen rounding its delays down: reset readings are `floor`ed.
+    pub(super) fn rounds_down(&mut self) {
+        self.floors = true;
+    }
+
+    /// Accounts for the fleet sending at `rate` from the last call until `now`; for a
+    /// continuous limiter only what exceeds its refill (`limit / window`) is spent, and
+    /// sending less earns the difference back (up to the limit).
     pub(super) fn advance(&mut self, now: Duration, rate: f64) {
         if now > self.advanced_to {
-            self.spent += rate.max(0.0) * (now - self.advanced_to).as_secs_f64();
+            let dt = (now - self.advanced_to).as_secs_f64();
+            self.spent += (rate.max(0.0) - self.refill().unwrap_or(0.0)) * dt;
+            if let Some(limit) = self.limit {
+                self.spent = self.spent.max(self.remaining - limit);
+            }
+            self.spent = self.spent.max(if self.continuous { f64::MIN } else { 0.0 });
             self.advanced_to = now;
         }
     }
 
+    /// Requests per second a continuous limiter frees: `limit / window`.
+    fn refill(&self) -> Option<f64> {
+        let whole = self.floors && self.window.subsec_nanos() == 0;
+        let window = self.window.as_secs_f64() + if whole { 1.0 } else { 0.0 };
+        (self.continuous && window > 0.0)
+            .then_some(self.limit? / window)
+            .filter(|r| r.is_finite())
+    }
+
+    /// A continuous limiter's full pace, `margin × limit / window`.
+    pub(super) fn cruise(&self, margin: f64) -> Option<f64> {
+        self.refill().map(|r| margin * r)
+    }
+
+    /// Whether the limiter was found to free capacity continuously.
+    pub(super) fn continuous(&self) -> bool {
+        self.continuous
+    }
+
     /// Folds in one report. Within a window counts only grow, so a report older than
     /// what is known can only lower `remaining`; a newer one replaces it (this also
-    /// follows limiters whose remaining refills, such as token buckets).
+    /// follows limiters whose remaining refills, such as token buckets). `sending` is
+    /// an upper bound of the fleet's rate, to tell what it sent from what a limiter
+    /// carried over.
     pub(super) fn observe(
         &mut self,
         at: Duration,
         remaining: f64,
         limit: Option<f64>,
         reset: Duration,
+        sending: f64,
     ) -> Observed {
         let (lo, hi) = interval(at, reset);
         self.window = self.window.max(reset);
+        // Rounded up, a reset is never 0 before the window is over; even a stale report
+        // says so.
+        self.floors |= reset.is_zero();
         if lo > self.latest {
-            let window = self.window;
+            let (window, continuous, floors) = (self.window, self.continuous, self.floors);
             *self = Self::new(at, remaining, limit.or(self.limit), reset);
             self.window = window;
+            self.floors |= floors;
+            self.continuous = continuous || self.carried_over(reset, sending);
             return Observed::NewWindow;
         }
-        if hi < self.earliest {
+        // A continuous limiter's fresh report is never stale: nothing resets there.
+        if hi < self.earliest && !(self.continuous && at >= self.observed) {
             return Observed::Stale;
         }
         if limit.is_some() {
             self.limit = limit;
         }
+        if self.predicted {
+            self.continuous = self.continuous || self.carried_over(reset, sending);
+        } else if at >= self.observed {
+            self.continuous = self.continuous || self.freed(at, remaining, reset);
+        }
         if at >= self.observed {
             self.remaining = remaining;
             self.observed = at;
+            self.point = at.saturating_add(reset);
             // What was sent between `at` and now is added back by the next `advance`.
             self.spent = 0.0;
             self.advanced_to = at;
@@ -128,13 +213,39 @@ impl QuotaWindow {
         }
         let (earliest, latest) = (self.earliest.max(lo), self.latest.min(hi));
         // Disjoint only if the server's clock or window moved: trust the new report.
-        (self.earliest, self.latest) = if earliest <= latest && !self.predicted {
+        let narrowed = earliest <= latest && !self.predicted;
+        (self.earliest, self.latest) = if narrowed {
             (earliest, latest)
         } else {
             (lo, hi)
         };
         self.predicted = false;
         Observed::Same
+    }
+
+    /// The first report after a turnover (remaining as set, `reset` from it): more of
+    /// the limit is still in use than the fleet can have sent since the turnover, so the
+    /// previous window still counts (a sliding window counter).
+    fn carried_over(&self, reset: Duration, sending: f64) -> bool {
+        let Some(limit) = self.limit.filter(|_| self.window >= MIN_CLASSIFY_WINDOW) else {
+            return false;
+        };
+        let blur = if reset.subsec_nanos() == 0 { 1.0 } else { 0.0 };
+        let since = self.window.saturating_sub(reset).as_secs_f64() + blur;
+        let sent = sending.max(0.0) * since;
+        limit - self.remaining - sent > CARRIED * limit
+    }
+
+    /// A fresh report of the same window (same reset instant, within the rounding) with
+    /// clearly more remaining than the last one: capacity was freed without a reset.
+    fn freed(&self, at: Duration, remaining: f64, reset: Duration) -> bool {
+        let Some(limit) = self.limit.filter(|_| self.window >= MIN_CLASSIFY_WINDOW) else {
+            return false;
+        };
+        let point = at.saturating_add(reset);
+        let blur = if reset.subsec_nanos() == 0 { 1.0 } else { 0.1 };
+        let same = point.abs_diff(self.point).as_secs_f64() <= blur;
+        same && remaining >= self.remaining + (RISE * limit).max(MIN_RISE)
     }
 
     /// After the latest plausible reset the quota is back: roll the window forward by its
@@ -153,7 +264,14 @@ impl QuotaWindow {
         let behind = now.saturating_sub(self.latest).as_secs_f64();
         let periods = (behind / self.window.as_secs_f64()).floor() + 1.0;
         let shift = self.window.mul_f64(periods);
-        self.remaining = limit;
+        if self.continuous {
+            // Nothing comes back at once: what is left carries on, less what was spent.
+            self.remaining = self.estimated_remaining();
+            self.spent = 0.0;
+            self.advanced_to = now;
+        } else {
+            self.remaining = limit;
+        }
         // From the earliest instant the old window may have ended; widened by a second
         // at the late end, as the window length is itself learned from rounded resets.
         self.observed = self
@@ -173,6 +291,11 @@ impl QuotaWindow {
     /// discounts what the fleet sent since the last observation. `None` once the window
     /// is over.
     pub(super) fn pace(&self, now: Duration, margin: f64) -> Option<f64> {
+        if let Some(refill) = self.refill() {
+            let low = (CONTINUOUS_LOW * self.limit.unwrap_or(0.0)).max(EXHAUSTED);
+            let left = self.estimated_remaining();
+            return Some(margin * refill * (left / low).min(1.0));
+        }
         if now >= self.latest {
             return None;
         }
@@ -187,14 +310,16 @@ impl QuotaWindow {
         Some(margin * remaining / left)
     }
 
-    /// Not one more request fits before the reset.
+    /// Not one more request fits before the reset. A continuous limiter is never waited
+    /// out until a reset: its pacing slows down instead.
     pub(super) fn exhausted(&self) -> bool {
-        self.remaining < EXHAUSTED
+        !self.continuous && self.remaining < EXHAUSTED
     }
 
     /// Remaining minus what the fleet is estimated to have sent since.
     pub(super) fn estimated_remaining(&self) -> f64 {
-        (self.remaining - self.spent).max(0.0)
+        let left = (self.remaining - self.spent).max(0.0);
+        self.limit.map_or(left, |l| left.min(l.max(self.remaining)))
     }
 
     pub(super) fn remaining(&self) -> f64 {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 mod aimd;
+mod pacing;
 
 use super::quota::{Observed, QuotaWindow};
 use super::{GovernorConfig, QuotaReport, ThrottleReport};
@@ -110,6 +111,9 @@ impl KeyState {
         if resumed_early {
             self.rounds_down = true;
         }
+        if let Some(quota) = self.quota.as_mut().filter(|_| self.rounds_down) {
+            quota.rounds_down();
+        }
         let server_wait = report
             .retry_after
             .or_else(|| report.remaining.filter(|r| *r < 1.0).and(report.reset))
@@ -134,7 +138,16 @@ impl KeyState {
                 .map_or(q.estimated_remaining() < 1.0, |r| r < 1.0)
         });
         if let Some(quota) = known_quota_spent {
-            let end = pause_end.unwrap_or(now).max(quota.reset_at());
+            // A continuous limiter frees capacity within the Retry-After: the throttled
+            // agent waits it out, the fleet only slows down (its pacing sees nothing
+            // left), unless the server asks for longer than the window (another limit).
+            let end = if quota.continuous() {
+                pause_end
+                    .filter(|end| end.saturating_sub(now) > quota.window())
+                    .unwrap_or(now)
+            } else {
+                pause_end.unwrap_or(now).max(quota.reset_at())
+            };
             self.cut_until = self
                 .cut_until
                 .max(Some(end.saturating_add(config.cut_window)));
@@ -248,7 +261,8 @@ impl KeyState {
         let spent = self
             .quota
             .as_ref()
-            .filter(|q| not_paused && q.estimated_remaining() < 1.0 && q.reset_at() > now);
+            .filter(|q| not_paused && !q.continuous())
+            .filter(|q| q.estimated_remaining() < 1.0 && q.reset_at() > now);
         if let Some(quota) = spent {
             let end = quota.reset_at();
             self.pause_until = Some(end);
@@ -280,55 +294,9 @@ impl KeyState {
         self.update_current(config, now);
     }
 
-    /// Describes the quota pacing in force, for decision reasons.
-    pub(super) fn quota_text(&self, config: &GovernorConfig, now: Duration) -> Option<String> {
-        let quota = self.quota.as_ref()?;
-        let margin = config.quota_margin;
-        if let Some(resume) = self.pause_until(now) {
-            return Some(format!(
-                "quota spent: resuming at {:.2} s, pacing the next window at {margin:.2} × limit / window (~{:.0} s)",
-                resume.as_secs_f64(),
-                quota.window().as_secs_f64(),
-            ));
-        }
-        let left = quota.reset_at().saturating_sub(now).as_secs_f64();
-        let limit = quota
-            .limit()
-            .map(|l| format!(" of {l:.0}"))
-            .unwrap_or_default();
-        Some(format!(
-            "quota {:.0}{limit} left, reset within {left:.1} s: pacing at {margin:.2} × remaining / reset",
-            quota.remaining(),
-        ))
-    }
-
     /// What sets the current rate.
     pub(super) fn bound(&self) -> Bound {
         self.bound
-    }
-
-    fn observe_quota(
-        &mut self,
-        at: Duration,
-        remaining: f64,
-        limit: Option<f64>,
-        reset: Duration,
-    ) -> Option<Observed> {
-        if !remaining.is_finite() || remaining < 0.0 {
-            return None;
-        }
-        let limit = limit.filter(|l| l.is_finite() && *l > 0.0);
-        Some(match &mut self.quota {
-            Some(quota) => quota.observe(at, remaining, limit, reset),
-            None => {
-                self.quota = Some(QuotaWindow::new(at, remaining, limit, reset));
-                Observed::NewWindow
-            }
-        })
-    }
-
-    fn quota_rate(&self, config: &GovernorConfig, now: Duration) -> Option<f64> {
-        self.quota.as_ref()?.pace(now, config.quota_margin)
     }
 
     /// The rate to announce now: during a pause, the rate that will hold at its end

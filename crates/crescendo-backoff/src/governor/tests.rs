@@ -442,4 +442,6 @@ fn arbitrary_inputs_never_panic() {
     assert!(rate.is_finite() && rate >= 0.0);
 }
 
+mod continuous;
+mod keys;
 mod props;

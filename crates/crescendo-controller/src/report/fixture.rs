@@ -34,7 +34,9 @@ pub(crate) fn totals(requests: u64, ok: u64, throttled: u64) -> Totals {
         server_errors: 0,
         timeouts: 0,
         connect_errors: 0,
+        check_failed: 0,
         paused_ms: 0,
+        auth_refreshes: 0,
     }
 }
 
@@ -73,11 +75,13 @@ pub(crate) fn summary() -> Summary {
                 expr: "latency.p99 < 800ms".into(),
                 ok: true,
                 value: 50.0,
+                ..Default::default()
             },
             ThresholdResult {
                 expr: "errors == 0".into(),
                 ok: false,
                 value: 10.0,
+                ..Default::default()
             },
         ],
         passed: false,

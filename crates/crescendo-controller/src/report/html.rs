@@ -88,17 +88,35 @@ pub(crate) fn render(s: &Summary) -> String {
         s.duration_s,
         s.agents.len()
     );
-    out.push_str(
-        "<h2>Thresholds</h2><table><tr><th>threshold</th><th>value</th><th>verdict</th></tr>",
-    );
-    for t in &s.thresholds {
+    if let Some(a) = &s.aborted {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.3}</td><td class=\"{}\">{}</td></tr>",
+            "<p class=\"fail\" id=\"aborted\"><strong>Aborted at {:.1} s</strong>: {}</p>",
+            a.at_s,
+            esc(&a.reason)
+        );
+    }
+    out.push_str(
+        "<h2>Thresholds</h2><table><tr><th>threshold</th><th>step</th><th>value</th><th>verdict</th></tr>",
+    );
+    for t in &s.thresholds {
+        let verdict = match (t.ok, t.aborted_run) {
+            (true, _) => "ok",
+            (false, true) => "FAILED (aborted the run)",
+            (false, false) => "FAILED",
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}{}</td><td>{}</td><td>{:.3}</td><td class=\"{}\">{verdict}</td></tr>",
             esc(&t.expr),
+            if t.abort_on_fail {
+                " (abort_on_fail)"
+            } else {
+                ""
+            },
+            t.step.as_deref().map_or_else(|| "all".to_owned(), esc),
             t.value,
             if t.ok { "ok" } else { "fail" },
-            if t.ok { "ok" } else { "FAILED" }
         );
     }
     out.push_str("</table>");

@@ -1,6 +1,8 @@
 //! `junit.xml`: the thresholds as a JUnit test suite, so CI systems (Jenkins, GitLab,
 //! GitHub test reporters) show a rehearsal's verdict like any other test run. One
-//! test case per threshold; a failed threshold carries a `<failure>` element.
+//! test case per threshold; a failed threshold carries a `<failure>` element, a step
+//! threshold is classed under its step, and the threshold that aborted the run says so
+//! in its failure (and the suite carries an `aborted` property).
 
 use std::fmt::Write;
 
@@ -13,16 +15,23 @@ pub(crate) fn render(s: &Summary) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <testsuites name=\"crescendo\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n\
          \x20 <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n\
-         \x20   <properties><property name=\"run_id\" value=\"{run}\"/></properties>\n",
+         \x20   <properties><property name=\"run_id\" value=\"{run}\"/>{aborted}</properties>\n",
         tests = s.thresholds.len(),
         time = s.duration_s,
         run = escape(&s.run_id),
+        aborted = s.aborted.as_ref().map_or(String::new(), |a| format!(
+            "<property name=\"aborted\" value=\"{}\"/>",
+            escape(&a.reason)
+        )),
     );
     for t in &s.thresholds {
         let _ = write!(
             out,
-            "    <testcase name=\"{}\" classname=\"{name}.thresholds\" time=\"0\"",
-            escape(&t.expr)
+            "    <testcase name=\"{}\" classname=\"{name}.thresholds{}\" time=\"0\"",
+            escape(&t.expr),
+            t.step
+                .as_ref()
+                .map_or(String::new(), |step| format!(".{}", escape(step)))
         );
         if t.ok {
             out.push_str("/>\n");
@@ -30,12 +39,23 @@ pub(crate) fn render(s: &Summary) -> String {
             let _ = write!(
                 out,
                 ">\n      <failure message=\"{msg}\" type=\"threshold\">{msg}</failure>\n    </testcase>\n",
-                msg = escape(&format!("{} failed: measured {}", t.expr, t.value)),
+                msg = escape(&failure_message(s, t)),
             );
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// Why a threshold failed, naming the abort when it stopped the run.
+fn failure_message(s: &Summary, t: &crate::thresholds::ThresholdResult) -> String {
+    match &s.aborted {
+        Some(a) if t.aborted_run => format!(
+            "{} failed: measured {} at {:.1} s and aborted the run (abort_on_fail)",
+            t.expr, t.value, a.at_s
+        ),
+        _ => format!("{} failed: measured {}", t.expr, t.value),
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +89,34 @@ mod tests {
                 "{tag}: {xml}"
             );
         }
+    }
+
+    #[test]
+    fn step_thresholds_and_aborts_show() {
+        let mut s = fixture::summary();
+        s.thresholds[1].step = Some("update".into());
+        s.thresholds[1].aborted_run = true;
+        s.aborted = Some(crate::thresholds::Aborted {
+            reason: "threshold errors == 0 failed at 3.0 s (measured 10.000)".into(),
+            at_s: 3.0,
+            threshold: "errors == 0".into(),
+            value: 10.0,
+        });
+        let xml = render(&s);
+        assert!(
+            xml.contains("classname=\"fixture &lt;&amp;&gt;.thresholds.update\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("measured 10 at 3.0 s and aborted the run (abort_on_fail)"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                "<property name=\"aborted\" value=\"threshold errors == 0 failed at 3.0 s"
+            ),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::sum;
 use crate::run::RunOutcome;
-use crate::thresholds::{ThresholdResult, evaluate};
+use crate::thresholds::{Aborted, ThresholdResult, evaluate, mark_aborted};
 
 /// The run's result. Read back (`report`, `compare`) with every field missing from an
 /// older `summary.json` taken as its default.
@@ -39,10 +39,17 @@ pub struct Summary {
     pub throttled_ratio: f64,
     pub statuses: BTreeMap<u16, u64>,
     pub steps: BTreeMap<String, StepSummary>,
+    /// Requests that are not scenario steps, kept out of every total: `auth.token`
+    /// (OAuth token fetches).
+    pub auxiliary: BTreeMap<String, StepSummary>,
     pub thresholds: Vec<ThresholdResult>,
+    /// Every threshold held and none aborted the run.
     pub passed: bool,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
+    /// Set when an `abort_on_fail` threshold stopped the run: why, and when (seconds
+    /// since the start).
+    pub aborted: Option<Aborted>,
     pub agent_errors: Vec<String>,
     pub throttle_reports: u64,
     pub rejected_snapshots: u64,
@@ -159,7 +166,11 @@ pub struct Totals {
     pub server_errors: u64,
     pub timeouts: u64,
     pub connect_errors: u64,
+    /// Expected statuses whose body failed a check (counted among `errors`).
+    pub check_failed: u64,
     pub paused_ms: u64,
+    /// 401s answered by refreshing the token and resending once (not requests).
+    pub auth_refreshes: u64,
 }
 
 impl Totals {
@@ -176,7 +187,9 @@ impl Totals {
             server_errors: c.server_errors,
             timeouts: c.timeouts,
             connect_errors: c.connect_errors,
+            check_failed: c.check_failed,
             paused_ms: c.paused_ms,
+            auth_refreshes: c.auth_refreshes,
         }
     }
 }
@@ -229,7 +242,8 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             0.0
         }
     };
-    let thresholds = evaluate(&outcome.plan.thresholds, &total, duration_s);
+    let mut thresholds = evaluate(&outcome.plan.thresholds, &total, &agg.steps, duration_s);
+    mark_aborted(&mut thresholds, outcome.aborted.as_ref());
     let agents = outcome
         .members
         .iter()
@@ -279,7 +293,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         plan_name: outcome.plan.name.clone(),
         started_at_unix_s,
         duration_s,
-        passed: thresholds.iter().all(|t| t.ok),
+        passed: thresholds.iter().all(|t| t.ok) && outcome.aborted.is_none(),
         agents,
         lost_agents: outcome
             .members
@@ -304,8 +318,14 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             .iter()
             .map(|(k, v)| (k.clone(), step_summary(v)))
             .collect(),
+        auxiliary: agg
+            .auxiliary
+            .iter()
+            .map(|(k, v)| (k.clone(), step_summary(v)))
+            .collect(),
         thresholds,
         stopped: outcome.stopped.clone(),
+        aborted: outcome.aborted.clone(),
         agent_errors: outcome.agent_errors.clone(),
         throttle_reports: outcome.throttle_reports,
         rejected_snapshots: agg.rejected,

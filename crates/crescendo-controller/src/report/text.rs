@@ -46,7 +46,9 @@ pub(crate) fn render(s: &Summary) -> String {
     if !s.lost_agents.is_empty() {
         let _ = writeln!(out, "  LOST agents: {}", s.lost_agents.join(", "));
     }
-    if let Some(reason) = &s.stopped {
+    if let Some(a) = &s.aborted {
+        let _ = writeln!(out, "  ABORTED at {:.1} s: {}", a.at_s, a.reason);
+    } else if let Some(reason) = &s.stopped {
         let _ = writeln!(out, "  stopped early: {reason}");
     }
     for e in &s.agent_errors {
@@ -58,7 +60,11 @@ pub(crate) fn render(s: &Summary) -> String {
             "  threshold {:<32} {:>12.3}  {}",
             th.expr,
             th.value,
-            if th.ok { "ok" } else { "FAILED" }
+            match (th.ok, th.aborted_run) {
+                (true, _) => "ok",
+                (false, true) => "FAILED (aborted the run)",
+                (false, false) => "FAILED",
+            }
         );
     }
     let _ = writeln!(

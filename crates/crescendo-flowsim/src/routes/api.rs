@@ -1,16 +1,19 @@
-//! Flow handlers: `GET /api/v2/flows`, `GET` and `PUT /api/v2/flows/{flowId}`.
+//! Flow handlers: `GET /api/v2/flows`, `GET` and `PUT /api/v2/flows/{flowId}` (a PUT
+//! obeys the lock rules), and the JSON 404/405 answers.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::Uri;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::flows::{Refusal, Writer};
 use crate::state::App;
 
 const DEFAULT_PAGE_SIZE: u64 = 25;
@@ -24,13 +27,14 @@ pub(super) async fn get_flow(
 ) -> ApiResult {
     let id = flow_id(id)?;
     app.flows
-        .get(&id, app.missing())
+        .get(&id, app.missing(), app.clock.now())
         .map(Json)
         .ok_or(ApiError::FlowNotFound(id))
 }
 
 pub(super) async fn put_flow(
     State(app): State<Arc<App>>,
+    Extension(Caller(caller)): Extension<Caller>,
     id: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> ApiResult {
@@ -50,10 +54,23 @@ pub(super) async fn put_flow(
             Some(_) => return Err(ApiError::BadRequest(format!("`{field}` must be a string"))),
         }
     }
+    let writer = Writer {
+        caller: &caller,
+        require_checkout: app.config.require_checkout,
+    };
     app.flows
-        .put(&id, patch, app.missing())
+        .put(&id, patch, app.missing(), writer, app.clock.now())
         .map(Json)
-        .ok_or(ApiError::FlowNotFound(id))
+        .map_err(|refusal| refusal_error(refusal, id))
+}
+
+/// The API error for a flow that refused a write or an action.
+pub(super) fn refusal_error(refusal: Refusal, id: String) -> ApiError {
+    match refusal {
+        Refusal::NotFound => ApiError::FlowNotFound(id),
+        Refusal::LockedByOther => ApiError::FlowLocked,
+        Refusal::NotCheckedOut => ApiError::NotCheckedOut,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,7 +95,7 @@ pub(super) async fn list_flows(
             "pageSize must be between 1 and {MAX_PAGE_SIZE}"
         )));
     }
-    let page = app.flows.list(number, size);
+    let page = app.flows.list(number, size, app.clock.now());
     let page_count = page.total.div_ceil(size);
     let uri = |n: u64| format!("/api/v2/flows?pageSize={size}&pageNumber={n}");
     let mut body = json!({
@@ -108,7 +125,7 @@ pub(super) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-fn flow_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(super) fn flow_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     id.map(|Path(id)| id)
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }

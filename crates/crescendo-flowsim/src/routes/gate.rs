@@ -1,6 +1,7 @@
-//! The limiter gate in front of every API route: decide and count first (a throttled
-//! request never reaches flow state), then run the handler, record the final status,
-//! add headers, and hold the response for latency and stalls.
+//! The gate in front of every API route: check the bearer token when OAuth is on (401
+//! before any quota is spent, as real APIs do), then decide and count the rate limit (a
+//! throttled request never reaches flow state), then run the handler, record the final
+//! status, add headers, and hold the response for latency and stalls.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{Authn, Caller};
 use crate::error::ApiError;
 use crate::headers;
 use crate::keys::Key;
@@ -16,7 +18,11 @@ use crate::limiter::Verdict;
 use crate::state::App;
 use crate::stats::Endpoint;
 
-pub(super) async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub(super) async fn gate(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
@@ -25,7 +31,23 @@ pub(super) async fn gate(State(app): State<Arc<App>>, request: Request, next: Ne
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let endpoint = Endpoint::classify(request.method(), matched);
-    let key = Key::from_authorization(request.headers().get(AUTHORIZATION).map(|v| v.as_bytes()));
+    let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+
+    let (key, caller) = match app.auth.authenticate(authorization, app.clock.now()) {
+        Authn::Off => (
+            Key::from_authorization(authorization),
+            unauthenticated_caller(authorization),
+        ),
+        Authn::Client(client) => (app.auth.key(&client, authorization), client),
+        Authn::Rejected => {
+            let mut response = ApiError::BadCredentials.into_response();
+            app.statuses.record(endpoint, response.status());
+            headers::apply(response.headers_mut(), None, &app.config);
+            app.delay().await;
+            return response;
+        }
+    };
+    request.extensions_mut().insert(Caller(caller));
 
     let verdict = app.admission.admit(key, &app.clock);
     let mut response = match verdict {
@@ -43,4 +65,17 @@ pub(super) async fn gate(State(app): State<Arc<App>>, request: Request, next: Ne
     headers::apply(response.headers_mut(), report, &app.config);
     app.delay().await;
     response
+}
+
+/// The lock-workflow identity without OAuth: the bearer token (or the whole header value
+/// when it is not `Bearer …`), else `anonymous`.
+fn unauthenticated_caller(authorization: Option<&[u8]>) -> Arc<str> {
+    let value = authorization
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match value {
+        None => Arc::from("anonymous"),
+        Some(v) => Arc::from(crate::auth::bearer(v.as_bytes()).unwrap_or(v)),
+    }
 }

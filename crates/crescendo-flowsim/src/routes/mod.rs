@@ -1,8 +1,11 @@
-//! The HTTP surface: `/api/v2/flows…` behind the limiter gate, and the unlimited test
-//! controls `/__sim/*` and `/healthz`.
+//! The HTTP surface: `/api/v2/flows…` (flows and lock actions) behind the gate (OAuth
+//! check, then limiter), `POST /oauth/token` with its own optional limit, and the
+//! unlimited test controls `/__sim/*` and `/healthz`.
 
+mod actions;
 mod api;
 mod gate;
+mod oauth;
 mod sim;
 
 use std::sync::Arc;
@@ -17,6 +20,13 @@ use crate::state::App;
 pub(crate) const FLOWS: &str = "/api/v2/flows";
 /// Route template of one flow.
 pub(crate) const FLOW: &str = "/api/v2/flows/{flowId}";
+/// Route templates of the lock workflow actions (`?flow={id}`).
+pub(crate) const CHECKOUT: &str = "/api/v2/flows/actions/checkout";
+pub(crate) const CHECKIN: &str = "/api/v2/flows/actions/checkin";
+pub(crate) const PUBLISH: &str = "/api/v2/flows/actions/publish";
+pub(crate) const UNLOCK: &str = "/api/v2/flows/actions/unlock";
+/// The OAuth token endpoint.
+pub(crate) const TOKEN: &str = "/oauth/token";
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     // The gate wraps every API route, the 405 answers and the fallback (which also
@@ -24,13 +34,19 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route(FLOWS, get(api::list_flows))
         .route(FLOW, get(api::get_flow).put(api::put_flow))
+        .route(CHECKOUT, post(actions::checkout))
+        .route(CHECKIN, post(actions::checkin))
+        .route(PUBLISH, post(actions::publish))
+        .route(UNLOCK, post(actions::unlock))
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(from_fn_with_state(app.clone(), gate::gate));
     let controls = Router::new()
+        .route(TOKEN, post(oauth::token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/__sim/stats", get(sim::stats))
         .route("/__sim/stall", post(sim::stall))
-        .route("/__sim/reset", post(sim::reset));
+        .route("/__sim/reset", post(sim::reset))
+        .route("/__sim/revoke-tokens", post(sim::revoke_tokens));
     api.merge(controls).with_state(app)
 }

@@ -1,4 +1,4 @@
-//! Test controls, neither rate limited nor delayed: stats, stall, reset.
+//! Test controls, neither rate limited nor delayed: stats, stall, reset, token revocation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,4 +36,10 @@ pub(super) async fn reset(State(app): State<Arc<App>>) -> Json<Value> {
     app.reset();
     tracing::info!("stats and limiter state reset");
     Json(json!({ "reset": true }))
+}
+
+pub(super) async fn revoke_tokens(State(app): State<Arc<App>>) -> Json<Value> {
+    let revoked = app.auth.revoke_all();
+    tracing::info!(revoked, "every issued token revoked");
+    Json(json!({ "revoked": revoked }))
 }

@@ -73,6 +73,34 @@ impl Sim {
             .unwrap()
     }
 
+    /// `POST` with no body (the lock actions), with an optional `Authorization` value.
+    pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path));
+        if let Some(token) = token {
+            req = req.header("authorization", token);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST /oauth/token` with Basic credentials and `grant_type`.
+    pub async fn token_request(&self, id: &str, secret: &str, grant: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", grant)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh access token for a configured client, as an `Authorization` value.
+    pub async fn bearer(&self, id: &str, secret: &str) -> String {
+        let resp = self.token_request(id, secret, "client_credentials").await;
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        format!("Bearer {}", body["access_token"].as_str().unwrap())
+    }
+
     /// Asks `serve` to shut down.
     pub fn cancel(&self) {
         self.shutdown.cancel();

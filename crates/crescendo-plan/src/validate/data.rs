@@ -1,4 +1,4 @@
-//! `[data]`: inline rows or a generated sequence, and how agents partition them.
+//! `[data]`: inline rows, a generated sequence or a file, and how agents partition them.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +6,7 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index, join_key};
-use crate::model::{Data, DataSource, Partition};
+use crate::model::{Data, DataFile, DataFormat, DataSource, OnExhausted, Partition};
 use crate::raw::{RawData, RawSequence, Scalar, SpannedMap};
 use crate::template::{BUILTIN_VARIABLES, Template, is_identifier};
 
@@ -21,31 +21,127 @@ pub(super) fn data(ctx: Ctx<'_>, raw: &Spanned<RawData>) -> Result<Data, PlanErr
         Some(p) => match p.get_ref().as_str() {
             "per-agent" => Partition::PerAgent,
             "shared" => Partition::Shared,
+            "unique" => Partition::Unique,
             other => {
                 return Err(ctx.err(
                     p.span(),
                     "data.partition",
-                    format!("expected \"per-agent\" or \"shared\", got {other:?}"),
+                    format!("expected \"per-agent\", \"shared\" or \"unique\", got {other:?}"),
                 ));
             }
         },
     };
-    let source = match (&raw.rows, &raw.sequence) {
-        (Some(rows), None) => DataSource::Inline(inline_rows(ctx, rows)?),
-        (None, Some(seq)) => sequence(ctx, seq.get_ref())?,
-        (rows, _) => {
-            let got = if rows.is_some() { "both" } else { "neither" };
+    let on_exhausted = match &raw.on_exhausted {
+        None => OnExhausted::StopAgent,
+        Some(o) => match o.get_ref().as_str() {
+            "stop-agent" => OnExhausted::StopAgent,
+            "stop-run" => OnExhausted::StopRun,
+            other => {
+                return Err(ctx.err(
+                    o.span(),
+                    "data.on_exhausted",
+                    format!("expected \"stop-agent\" or \"stop-run\", got {other:?}"),
+                ));
+            }
+        },
+    };
+    if let (Some(f), None) = (&raw.format, &raw.file) {
+        return Err(ctx.err(
+            f.span(),
+            "data.format",
+            "applies only to `file`; remove it or add file = \"…\"",
+        ));
+    }
+    let source = match (&raw.rows, &raw.sequence, &raw.file) {
+        (Some(rows), None, None) => DataSource::Inline(inline_rows(ctx, rows)?),
+        (None, Some(seq), None) => sequence(ctx, seq.get_ref())?,
+        (None, None, Some(path)) => DataSource::File(file(ctx, path, raw.format.as_ref())?),
+        (rows, seq, file) => {
+            let n = [rows.is_some(), seq.is_some(), file.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            let got = if n == 0 { "none" } else { "more than one" };
             return Err(ctx.err(
                 span,
                 "data",
                 format!(
-                    "expected exactly one of `rows = [{{ … }}]` or \
-                     `sequence = {{ var = …, format = …, count = … }}`, got {got}"
+                    "expected exactly one of `rows = [{{ … }}]`, \
+                     `sequence = {{ var = …, format = …, count = … }}` or `file = \"data.csv\"`, got {got}"
                 ),
             ));
         }
     };
-    Ok(Data { source, partition })
+    Ok(Data {
+        source,
+        partition,
+        on_exhausted,
+    })
+}
+
+/// `file = "data/flows.csv"`: the format from `format` or the extension, the columns
+/// from the file's first line.
+fn file(
+    ctx: Ctx<'_>,
+    path: &Spanned<String>,
+    format: Option<&Spanned<String>>,
+) -> Result<DataFile, PlanError> {
+    let p = path.get_ref();
+    if p.trim().is_empty() {
+        return Err(ctx.err(path.span(), "data.file", "expected a file path, got \"\""));
+    }
+    let format = match format {
+        Some(f) => match f.get_ref().as_str() {
+            "csv" => DataFormat::Csv,
+            "jsonl" | "ndjson" => DataFormat::JsonLines,
+            other => {
+                return Err(ctx.err(
+                    f.span(),
+                    "data.format",
+                    format!("expected \"csv\" or \"jsonl\", got {other:?}"),
+                ));
+            }
+        },
+        None => {
+            let ext = p.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+            match ext.as_deref() {
+                Some("csv") => DataFormat::Csv,
+                Some("jsonl" | "ndjson") => DataFormat::JsonLines,
+                _ => {
+                    return Err(ctx.err(
+                        path.span(),
+                        "data.file",
+                        format!(
+                            "expected a .csv, .jsonl or .ndjson file, or a `format` key, got {p:?}"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let header = ctx.file_header(path, "data.file")?;
+    let columns = crate::rows::header_columns(format, &header)
+        .map_err(|m| ctx.err(path.span(), "data.file", format!("data file {p:?}: {m}")))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &columns {
+        let named = Spanned::new(path.span(), c.clone());
+        column(ctx, &named, "data.file").map_err(|mut e| {
+            e.message = format!("data file {p:?}: {}", e.message);
+            e
+        })?;
+        if !seen.insert(c) {
+            return Err(ctx.err(
+                path.span(),
+                "data.file",
+                format!("data file {p:?}: expected unique column names, got {c:?} twice"),
+            ));
+        }
+    }
+    Ok(DataFile {
+        path: p.clone(),
+        format,
+        columns,
+    })
 }
 
 /// A data column: an identifier that does not shadow a built-in variable.

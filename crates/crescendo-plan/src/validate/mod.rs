@@ -2,26 +2,31 @@
 //! value the model promises (positive durations, absolute URLs, known template
 //! variables …) is checked here, with the value's own span for the error location.
 
+mod auth;
 mod data;
 mod load;
 mod request;
+mod response;
+mod thresholds;
 
 use std::ops::Range;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use crate::error::{PlanError, join_key};
-use crate::model::{Plan, Threshold};
-use crate::raw::{RawPlan, Scalar, SpannedMap};
+use crate::error::PlanError;
+use crate::files::PlanFiles;
+use crate::model::{Auth, Plan};
+use crate::raw::RawPlan;
 use crate::template::{BUILTIN_VARIABLES, Template};
-use crate::threshold::{parse_metric, parse_threshold};
 
-/// What every check needs to turn a span into a located error.
+/// What every check needs to turn a span into a located error, and to read the files
+/// the plan refers to.
 #[derive(Debug, Clone, Copy)]
 struct Ctx<'a> {
     text: &'a str,
     origin: &'a str,
+    files: &'a dyn PlanFiles,
 }
 
 /// A string that is a template, remembered until the data columns are known.
@@ -30,11 +35,37 @@ struct TemplateSite {
     key: String,
     span: Range<usize>,
     value: String,
+    /// Index of the step it belongs to (0 for target headers): captures of earlier
+    /// steps are variables there.
+    step: usize,
 }
+
+/// The variables a step captures, with the step's name, in step order.
+type StepCaptures = Vec<(String, Vec<String>)>;
 
 impl Ctx<'_> {
     fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> PlanError {
         PlanError::at(self.text, self.origin, span, key, message)
+    }
+
+    /// A whole file the plan names at `path` (a `body_file`), as UTF-8 text.
+    fn file_text(&self, path: &Spanned<String>, key: &str) -> Result<String, PlanError> {
+        let p = path.get_ref();
+        let bytes = self.files.read(p).map_err(|e| {
+            self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
+                .with_source(e)
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|_| self.err(path.span(), key, format!("expected UTF-8 text in {p:?}")))
+    }
+
+    /// The first line of the data file at `path`.
+    fn file_header(&self, path: &Spanned<String>, key: &str) -> Result<Vec<u8>, PlanError> {
+        let p = path.get_ref();
+        self.files.header(p).map_err(|e| {
+            self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
+                .with_source(e)
+        })
     }
 
     /// A duration string such as `20s`, `1m30s` or `250ms`.
@@ -85,21 +116,32 @@ impl Ctx<'_> {
 }
 
 /// Converts and checks the raw plan.
-pub(crate) fn validate(raw: RawPlan, text: &str, origin: &str) -> Result<Plan, PlanError> {
-    let ctx = Ctx { text, origin };
+pub(crate) fn validate(
+    raw: RawPlan,
+    text: &str,
+    origin: &str,
+    files: &dyn PlanFiles,
+) -> Result<Plan, PlanError> {
+    let ctx = Ctx {
+        text,
+        origin,
+        files,
+    };
     let name = raw.name.get_ref().trim();
     if name.is_empty() {
         return Err(ctx.err(raw.name.span(), "name", "expected a non-empty name"));
     }
+    let auth = auth::auth(ctx, raw.auth.as_ref())?;
     let mut sites = Vec::new();
-    let target = request::target(ctx, &raw.target, &mut sites)?;
-    let scenario = request::scenario(ctx, &raw.scenario, &mut sites)?;
+    let target = request::target(ctx, &raw.target, &mut sites, &auth)?;
+    let (scenario, captures) = request::scenario(ctx, &raw.scenario, &mut sites, &auth)?;
     let load = load::load(ctx, &raw.load)?;
     let backoff = load::backoff(ctx, raw.backoff.as_ref())?;
     let data = raw.data.as_ref().map(|d| data::data(ctx, d)).transpose()?;
     let columns = data.as_ref().map(|d| d.columns()).unwrap_or_default();
-    check_templates(ctx, &sites, &columns)?;
-    let thresholds = thresholds(ctx, raw.thresholds.as_ref())?;
+    response::check_captures(ctx, &raw.scenario, &columns)?;
+    check_templates(ctx, &sites, &columns, &captures)?;
+    let thresholds = thresholds::thresholds(ctx, raw.thresholds.as_ref(), &scenario)?;
     Ok(Plan {
         name: name.to_owned(),
         description: raw.description,
@@ -109,27 +151,38 @@ pub(crate) fn validate(raw: RawPlan, text: &str, origin: &str) -> Result<Plan, P
         backoff,
         data,
         thresholds,
+        auth,
     })
 }
 
-/// Every variable in every template must be a built-in or a data column.
+/// Every variable in every template must be a built-in, a data column or a capture of
+/// an earlier step.
 fn check_templates(
     ctx: Ctx<'_>,
     sites: &[TemplateSite],
     columns: &[String],
+    captures: &StepCaptures,
 ) -> Result<(), PlanError> {
-    let known = |name: &str| BUILTIN_VARIABLES.contains(&name) || columns.iter().any(|c| c == name);
     for site in sites {
+        let earlier = captures.iter().take(site.step).flat_map(|(_, vars)| vars);
+        let mut known: Vec<&str> = BUILTIN_VARIABLES.to_vec();
+        known.extend(columns.iter().map(String::as_str));
+        known.extend(earlier.map(String::as_str));
         for (offset, name) in Template::variable_offsets(&site.value) {
-            if known(&name) {
+            if known.contains(&name.as_str()) {
                 continue;
             }
-            let mut names: Vec<&str> = BUILTIN_VARIABLES.to_vec();
-            names.extend(columns.iter().map(String::as_str));
-            let hint = if columns.is_empty() {
-                " (data columns come from a [data] table)"
-            } else {
-                ""
+            let later = captures
+                .iter()
+                .enumerate()
+                .skip(site.step)
+                .find(|(_, (_, vars))| vars.contains(&name));
+            let hint = match later {
+                Some((_, (step, _))) => format!(
+                    " ({{{name}}} is captured by step {step:?}, which does not run before this)"
+                ),
+                None if columns.is_empty() => " (data columns come from a [data] table)".to_owned(),
+                None => String::new(),
             };
             return Err(ctx.err(
                 ctx.inside_string(&site.span, &site.value, offset),
@@ -137,7 +190,7 @@ fn check_templates(
                 format!(
                     "unknown template variable {{{name}}}, expected one of {}{hint} \
                      (write {{{{{name}}}}} for the literal text)",
-                    names.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
@@ -145,29 +198,7 @@ fn check_templates(
     Ok(())
 }
 
-/// `[thresholds]`, in the order they are written.
-fn thresholds(ctx: Ctx<'_>, raw: Option<&SpannedMap<Scalar>>) -> Result<Vec<Threshold>, PlanError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    let mut entries: Vec<_> = raw.iter().collect();
-    entries.sort_by_key(|(k, _)| k.span().start);
-    entries
-        .into_iter()
-        .map(|(k, v)| {
-            let key = join_key("thresholds", k.get_ref());
-            let metric = parse_metric(k.get_ref()).map_err(|m| ctx.err(k.span(), &key, m))?;
-            let Scalar::Str(value) = v.get_ref() else {
-                return Err(ctx.err(
-                    v.span(),
-                    &key,
-                    format!(
-                        "expected a string such as \"< 800ms\" or \"== 0\", got {}",
-                        v.get_ref().text()
-                    ),
-                ));
-            };
-            parse_threshold(k.get_ref(), metric, value).map_err(|m| ctx.err(v.span(), &key, m))
-        })
-        .collect()
+/// True when `auth` makes the agent set the `Authorization` header itself.
+fn sets_authorization(auth: &Auth) -> bool {
+    !matches!(auth, Auth::None)
 }

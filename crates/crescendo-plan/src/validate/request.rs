@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use super::{Ctx, TemplateSite};
+use super::{Ctx, StepCaptures, TemplateSite, response, sets_authorization};
 use crate::error::{PlanError, join_index, join_key};
-use crate::model::{Scenario, Step, Target};
+use crate::model::{Auth, Scenario, Step, Target};
 use crate::raw::{RawScenario, RawStep, RawTarget, Scalar, SpannedMap};
+use crate::template::Template;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const METHODS: [&str; 7] = ["GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -17,6 +18,7 @@ pub(super) fn target(
     ctx: Ctx<'_>,
     raw: &Spanned<RawTarget>,
     sites: &mut Vec<TemplateSite>,
+    auth: &Auth,
 ) -> Result<Target, PlanError> {
     let raw = raw.get_ref();
     let base_url = base_url(raw.base_url.get_ref())
@@ -25,7 +27,7 @@ pub(super) fn target(
         Some(t) => ctx.positive_duration(t, "target.timeout")?,
         None => DEFAULT_TIMEOUT,
     };
-    let headers = headers(ctx, raw.headers.as_ref(), "target.headers", sites)?;
+    let headers = headers(ctx, raw.headers.as_ref(), "target.headers", 0, sites, auth)?;
     Ok(Target {
         base_url,
         timeout,
@@ -82,7 +84,8 @@ pub(super) fn scenario(
     ctx: Ctx<'_>,
     raw: &Spanned<RawScenario>,
     sites: &mut Vec<TemplateSite>,
-) -> Result<Scenario, PlanError> {
+    auth: &Auth,
+) -> Result<(Scenario, StepCaptures), PlanError> {
     let steps = &raw.get_ref().steps;
     if steps.get_ref().is_empty() {
         return Err(ctx.err(
@@ -106,16 +109,27 @@ pub(super) fn scenario(
                 ),
             ));
         }
-        out.push(step(ctx, raw_step.get_ref(), &key, sites)?);
+        out.push(step(ctx, raw_step.get_ref(), &key, i, sites, auth)?);
     }
-    Ok(Scenario { steps: out })
+    let captures = out
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.captures.iter().map(|c| c.var.clone()).collect(),
+            )
+        })
+        .collect();
+    Ok((Scenario { steps: out }, captures))
 }
 
 fn step(
     ctx: Ctx<'_>,
     raw: &RawStep,
     key: &str,
+    index: usize,
     sites: &mut Vec<TemplateSite>,
+    auth: &Auth,
 ) -> Result<Step, PlanError> {
     let name = raw.name.get_ref().trim();
     if name.is_empty() {
@@ -164,16 +178,43 @@ fn step(
         key: path_key,
         span: raw.path.span(),
         value: path.clone(),
+        step: index,
     });
-    let query = template_map(raw.query.as_ref(), &join_key(key, "query"), sites);
-    let headers = headers(ctx, raw.headers.as_ref(), &join_key(key, "headers"), sites)?;
-    if let Some(body) = &raw.body {
-        sites.push(TemplateSite {
-            key: join_key(key, "body"),
-            span: body.span(),
-            value: body.get_ref().clone(),
-        });
-    }
+    let query = template_map(raw.query.as_ref(), &join_key(key, "query"), index, sites);
+    let headers_key = join_key(key, "headers");
+    let headers = headers(ctx, raw.headers.as_ref(), &headers_key, index, sites, auth)?;
+    let body = match (&raw.body, &raw.body_file) {
+        (Some(body), None) => {
+            sites.push(TemplateSite {
+                key: join_key(key, "body"),
+                span: body.span(),
+                value: body.get_ref().clone(),
+                step: index,
+            });
+            Some(body.get_ref().clone())
+        }
+        (None, Some(file)) => {
+            let file_key = join_key(key, "body_file");
+            let text = ctx.file_text(file, &file_key)?;
+            sites.push(TemplateSite {
+                key: file_key,
+                span: file.span(),
+                value: text.clone(),
+                step: index,
+            });
+            Some(text)
+        }
+        (Some(_), Some(file)) => {
+            return Err(ctx.err(
+                file.span(),
+                &join_key(key, "body_file"),
+                "expected one of `body` and `body_file`, got both",
+            ));
+        }
+        (None, None) => None,
+    };
+    let captures = response::captures(ctx, raw.captures.as_ref(), key)?;
+    let checks = response::checks(ctx, raw.checks.as_ref(), key, index, sites)?;
     let mut expect = Vec::new();
     for (i, status) in raw.expect.iter().flatten().enumerate() {
         let code = *status.get_ref();
@@ -192,8 +233,11 @@ fn step(
         path: path.clone(),
         query,
         headers,
-        body: raw.body.as_ref().map(|b| b.get_ref().clone()),
+        body,
+        body_file: raw.body_file.as_ref().map(|f| f.get_ref().clone()),
         expect,
+        captures,
+        checks,
     })
 }
 
@@ -201,6 +245,7 @@ fn step(
 fn template_map(
     raw: Option<&SpannedMap<Scalar>>,
     key: &str,
+    step: usize,
     sites: &mut Vec<TemplateSite>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -210,6 +255,7 @@ fn template_map(
             key: join_key(key, name.get_ref()),
             span: value.span(),
             value: text.clone(),
+            step,
         });
         out.insert(name.get_ref().clone(), text);
     }
@@ -217,12 +263,15 @@ fn template_map(
 }
 
 /// Headers: names must be HTTP tokens (unique ignoring case), values templates without
-/// line breaks.
+/// line breaks. An `Authorization` value must come from a template variable (never a
+/// literal credential), and is refused when `[auth]` sets the header.
 fn headers(
     ctx: Ctx<'_>,
     raw: Option<&SpannedMap<Scalar>>,
     key: &str,
+    step: usize,
     sites: &mut Vec<TemplateSite>,
+    auth: &Auth,
 ) -> Result<BTreeMap<String, String>, PlanError> {
     let mut seen: HashMap<String, &str> = HashMap::new();
     for (name, value) in raw.into_iter().flatten() {
@@ -247,6 +296,10 @@ fn headers(
                 ),
             ));
         }
+        // Before anything that could echo the value: it may hold a credential.
+        if name.get_ref().eq_ignore_ascii_case("authorization") {
+            authorization(ctx, value, &header_key, auth)?;
+        }
         let text = value.get_ref().text();
         if let Some(i) = text.find(['\r', '\n', '\0']) {
             return Err(ctx.err(
@@ -256,7 +309,36 @@ fn headers(
             ));
         }
     }
-    Ok(template_map(raw, key, sites))
+    Ok(template_map(raw, key, step, sites))
+}
+
+/// An `Authorization` header in the plan: allowed only without `[auth]`, and only as a
+/// template whose credential comes from a variable (`"Bearer {token}"`), at most a
+/// scheme word written literally.
+fn authorization(
+    ctx: Ctx<'_>,
+    value: &Spanned<Scalar>,
+    key: &str,
+    auth: &Auth,
+) -> Result<(), PlanError> {
+    if sets_authorization(auth) {
+        return Err(ctx.err(
+            value.span(),
+            key,
+            "the agent sets Authorization from [auth]; remove this header",
+        ));
+    }
+    let template = Template::parse(value.get_ref().text());
+    let literal = template.render_to_string(|_| None);
+    if template.is_literal() || literal.split_whitespace().count() > 1 {
+        return Err(ctx.err(
+            value.span(),
+            key,
+            "secrets never go in a plan: expected a template such as \"Bearer {token}\" \
+             with the token from a data column, or an [auth] table",
+        ));
+    }
+    Ok(())
 }
 
 /// An HTTP token (RFC 9110 `tchar`s).

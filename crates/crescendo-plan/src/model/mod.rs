@@ -1,9 +1,17 @@
 //! The validated plan: plain domain types, no serde, every value already checked.
 //!
 //! These types are the contract that the agent and the controller program against.
+//! `auth` holds `[auth]` (where credentials come from, never the credentials) and `data`
+//! holds `[data]` (rows that feed template variables).
+
+mod auth;
+mod data;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+pub use auth::{Auth, ClientCredentials, ClientSharing, OAuthClient, Secret};
+pub use data::{Data, DataFile, DataFormat, DataSource, OnExhausted, Partition};
 
 /// A validated test plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +25,8 @@ pub struct Plan {
     /// Rows that feed template variables (`{flowId}` …); `None` when the plan has no `[data]`.
     pub data: Option<Data>,
     pub thresholds: Vec<Threshold>,
+    /// `[auth]`: how the agents obtain the `Authorization` header ([`Auth::None`] when absent).
+    pub auth: Auth,
 }
 
 /// `[target]`: where the load goes.
@@ -47,10 +57,40 @@ pub struct Step {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
-    /// Body template, sent as is after substitution.
+    /// Body template, sent as is after substitution. With `body_file` this is the
+    /// file's content, read when the plan is loaded.
     pub body: Option<String>,
+    /// `body_file` as written in the plan (relative to the plan's directory), so the
+    /// controller can ship the file to the agents; `None` for an inline `body`.
+    pub body_file: Option<String>,
     /// Statuses that count as success (default: any 2xx, stored as empty).
     pub expect: Vec<u16>,
+    /// Values taken from this step's JSON response body, in the order written; later
+    /// steps of the same iteration may use them as template variables.
+    pub captures: Vec<Capture>,
+    /// Assertions on this step's JSON response body; a failed check makes the request
+    /// an error even when its status is expected.
+    pub checks: Vec<Check>,
+}
+
+/// `captures = { version = "/version" }`: the value at `pointer` in the response body
+/// becomes the variable `var` for the rest of the iteration (strings as they are, other
+/// JSON values as their JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// An identifier that is neither a built-in variable nor a data column.
+    pub var: String,
+    /// RFC 6901 JSON Pointer: empty (the whole document) or starting with `/`.
+    pub pointer: String,
+}
+
+/// `checks = [{ pointer = "/id", equals = "{flowId}" }]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// RFC 6901 JSON Pointer: empty or starting with `/`.
+    pub pointer: String,
+    /// A string (a template, rendered per request like a path), a number or a boolean.
+    pub equals: serde_json::Value,
 }
 
 /// `[load]`: how much load, over which stages.
@@ -118,34 +158,6 @@ pub enum Policy {
     Coordinated,
 }
 
-/// `[data]`: rows that feed template variables.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Data {
-    pub source: DataSource,
-    pub partition: Partition,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DataSource {
-    /// `rows = [{ flowId = "a" }, …]`
-    Inline(Vec<BTreeMap<String, String>>),
-    /// `sequence = { var = "flowId", format = "flow-{n}", count = 100 }`: rows
-    /// `{var: format with {n} replaced by 1..=count}`.
-    Sequence {
-        var: String,
-        format: String,
-        count: u64,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Partition {
-    /// Disjoint slices: no two agents ever hold the same row.
-    PerAgent,
-    /// Every agent cycles over all rows.
-    Shared,
-}
-
 /// One `[thresholds]` entry, e.g. `"latency.p99" = "< 800ms"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
@@ -155,6 +167,20 @@ pub struct Threshold {
     pub op: CompareOp,
     /// Right-hand side in the metric's base unit (milliseconds for latencies).
     pub value: f64,
+    /// The step the metric is about (`steps.update.latency.p95` -> `update`); `None`
+    /// for the whole run.
+    pub step: Option<String>,
+    /// `abort_on_fail = true`: the controller stops the run as soon as the threshold
+    /// fails, rather than only failing it at the end.
+    pub abort: Option<AbortOnFail>,
+}
+
+/// When an aborting threshold starts being evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortOnFail {
+    /// Evaluation starts this long after the run's start (default 0), so a ramp-up or a
+    /// cold cache does not abort the run.
+    pub grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,186 @@
+//! The spool file of a run's streamed data rows: written from the controller's
+//! `DataChunk`s before the agent answers `Ready`, read by the feeder during the run,
+//! deleted when the run is over.
+//!
+//! Each line of the spool is one row, a JSON object of strings, validated as it
+//! arrives, so the feeder never meets a malformed row.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crescendo_proto::v1 as pb;
+use serde_json::Value;
+
+/// A spool file on disk, deleted when dropped.
+#[derive(Debug)]
+pub(crate) struct SpoolFile {
+    path: PathBuf,
+    /// Rows it holds.
+    rows: u64,
+}
+
+impl SpoolFile {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "data spool not deleted");
+        }
+    }
+}
+
+/// Receives a run's `DataChunk`s into a spool file.
+#[derive(Debug)]
+pub(crate) struct SpoolWriter {
+    file: SpoolFile,
+    out: BufWriter<File>,
+    chunks: u64,
+}
+
+/// `std::env::temp_dir()/crescendo-<run_id>-<agent>.jsonl`, with both names reduced
+/// to characters that are safe in a file name.
+pub(crate) fn spool_path(run_id: &str, agent_id: &str) -> PathBuf {
+    fn clean(s: &str) -> String {
+        s.chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+    std::env::temp_dir().join(format!(
+        "crescendo-{}-{}.jsonl",
+        clean(run_id),
+        clean(agent_id)
+    ))
+}
+
+impl SpoolWriter {
+    /// Create (or truncate) the spool file of `run_id` on agent `agent_id`.
+    pub(crate) fn create(run_id: &str, agent_id: &str) -> Result<Self, String> {
+        let path = spool_path(run_id, agent_id);
+        let out = File::create(&path)
+            .map_err(|e| format!("cannot create data spool {}: {e}", path.display()))?;
+        Ok(Self {
+            file: SpoolFile { path, rows: 0 },
+            out: BufWriter::new(out),
+            chunks: 0,
+        })
+    }
+
+    /// Validate one chunk and append its rows.
+    pub(crate) fn append(&mut self, chunk: &pb::DataChunk) -> Result<(), String> {
+        self.chunks += 1;
+        let n = self.chunks;
+        let text = std::str::from_utf8(&chunk.rows_jsonl)
+            .map_err(|_| format!("data chunk {n} is not UTF-8"))?;
+        let mut rows = 0u64;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let row: serde_json::Map<String, Value> = serde_json::from_str(line)
+                .map_err(|e| format!("data chunk {n} line {}: not a JSON object: {e}", i + 1))?;
+            if let Some((column, _)) = row.iter().find(|(_, v)| !v.is_string()) {
+                return Err(format!(
+                    "data chunk {n} line {}: column {column} is not a string",
+                    i + 1
+                ));
+            }
+            self.out
+                .write_all(line.as_bytes())
+                .and_then(|()| self.out.write_all(b"\n"))
+                .map_err(|e| self.write_error(&e))?;
+            rows += 1;
+        }
+        if rows != chunk.rows {
+            return Err(format!(
+                "data chunk {n} announces {} rows but holds {rows}",
+                chunk.rows
+            ));
+        }
+        self.file.rows += rows;
+        Ok(())
+    }
+
+    /// All chunks arrived: flush and hand over the file.
+    pub(crate) fn finish(mut self) -> Result<SpoolFile, String> {
+        self.out.flush().map_err(|e| self.write_error(&e))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| self.write_error(&e))?;
+        Ok(self.file)
+    }
+
+    fn write_error(&self, e: &std::io::Error) -> String {
+        format!("cannot write data spool {}: {e}", self.file.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn chunk(text: &str, rows: u64, last: bool) -> pb::DataChunk {
+        pb::DataChunk {
+            run_id: "r".into(),
+            rows_jsonl: text.as_bytes().to_vec(),
+            rows,
+            last,
+        }
+    }
+
+    #[test]
+    fn rows_are_validated_written_and_the_file_deleted_on_drop() {
+        let mut w = SpoolWriter::create("run/1", "agent 1").unwrap();
+        let path = w.file.path().to_owned();
+        assert!(path.file_name().unwrap().to_str().unwrap() == "crescendo-run_1-agent_1.jsonl");
+        w.append(&chunk("{\"a\":\"1\"}\n\n{\"a\":\"2\"}\n", 2, false))
+            .unwrap();
+        w.append(&chunk("{\"a\":\"3\"}", 1, true)).unwrap();
+        let file = w.finish().unwrap();
+        assert_eq!(file.rows(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":\"1\"}\n{\"a\":\"2\"}\n{\"a\":\"3\"}\n");
+        drop(file);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn garbage_chunks_are_refused_with_a_clear_message() {
+        let mut w = SpoolWriter::create("run-2", "garbage").unwrap();
+        let path = w.file.path().to_owned();
+        let err = w.append(&chunk("not json\n", 1, false)).unwrap_err();
+        assert!(err.contains("chunk 1 line 1: not a JSON object"), "{err}");
+        let err = w.append(&chunk("{\"a\":1}\n", 1, false)).unwrap_err();
+        assert!(err.contains("column a is not a string"), "{err}");
+        let err = w.append(&chunk("[\"a\"]\n", 1, false)).unwrap_err();
+        assert!(err.contains("not a JSON object"), "{err}");
+        let err = w.append(&chunk("{\"a\":\"1\"}\n", 2, false)).unwrap_err();
+        assert!(err.contains("announces 2 rows but holds 1"), "{err}");
+        let bad = pb::DataChunk {
+            rows_jsonl: vec![0xff, 0xfe],
+            ..chunk("", 0, false)
+        };
+        assert!(w.append(&bad).unwrap_err().contains("not UTF-8"));
+        drop(w);
+        assert!(!path.exists());
+    }
+}

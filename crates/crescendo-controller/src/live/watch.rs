@@ -1,0 +1,109 @@
+//! The run loop's hooks for live results: [`RunWatch::merged`] after each merged
+//! snapshot and [`RunWatch::tick`] once a second. A tick shows the progress, updates
+//! the live metrics' gauges and checks the `abort_on_fail` thresholds; it returns the
+//! reason to stop the fleet when one failed.
+
+use crescendo_plan::{Plan, Threshold};
+use tokio::time::Instant;
+
+use super::LiveMetrics;
+use crate::aggregate::Aggregate;
+use crate::progress::{Observed, Progress, ProgressMode};
+use crate::thresholds::{Aborted, check_abort};
+
+/// What the run loop knows at a tick, besides the merged result.
+#[derive(Debug)]
+pub(crate) struct TickInput<'a> {
+    pub(crate) started: Instant,
+    pub(crate) aggregate: &'a Aggregate,
+    /// Run members still attached, and all of them.
+    pub(crate) attached: usize,
+    pub(crate) members: usize,
+    /// The governor's fleet rate and pause state (coordinated policy).
+    pub(crate) governor: Option<(f64, bool)>,
+    /// The load is still running (not stopped, not past its end): only then may an
+    /// `abort_on_fail` threshold stop it.
+    pub(crate) load_running: bool,
+}
+
+/// One run's live results.
+#[derive(Debug)]
+pub(crate) struct RunWatch {
+    progress: Progress,
+    metrics: LiveMetrics,
+    /// The plan's `abort_on_fail` thresholds.
+    abortable: Vec<Threshold>,
+    aborted: Option<Aborted>,
+}
+
+impl RunWatch {
+    /// A run starts: the live metrics switch to it.
+    pub(crate) fn new(
+        plan: &Plan,
+        mode: ProgressMode,
+        metrics: LiveMetrics,
+        run_id: &str,
+        members: usize,
+    ) -> Self {
+        metrics.start_run(run_id, &plan.name, members);
+        Self {
+            progress: Progress::new(mode, plan),
+            metrics,
+            abortable: plan
+                .thresholds
+                .iter()
+                .filter(|t| t.abort.is_some())
+                .cloned()
+                .collect(),
+            aborted: None,
+        }
+    }
+
+    /// After a snapshot merged: publish the merged numbers.
+    pub(crate) fn merged(&self, aggregate: &Aggregate) {
+        self.metrics.merged(&aggregate.steps, aggregate.offered);
+    }
+
+    /// Once a second; `Some(reason)` when an `abort_on_fail` threshold failed just now
+    /// and the fleet must stop.
+    pub(crate) fn tick(&mut self, input: TickInput<'_>) -> Option<String> {
+        let elapsed = Instant::now().saturating_duration_since(input.started);
+        self.metrics
+            .tick(input.attached, input.governor, elapsed.as_secs_f64());
+        let check = !self.abortable.is_empty() && input.load_running && self.aborted.is_none();
+        if !self.progress.enabled() && !check {
+            return None;
+        }
+        let total = input.aggregate.total();
+        self.progress.tick(
+            input.started,
+            &Observed {
+                total: &total,
+                offered: input.aggregate.offered,
+                agents: input.attached,
+                agents_total: input.members,
+                governor: input.governor,
+            },
+        );
+        if !check {
+            return None;
+        }
+        let aborted = check_abort(&self.abortable, &total, &input.aggregate.steps, elapsed)?;
+        tracing::warn!("aborting the run: {}", aborted.reason);
+        let reason = format!("aborted: {}", aborted.reason);
+        self.aborted = Some(aborted);
+        Some(reason)
+    }
+
+    /// The abort, if an `abort_on_fail` threshold stopped the run.
+    pub(crate) fn aborted(&self) -> Option<Aborted> {
+        self.aborted.clone()
+    }
+}
+
+impl Drop for RunWatch {
+    /// However the run ended, the live metrics say it is over.
+    fn drop(&mut self) {
+        self.metrics.finish();
+    }
+}
