@@ -122,6 +122,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
                 session
                     .attached(&mut client, &mut outbox_rx, &shutdown)
                     .await;
+                session.drop_partial_data();
                 lost_since = Instant::now();
             }
             Err(e) => tracing::debug!(error = %e, "controller not reachable"),
@@ -175,6 +176,21 @@ impl Session {
     fn stop_run(&mut self) {
         if let RunState::Started(handle) = &self.run {
             handle.stop();
+        }
+    }
+
+    /// The stream broke while data rows were still arriving: they are not resent on
+    /// a new stream, so the preparation fails (its spool file goes) and the
+    /// controller hears why after the reconnect.
+    fn drop_partial_data(&mut self) {
+        if matches!(&self.run, RunState::Prepared(p) if p.awaiting_data()) {
+            tracing::warn!(run_id = %self.run_id, "stream lost while receiving data rows");
+            self.run = RunState::Idle;
+            self.finished = Some(pb::Finished {
+                run_id: self.run_id.clone(),
+                last_seq: 0,
+                error: "data rows interrupted: the controller stream broke".into(),
+            });
         }
     }
 

@@ -1,6 +1,7 @@
 //! The session against a scripted controller on 127.0.0.1:0: streamed data rows
 //! arrive before `Ready`, a garbage chunk fails the preparation.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,11 +16,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{AgentConfig, run};
 
-/// A controller the test drives by hand: one stream, messages in both directions
-/// through channels.
+type ToAgent = mpsc::Receiver<Result<pb::ControllerMessage, Status>>;
+
+/// A controller the test drives by hand: a fixed number of streams (one per attach),
+/// messages in both directions through channels.
 #[derive(Debug)]
 struct Scripted {
-    to_agent: Mutex<Option<mpsc::Receiver<Result<pb::ControllerMessage, Status>>>>,
+    to_agent: Mutex<VecDeque<ToAgent>>,
     from_agent: mpsc::Sender<pb::AgentMessage>,
 }
 
@@ -31,8 +34,8 @@ impl AgentControl for Scripted {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        let rx = self.to_agent.lock().unwrap().take();
-        let rx = rx.ok_or_else(|| Status::unavailable("one stream only"))?;
+        let rx = self.to_agent.lock().unwrap().pop_front();
+        let rx = rx.ok_or_else(|| Status::unavailable("no more streams"))?;
         let mut inbound = request.into_inner();
         let tx = self.from_agent.clone();
         tokio::spawn(async move {
@@ -47,17 +50,23 @@ impl AgentControl for Scripted {
 }
 
 struct Harness {
-    to_agent: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+    /// One sender per stream; the front one is the current stream.
+    to_agent: VecDeque<mpsc::Sender<Result<pb::ControllerMessage, Status>>>,
     from_agent: mpsc::Receiver<pb::AgentMessage>,
     agent: tokio::task::JoinHandle<Result<(), crate::AgentError>>,
 }
 
 impl Harness {
     async fn start(agent_id: &str) -> Self {
-        let (to_agent, to_rx) = mpsc::channel(64);
+        Self::with_streams(agent_id, 1).await
+    }
+
+    async fn with_streams(agent_id: &str, streams: usize) -> Self {
+        let (to_agent, to_rx): (VecDeque<_>, VecDeque<_>) =
+            (0..streams).map(|_| mpsc::channel(64)).unzip();
         let (from_tx, from_agent) = mpsc::channel(1024);
         let service = Scripted {
-            to_agent: Mutex::new(Some(to_rx)),
+            to_agent: Mutex::new(to_rx),
             from_agent: from_tx,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -81,7 +90,12 @@ impl Harness {
 
     async fn send(&self, kind: In) {
         let message = pb::ControllerMessage { kind: Some(kind) };
-        self.to_agent.send(Ok(message)).await.unwrap();
+        self.to_agent[0].send(Ok(message)).await.unwrap();
+    }
+
+    /// End the current stream (the agent reconnects on the next one).
+    fn break_stream(&mut self) {
+        self.to_agent.pop_front();
     }
 
     /// The agent's next message other than snapshots and heartbeats (bounded wait).
@@ -206,4 +220,28 @@ async fn a_garbage_chunk_fails_the_preparation() {
     h.send(chunk("run-g2", "{\"flowId\":\"a\"}\n", 1, true))
         .await;
     assert!(matches!(h.next().await, Out::Ready(_)));
+}
+
+#[tokio::test]
+async fn a_stream_lost_while_rows_arrive_fails_the_preparation_after_the_reconnect() {
+    let mut h = Harness::with_streams("agent-lost", 2).await;
+    h.send(In::Assign(assign("run-l"))).await;
+    h.send(chunk("run-l", "{\"flowId\":\"a\"}\n", 1, false))
+        .await;
+    // A barrier: the busy answer shows the chunk was taken before the stream breaks.
+    h.send(In::Assign(assign("run-other"))).await;
+    assert!(matches!(h.next().await, Out::Finished(_)));
+    h.break_stream();
+    match h.next().await {
+        Out::Hello(hello) => assert_eq!(hello.resume_run_id, "", "nothing to resume"),
+        other => panic!("expected a new Hello, got {other:?}"),
+    }
+    match h.next().await {
+        Out::Finished(f) => {
+            assert_eq!(f.run_id, "run-l");
+            assert!(f.error.contains("data rows interrupted"), "{}", f.error);
+        }
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    assert!(!crate::spool::spool_path("run-l", "agent-lost").exists());
 }
