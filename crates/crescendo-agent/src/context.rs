@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credentials;
 use crate::feeder::{Feed, Feeder, Row};
+use crate::gate::RequestGate;
 use crate::request::{PreparedStep, uses_uuid};
 use crate::run::Pacing;
 
@@ -49,6 +50,7 @@ pub(crate) struct RunSetup {
     pub(crate) outbox: mpsc::Sender<pb::AgentMessage>,
     pub(crate) stop: CancellationToken,
     pub(crate) pacing: Arc<Pacing>,
+    pub(crate) gate: RequestGate,
 }
 
 /// Everything an iteration needs, shared by all of one run's tasks.
@@ -83,6 +85,8 @@ pub(crate) struct RunContext {
     last_rate: AtomicU64,
     /// Local backoff: pauses and quota pacing (coordinated policy).
     pub(crate) pacing: Arc<Pacing>,
+    /// Holds requests the schedule does not time during a pause or past the rate cap.
+    pub(crate) gate: RequestGate,
     /// A reason to stop the whole run early (e.g. a daily quota), set once.
     pub(crate) abort: Mutex<Option<String>>,
     /// The API's quota as last reported, for the next snapshot.
@@ -116,6 +120,7 @@ impl RunContext {
             outbox,
             stop,
             pacing,
+            gate,
         } = setup;
         Self {
             run_id,
@@ -137,6 +142,7 @@ impl RunContext {
             no_new_iterations: stop.child_token(),
             stop,
             pacing,
+            gate,
             abort: Mutex::new(None),
             last_quota: Mutex::new(None),
             last_quota_report: AtomicU64::new(u64::MAX),

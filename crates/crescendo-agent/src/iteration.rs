@@ -72,6 +72,14 @@ async fn run_step(ctx: &RunContext, index: usize, vars: &mut Vars<'_>, intended:
     let mut retries = 0u32;
     ctx.budget.record_first_attempt();
     loop {
+        let admitted = if retries == 0 {
+            ctx.gate.admit(&ctx.pacing, index, &ctx.stop).await
+        } else {
+            ctx.gate.admit_retry(&ctx.pacing, index, &ctx.stop).await
+        };
+        if !admitted {
+            return false;
+        }
         let Some(answer) = attempt(ctx, index, vars).await else {
             return false;
         };

@@ -37,6 +37,7 @@ mod capture;
 mod context;
 mod feeder;
 mod from_plan;
+mod gate;
 mod iteration;
 mod prepare;
 mod request;

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Credentials;
 use crate::context::{RunContext, RunSetup};
+use crate::gate::RequestGate;
 use crate::iteration::{IterationId, run_iteration};
 use crate::prepare::PreparedRun;
 use crate::request::prepare;
@@ -40,6 +41,17 @@ pub(crate) struct Pacing {
 }
 
 impl Pacing {
+    /// Pacing for a run starting at `t0`, with no pause and no rate cap.
+    pub(crate) fn new(t0: Instant) -> (Self, watch::Receiver<Limits>) {
+        let (limits, rx) = watch::channel(Limits::default());
+        let pacing = Self {
+            limits,
+            t0,
+            paused: std::sync::Mutex::new(Duration::ZERO),
+        };
+        (pacing, rx)
+    }
+
     pub(crate) fn t0(&self) -> Instant {
         self.t0
     }
@@ -71,8 +83,13 @@ impl Pacing {
         Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO)
     }
 
+    /// The fleet governor's rate cap for this agent (requests per second), if any.
+    pub(crate) fn max_rate(&self) -> Option<f64> {
+        self.limits.borrow().max_rate
+    }
+
     /// Set the fleet governor's rate cap for this agent.
-    fn set_max_rate(&self, rate: Option<f64>) {
+    pub(crate) fn set_max_rate(&self, rate: Option<f64>) {
         self.limits.send_if_modified(|limits| {
             let changed = limits.max_rate != rate;
             limits.max_rate = rate;
@@ -110,13 +127,9 @@ pub(crate) fn start_run(
     outbox: mpsc::Sender<pb::AgentMessage>,
 ) -> RunHandle {
     let t0 = Instant::now() + delay;
-    let (limits_tx, limits_rx) = watch::channel(Limits::default());
+    let (pacing, limits_rx) = Pacing::new(t0);
+    let pacing = Arc::new(pacing);
     let stop = CancellationToken::new();
-    let pacing = Arc::new(Pacing {
-        limits: limits_tx,
-        t0,
-        paused: std::sync::Mutex::new(Duration::ZERO),
-    });
     let handle = RunHandle {
         run_id: prepared.run_id.clone(),
         pacing: pacing.clone(),
@@ -212,6 +225,7 @@ async fn drive(
         outbox: outbox.clone(),
         stop: stop.clone(),
         pacing: pacing.clone(),
+        gate: RequestGate::new(matches!(plan.load, Load::Closed(_))),
     }));
     tokio::select! {
         _ = tokio::time::sleep_until(t0) => {}
@@ -260,6 +274,15 @@ async fn drive(
     let _ = outbox.send(finish(error, last_seq)).await;
 }
 
+/// The governor caps requests per second; an iteration of `steps` steps sends that
+/// many requests, so the schedule's cap in iterations per second is the share.
+fn per_iteration(limits: Limits, steps: usize) -> Limits {
+    Limits {
+        max_rate: limits.max_rate.map(|r| r / steps.max(1) as f64),
+        ..limits
+    }
+}
+
 async fn drive_open(
     ctx: &Arc<RunContext>,
     mut schedule: ArrivalSchedule,
@@ -270,7 +293,7 @@ async fn drive_open(
     let in_flight = Arc::new(Semaphore::new(share.max_in_flight as usize));
     let mut iteration = 0u64;
     loop {
-        let current = *limits.borrow_and_update();
+        let current = per_iteration(*limits.borrow_and_update(), ctx.steps.len());
         let Some(due) = schedule.peek(current) else {
             break;
         };
