@@ -35,6 +35,11 @@ impl RequestGate {
         }
     }
 
+    /// Whether this gate keeps to the rate cap itself (closed model).
+    pub(crate) fn paces(&self) -> bool {
+        self.paces
+    }
+
     /// Wait until step `step` of an iteration (0 = first) may be sent; false when
     /// `stop` ended the wait.
     pub(crate) async fn admit(

@@ -68,12 +68,24 @@ struct Answer {
 }
 
 /// Send one step until it succeeds or the policy gives up; true on success.
-async fn run_step(ctx: &RunContext, index: usize, vars: &mut Vars<'_>, intended: Instant) -> bool {
+async fn run_step(
+    ctx: &RunContext,
+    index: usize,
+    vars: &mut Vars<'_>,
+    mut intended: Instant,
+) -> bool {
     let mut retries = 0u32;
     ctx.budget.record_first_attempt();
     loop {
         let admitted = if retries == 0 {
-            ctx.gate.admit(&ctx.pacing, index, &ctx.stop).await
+            let admitted = ctx.gate.admit(&ctx.pacing, index, &ctx.stop).await;
+            if ctx.gate.paces() {
+                // A closed-model VU intends its request when its own pacing lets it go:
+                // that wait is the client keeping to the fleet's rate, not the API's
+                // latency. A retry's wait still counts, from here.
+                intended = Instant::now();
+            }
+            admitted
         } else {
             ctx.gate.admit_retry(&ctx.pacing, index, &ctx.stop).await
         };

@@ -198,19 +198,16 @@ fn secret_file(name: &str, value: &str) -> String {
     path.display().to_string()
 }
 
-#[tokio::test]
-async fn oauth_tokens_are_sent_refreshed_after_a_401_and_measured_apart() {
-    let (base, api) = serve().await;
-    *api.throttle_once.lock().unwrap() = true;
-    let id = secret_file("client-id", "client-a");
-    let secret = secret_file("client-secret", "secret-a");
-    let plan = format!(
+/// One VU updating `count` unique flows with OAuth client credentials read from the
+/// files `id` and `secret`, fetching tokens at `token_path` of `base`.
+fn oauth_plan(base: &str, token_path: &str, id: &str, secret: &str, count: u64) -> String {
+    format!(
         r#"name = "oauth"
 [target]
 base_url = "{base}"
 [auth]
 kind = "oauth2-client-credentials"
-token_url = "{base}/oauth/token"
+token_url = "{base}{token_path}"
 client_id_file = "{id}"
 client_secret_file = "{secret}"
 [[scenario.steps]]
@@ -219,9 +216,18 @@ method = "PUT"
 path = "/flows/{{flowId}}"
 [data]
 partition = "unique"
-sequence = {{ var = "flowId", format = "flow-{{n}}", count = 5 }}
+sequence = {{ var = "flowId", format = "flow-{{n}}", count = {count} }}
 {CLOSED_ONE_VU}"#
-    );
+    )
+}
+
+#[tokio::test]
+async fn oauth_tokens_are_sent_refreshed_after_a_401_and_measured_apart() {
+    let (base, api) = serve().await;
+    *api.throttle_once.lock().unwrap() = true;
+    let id = secret_file("client-id", "client-a");
+    let secret = secret_file("client-secret", "secret-a");
+    let plan = oauth_plan(&base, "/oauth/token", &id, &secret, 5);
     let prepared = prepare_run(assign(plan, HashMap::new(), false), "agent-t").unwrap();
     // Secrets are read at prepare time.
     std::fs::remove_file(&id).unwrap();
@@ -249,24 +255,7 @@ async fn a_refused_token_counts_an_error_on_the_step_and_sends_nothing() {
     let (base, api) = serve().await;
     let id = secret_file("refused-id", "client-b");
     let secret = secret_file("refused-secret", "secret-b");
-    let plan = format!(
-        r#"name = "refused"
-[target]
-base_url = "{base}"
-[auth]
-kind = "oauth2-client-credentials"
-token_url = "{base}/oauth/missing"
-client_id_file = "{id}"
-client_secret_file = "{secret}"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/flows/{{flowId}}"
-[data]
-partition = "unique"
-sequence = {{ var = "flowId", format = "flow-{{n}}", count = 3 }}
-{CLOSED_ONE_VU}"#
-    );
+    let plan = oauth_plan(&base, "/oauth/missing", &id, &secret, 3);
     let prepared = prepare_run(assign(plan, HashMap::new(), false), "agent-t").unwrap();
     std::fs::remove_file(&id).unwrap();
     std::fs::remove_file(&secret).unwrap();

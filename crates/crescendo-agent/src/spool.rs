@@ -74,7 +74,14 @@ impl SpoolWriter {
     /// Create (or truncate) the spool file of `run_id` on agent `agent_id`.
     pub(crate) fn create(run_id: &str, agent_id: &str) -> Result<Self, String> {
         let path = spool_path(run_id, agent_id);
-        let out = File::create(&path)
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // Rows may hold credentials (a `token` column): only this user may read them
+        // in the shared temporary directory.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let out = options
+            .open(&path)
             .map_err(|e| format!("cannot create data spool {}: {e}", path.display()))?;
         Ok(Self {
             file: SpoolFile { path, rows: 0 },
@@ -157,6 +164,12 @@ mod tests {
         w.append(&chunk("{\"a\":\"3\"}", 1, true)).unwrap();
         let file = w.finish().unwrap();
         assert_eq!(file.rows(), 3);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "rows may hold tokens: {mode:o}");
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"a\":\"1\"}\n{\"a\":\"2\"}\n{\"a\":\"3\"}\n");
         drop(file);
