@@ -113,7 +113,12 @@ async fn run_step(
             retry: retries > 0,
         });
         if no_token {
-            // The token provider already waited out throttles; the iteration ends.
+            // The token provider already waited out throttles; the iteration ends. A
+            // closed-model VU, which no schedule spaces, waits out the provider's
+            // failure hold before its next iteration rather than spin through it.
+            if ctx.gate.paces() {
+                wait(ctx, crate::auth::oauth::FAILURE_HOLD).await;
+            }
             return false;
         }
         ctx.observe_quota(&info);

@@ -23,6 +23,18 @@ impl Interval {
 }
 
 /// Add several step stats into one.
+/// Stats of successful requests with these latencies (milliseconds), for tests.
+#[cfg(test)]
+pub(crate) fn ok_stats(latencies_ms: &[u64]) -> StepStats {
+    let mut s = StepStats::default();
+    for ms in latencies_ms {
+        s.latency.record(ms * 1000).expect("a latency in range");
+        s.counters.requests += 1;
+        s.counters.ok += 1;
+    }
+    s
+}
+
 pub(crate) fn sum<'a>(stats: impl IntoIterator<Item = &'a StepStats>) -> StepStats {
     let mut total = StepStats::default();
     for s in stats {
@@ -93,8 +105,9 @@ impl Aggregate {
         }
         let second = snapshot.start_ms / 1000;
         let interval = self.intervals.entry(second).or_default();
-        interval.offered += snapshot.offered;
-        self.offered += snapshot.offered;
+        // Saturating: the numbers come from agents, and garbage must not panic.
+        interval.offered = interval.offered.saturating_add(snapshot.offered);
+        self.offered = self.offered.saturating_add(snapshot.offered);
         let per_agent = self.agents.entry(agent.to_owned()).or_default();
         for (name, auxiliary, stats) in decoded {
             if auxiliary {
@@ -122,6 +135,42 @@ impl Aggregate {
 
     /// Successful requests so far (cheap: no histograms are added).
     pub(crate) fn ok(&self) -> u64 {
-        self.agents.values().map(|c| c.ok).sum()
+        self.agents
+            .values()
+            .fold(0, |sum, c| sum.saturating_add(c.ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_numbers_from_agents_saturate_instead_of_panicking() {
+        let empty = crescendo_metrics::histogram::encode(&crescendo_metrics::new_histogram());
+        let counters = Counters {
+            requests: u64::MAX,
+            ok: u64::MAX,
+            ..Counters::default()
+        };
+        let snapshot = |seq| pb::Snapshot {
+            seq,
+            offered: u64::MAX,
+            steps: vec![pb::StepSnapshot {
+                step: "get".into(),
+                latency: empty.clone(),
+                service_time: empty.clone(),
+                counters: Some((&counters).into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut agg = Aggregate::default();
+        for agent in ["a", "b"] {
+            assert!(agg.merge(agent, &snapshot(1)).unwrap());
+        }
+        assert_eq!(agg.offered, u64::MAX);
+        assert_eq!(agg.intervals[&0].offered, u64::MAX);
+        assert_eq!(agg.ok(), u64::MAX);
     }
 }

@@ -76,6 +76,24 @@ struct Pending {
     rows: u64,
 }
 
+/// Whether `rows` rows feed `agents` agents: a sliced partition (`per-agent`,
+/// `unique`) needs one row per agent, or some agent would run without its variables
+/// (the plan's own rows are checked by `split`; a file's count is known only here).
+fn enough_rows(rows: u64, agents: usize, partition: Partition) -> Result<(), String> {
+    let needed = match partition {
+        Partition::Shared => 1,
+        Partition::PerAgent | Partition::Unique => agents as u64,
+    };
+    match rows {
+        0 => Err("data.file: no data rows after the header".to_owned()),
+        _ if rows < needed => Err(format!(
+            "data.file: expected at least one row per agent with partition \"per-agent\" or \
+             \"unique\" ({agents} agents), got {rows} rows"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Coordinator {
     /// Stream the data file's rows to `agents` (in share index order). Returns the
     /// number of rows read. A bad row or an agent that cannot take its rows fails the
@@ -114,12 +132,8 @@ impl Coordinator {
                 }
             }
         }
-        if read == 0 {
-            return Err(ControllerError::Args(format!(
-                "{}: no data rows after the header",
-                path.display()
-            )));
-        }
+        enough_rows(read, agents.len(), *partition)
+            .map_err(|e| ControllerError::Args(format!("{}: {e}", path.display())))?;
         for (agent, rest) in agents.iter().zip(pending) {
             self.send_chunk(run_id, agent, rest, true).await?;
         }
@@ -146,5 +160,25 @@ impl Coordinator {
                 "{agent} did not take its data rows"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sliced_file_needs_a_row_per_agent() {
+        assert!(enough_rows(1, 3, Partition::Shared).is_ok());
+        assert!(enough_rows(3, 3, Partition::PerAgent).is_ok());
+        let e = enough_rows(2, 3, Partition::PerAgent).unwrap_err();
+        assert!(
+            e.contains("data.file: expected at least one row per agent"),
+            "{e}"
+        );
+        assert!(e.contains("(3 agents), got 2 rows"), "{e}");
+        assert!(enough_rows(2, 3, Partition::Unique).is_err());
+        let e = enough_rows(0, 1, Partition::Shared).unwrap_err();
+        assert!(e.contains("no data rows after the header"), "{e}");
     }
 }

@@ -32,6 +32,17 @@ pub struct ThresholdResult {
     pub aborted_run: bool,
 }
 
+impl ThresholdResult {
+    /// The verdict as reports show it: `ok`, `FAILED`, or `FAILED (aborted the run)`.
+    pub fn verdict(&self) -> &'static str {
+        match (self.ok, self.aborted_run) {
+            (true, _) => "ok",
+            (false, true) => "FAILED (aborted the run)",
+            (false, false) => "FAILED",
+        }
+    }
+}
+
 /// Why and when an `abort_on_fail` threshold stopped the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -186,12 +197,7 @@ mod tests {
     }
 
     fn stats(latencies_ms: &[u64], errors: u64) -> StepStats {
-        let mut s = StepStats::default();
-        for ms in latencies_ms {
-            s.latency.record(ms * 1000).unwrap();
-            s.counters.requests += 1;
-            s.counters.ok += 1;
-        }
+        let mut s = crate::aggregate::ok_stats(latencies_ms);
         s.counters.requests += errors;
         s.counters.server_errors += errors;
         s

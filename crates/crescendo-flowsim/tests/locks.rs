@@ -176,7 +176,7 @@ async fn bad_action_requests() {
 }
 
 #[tokio::test]
-async fn without_oauth_the_caller_is_the_bearer_token() {
+async fn without_oauth_the_caller_is_the_hashed_bearer_token() {
     let sim = Sim::start(Config {
         flows: 2,
         ..Config::default()
@@ -188,7 +188,18 @@ async fn without_oauth_the_caller_is_the_bearer_token() {
         .json()
         .await
         .unwrap();
-    assert_eq!(flow["lockedClient"]["id"], "one");
+    // The token names the caller, but only hashed: others see the lock, never the token.
+    assert_eq!(
+        flow["lockedClient"]["id"],
+        crescendo_flowsim::key_name(Some("Bearer one"))
+    );
+    let text = sim
+        .get("/api/v2/flows/flow-1", Some("Bearer two"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("\"one\""), "{text}");
     assert_locked(sim.post(CHECKOUT, None).await).await;
     assert_locked(
         sim.put("/api/v2/flows/flow-1", Some("Bearer two"), "{}")

@@ -31,6 +31,11 @@ fn two_clients() -> AuthConfig {
     }
 }
 
+/// The status of `GET /api/v2/flows/flow-1` with `token`.
+async fn flow_status(sim: &Sim, token: &str) -> reqwest::StatusCode {
+    sim.get("/api/v2/flows/flow-1", Some(token)).await.status()
+}
+
 #[tokio::test]
 async fn token_is_issued_and_expires() {
     let sim = Sim::start(config(AuthConfig {
@@ -60,10 +65,7 @@ async fn token_is_issued_and_expires() {
     );
     // a fresh token works again
     let fresh = sim.bearer("agent-a", "secret-a").await;
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&fresh)).await.status(),
-        200
-    );
+    assert_eq!(flow_status(&sim, &fresh).await, 200);
     // until the test control revokes every token
     let revoked: Value = sim
         .post("/__sim/revoke-tokens", None)
@@ -72,10 +74,7 @@ async fn token_is_issued_and_expires() {
         .await
         .unwrap();
     assert_eq!(revoked["revoked"], 1);
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&fresh)).await.status(),
-        401
-    );
+    assert_eq!(flow_status(&sim, &fresh).await, 401);
     sim.stop().await;
 }
 
@@ -182,27 +181,11 @@ async fn limit_is_keyed_per_client_across_token_refreshes() {
     let first = sim.bearer("agent-a", "secret-a").await;
     let second = sim.bearer("agent-a", "secret-a").await;
     assert_ne!(first, second);
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&first)).await.status(),
-        200
-    );
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&second))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&second))
-            .await
-            .status(),
-        429
-    );
+    assert_eq!(flow_status(&sim, &first).await, 200);
+    assert_eq!(flow_status(&sim, &second).await, 200);
+    assert_eq!(flow_status(&sim, &second).await, 429);
     let other = sim.bearer("agent-b", "secret-b").await;
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&other)).await.status(),
-        200
-    );
+    assert_eq!(flow_status(&sim, &other).await, 200);
     let stats = sim.stats().await;
     let a = stats.keys[&client_key_name("agent-a")];
     assert_eq!((a.accepted, a.throttled), (2, 1));
@@ -220,20 +203,9 @@ async fn limit_is_keyed_per_client_across_token_refreshes() {
     .await;
     let first = sim.bearer("agent-a", "secret-a").await;
     let second = sim.bearer("agent-a", "secret-a").await;
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&first)).await.status(),
-        200
-    );
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&second))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        sim.get("/api/v2/flows/flow-1", Some(&first)).await.status(),
-        429
-    );
+    assert_eq!(flow_status(&sim, &first).await, 200);
+    assert_eq!(flow_status(&sim, &second).await, 200);
+    assert_eq!(flow_status(&sim, &first).await, 429);
     let stats = sim.stats().await;
     assert_eq!(stats.keys[&key_name(Some(second.as_str()))].accepted, 1);
     sim.stop().await;

@@ -63,11 +63,15 @@ impl Counters {
 
     /// Every failed attempt that was not a throttle.
     pub fn errors(&self) -> u64 {
-        self.client_errors
-            + self.server_errors
-            + self.timeouts
-            + self.connect_errors
-            + self.check_failed
+        // Saturating: the counters come from the network and may be hostile.
+        [
+            self.server_errors,
+            self.timeouts,
+            self.connect_errors,
+            self.check_failed,
+        ]
+        .iter()
+        .fold(self.client_errors, |sum, n| sum.saturating_add(*n))
     }
 
     /// Add another set of counters (saturating, so hostile input cannot overflow).
@@ -136,5 +140,30 @@ impl From<&Counters> for pb::Counters {
             check_failed: c.check_failed,
             auth_refreshes: c.auth_refreshes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_saturate_on_hostile_counts() {
+        let c = Counters {
+            client_errors: u64::MAX,
+            server_errors: 1,
+            check_failed: u64::MAX,
+            ..Counters::default()
+        };
+        assert_eq!(c.errors(), u64::MAX);
+        let c = Counters {
+            client_errors: 1,
+            timeouts: 2,
+            connect_errors: 3,
+            check_failed: 4,
+            server_errors: 5,
+            ..Counters::default()
+        };
+        assert_eq!(c.errors(), 15);
     }
 }

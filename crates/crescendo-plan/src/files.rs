@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::model::{DataSource, Plan};
+
+/// The longest first line (a data file's header) read when a plan is loaded.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
 
 /// A source of the files a plan refers to, by the path written in the plan.
 pub trait PlanFiles {
@@ -58,7 +61,15 @@ impl PlanFiles for DirFiles {
 
     fn header(&self, path: &str) -> io::Result<Vec<u8>> {
         let mut line = Vec::new();
-        self.open(path)?.read_until(b'\n', &mut line)?;
+        // Bounded: a file without line breaks must not be loaded whole.
+        let limit = MAX_HEADER_BYTES as u64 + 1;
+        self.open(path)?.take(limit).read_until(b'\n', &mut line)?;
+        if line.len() > MAX_HEADER_BYTES && line.last() != Some(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the first line is longer than {MAX_HEADER_BYTES} bytes"),
+            ));
+        }
         Ok(line)
     }
 }
@@ -176,6 +187,11 @@ mod tests {
             .collect();
         assert_eq!(rows, ["f1", "f2"]);
         assert!(files.open("missing.csv").is_err());
+        std::fs::write(dir.join("long.jsonl"), vec![b'x'; MAX_HEADER_BYTES + 10]).unwrap();
+        let e = files.header("long.jsonl").unwrap_err();
+        assert!(e.to_string().contains("first line is longer"), "{e}");
+        std::fs::write(dir.join("exact.csv"), vec![b'x'; MAX_HEADER_BYTES]).unwrap();
+        assert_eq!(files.header("exact.csv").unwrap().len(), MAX_HEADER_BYTES);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -186,6 +186,11 @@ fn auth_errors() {
         "auth.client_id_env",
         "expected an environment variable name",
     );
+    // A secret pasted where the variable name goes is never echoed.
+    let text = auth("client_id_env = \"A\"\nclient_secret_env = \"s3cr3t-Xy!9\"\n");
+    let e = parse(&text, "t").unwrap_err().to_string();
+    assert!(e.contains("auth.client_secret_env"), "{e}");
+    assert!(!e.contains("s3cr3t"), "{e}");
     let text = plan(
         &[],
         "[auth]\nkind = \"oauth2-client-credentials\"\ntoken_url = \"login/oauth\"\nclient_id_env = \"A\"\nclient_secret_env = \"B\"\n",

@@ -55,11 +55,11 @@ fn client_files(dir: &Path) -> String {
     format!("[{}]", entries.join(", "))
 }
 
-/// The lock workflow with per-agent clients; `data` is the plan's `[data]` table body.
-fn workflow_plan(dir: &Path, data: &str, duration: &str) -> String {
+/// A plan's `name`, `[target]` and `[auth]` with per-agent clients (see [`client_files`]).
+fn oauth_head(name: &str, dir: &Path) -> String {
     format!(
         r#"
-name = "architect-test"
+name = "{name}"
 [target]
 base_url = "{{{{BASE_URL}}}}"
 [auth]
@@ -67,7 +67,15 @@ kind = "oauth2-client-credentials"
 token_url = "{{{{BASE_URL}}}}/oauth/token"
 sharing = "per-agent"
 clients = {clients}
-[[scenario.steps]]
+"#,
+        clients = client_files(dir),
+    )
+}
+
+/// The lock workflow with per-agent clients; `data` is the plan's `[data]` table body.
+fn workflow_plan(dir: &Path, data: &str, duration: &str) -> String {
+    format!(
+        r#"{head}[[scenario.steps]]
 name = "checkout"
 method = "POST"
 path = "/api/v2/flows/actions/checkout"
@@ -101,7 +109,7 @@ policy = "none"
 [data]
 {data}
 "#,
-        clients = client_files(dir),
+        head = oauth_head("architect-test", dir),
     )
 }
 
@@ -263,16 +271,7 @@ async fn a_failed_check_is_an_error_and_ends_the_iteration() {
         .await
         .unwrap();
     let plan = format!(
-        r#"
-name = "failing-check"
-[target]
-base_url = "{{{{BASE_URL}}}}"
-[auth]
-kind = "oauth2-client-credentials"
-token_url = "{{{{BASE_URL}}}}/oauth/token"
-sharing = "per-agent"
-clients = {clients}
-[[scenario.steps]]
+        r#"{head}[[scenario.steps]]
 name = "get"
 path = "/api/v2/flows/flow-1"
 checks = [{{ pointer = "/id", equals = "flow-2" }}]
@@ -284,7 +283,7 @@ stages = [ {{ duration = "1s", target = 10 }} ]
 [backoff]
 policy = "none"
 "#,
-        clients = client_files(dir.path())
+        head = oauth_head("failing-check", dir.path())
     );
     let (_, summary) = fleet.run_in(Some(dir.path()), &plan, 1).await.unwrap();
     let get = &summary.steps["get"].totals;
@@ -342,4 +341,45 @@ partition = "unique"
     }
     let stats = fleet.sim_stats().await.unwrap();
     assert_eq!(crescendo_testkit::stat(&stats, "accepted"), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_agent_file_with_fewer_rows_than_agents_fails_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.csv"), "flowId\nflow-1\nflow-2\n").unwrap();
+    let fleet = Fleet::start(
+        FlowsimConfig {
+            flows: 2,
+            limit: 0,
+            ..Default::default()
+        },
+        3,
+    )
+    .await
+    .unwrap();
+    let plan = r#"
+name = "too-few-rows"
+[target]
+base_url = "{{BASE_URL}}"
+[[scenario.steps]]
+name = "get"
+path = "/api/v2/flows/{flowId}"
+[load]
+stages = [ { duration = "1s", target = 10 } ]
+[data]
+file = "flows.csv"
+"#;
+    let error = fleet
+        .run_in(Some(dir.path()), plan, 3)
+        .await
+        .unwrap_err()
+        .to_string();
+    // The third agent would have run with no flowId at all.
+    assert!(error.contains("flows.csv"), "{error}");
+    assert!(
+        error.contains("expected at least one row per agent") && error.contains("got 2 rows"),
+        "{error}"
+    );
+    let stats = fleet.sim_stats().await.unwrap();
+    assert_eq!(crescendo_testkit::stat(&stats, "accepted"), 0, "{stats}");
 }

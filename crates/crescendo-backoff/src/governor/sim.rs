@@ -11,8 +11,10 @@
 //! `accepted_ms`. Resets and Retry-After are whole seconds, rounded up or down.
 //!
 //! `SIM_DEBUG=1 cargo test -p crescendo-backoff debug_one -- --ignored --nocapture`
-//! prints one run's windows and governor timeline (`SIM_KIND=sliding` for a sliding
-//! window counter, see `sim/limiter.rs`).
+//! prints one run's windows and governor timeline; `SIM_KIND=sliding|anchored`,
+//! `SIM_LIMIT`, `SIM_WINDOW` (s), `SIM_WINDOWS`, `SIM_QUOTA=0|1`, `SIM_ROUND_DOWN=0|1`
+//! and `SIM_SEED` choose the scenario (e.g. `SIM_KIND=anchored SIM_LIMIT=100
+//! SIM_WINDOW=2` is the short-window benchmark against flowsim's fixed window).
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The governor's timeline for the report: cuts, pauses and recoveries one by one,
-//! quota pacing merged while its rate holds within [`MERGE_PACING`] (pacing moves the
-//! rate several times a second; one event per adjustment buried the rest).
+//! consecutive quota-pacing adjustments merged while each moves the rate by at most
+//! [`MERGE_PACING`] (pacing moves the rate several times a second; one event per
+//! adjustment buried the rest, ~18 a second against 2 s windows).
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use super::{EventKind, Governor, GovernorEvent};
 /// The timeline keeps at most this many events (cuts and pauses always fit first).
 const MAX_EVENTS: usize = 10_000;
 
-/// Consecutive quota-pacing adjustments of a key make one timeline event while the rate
-/// stays within this fraction of the rate the event started from.
+/// Consecutive quota-pacing adjustments of a key make one timeline event while each
+/// moves the rate by at most this fraction of the rate before it.
 const MERGE_PACING: f64 = 0.10;
 
 impl Governor {
@@ -43,13 +44,13 @@ impl Governor {
     }
 
     /// Folds a pacing adjustment into the previous event when that is a pacing event of
-    /// the same key and the rate is still within [`MERGE_PACING`] of where it started:
+    /// the same key and the rate moved by at most [`MERGE_PACING`] since its last rate:
     /// pacing moves the rate several times a second, the timeline keeps the trend.
     fn merge_pacing(&mut self, at: Duration, key: &str, new: f64, why: &str) -> bool {
         let Some(last) = self.events.last_mut() else {
             return false;
         };
-        let close = (new - last.old_rate).abs() <= MERGE_PACING * last.old_rate.abs();
+        let close = (new - last.new_rate).abs() <= MERGE_PACING * last.new_rate.abs();
         if last.kind != EventKind::QuotaPace || last.limit_key != key || !close {
             return false;
         }

@@ -46,14 +46,15 @@ impl PromHistogram {
         for v in hist.iter_recorded() {
             let seconds = v.value_iterated_to() as f64 / 1e6;
             if let Some(i) = BUCKETS_S.iter().position(|le| seconds <= *le) {
-                counts[i] += v.count_at_value();
+                counts[i] = counts[i].saturating_add(v.count_at_value());
             }
         }
         let mut running = 0u64;
         let cumulative = counts
             .into_iter()
             .map(|c| {
-                running += c;
+                // Saturating: counts come from agents, and garbage must not panic.
+                running = running.saturating_add(c);
                 running
             })
             .collect();
@@ -171,7 +172,10 @@ pub(crate) fn render(s: &LiveSnapshot) -> String {
             live.counters.retries
         );
     }
-    let dropped: u64 = s.steps.values().map(|l| l.counters.dropped).sum();
+    let dropped = s
+        .steps
+        .values()
+        .fold(0u64, |sum, l| sum.saturating_add(l.counters.dropped));
     family(
         &mut out,
         "crescendo_dropped_total",
@@ -284,6 +288,27 @@ mod tests {
         );
         assert!(p.cumulative.windows(2).all(|w| w[0] <= w[1]));
         assert!((p.sum_s - 70.0434).abs() < 0.1, "{}", p.sum_s);
+    }
+
+    #[test]
+    fn huge_counts_from_agents_saturate_instead_of_panicking() {
+        let mut h = new_histogram();
+        h.record_n(500, u64::MAX / 2 + 1).unwrap();
+        h.record_n(2_000, u64::MAX / 2 + 1).unwrap();
+        let p = PromHistogram::of(&h);
+        assert_eq!(*p.cumulative.last().unwrap(), u64::MAX);
+
+        let mut s = LiveSnapshot::default();
+        for step in ["a", "b"] {
+            let mut live = StepLive::default();
+            live.counters.dropped = u64::MAX;
+            s.steps.insert(step.into(), live);
+        }
+        let text = render(&s);
+        assert!(
+            text.contains(&format!("crescendo_dropped_total {}", u64::MAX)),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,12 +15,7 @@ fn plan(stages: &[(u64, f64)]) -> Plan {
 }
 
 fn stats(latencies_ms: &[u64], throttled: u64) -> StepStats {
-    let mut s = StepStats::default();
-    for ms in latencies_ms {
-        s.latency.record(ms * 1000).unwrap();
-        s.counters.requests += 1;
-        s.counters.ok += 1;
-    }
+    let mut s = crate::aggregate::ok_stats(latencies_ms);
     s.counters.requests += throttled;
     s.counters.throttled += throttled;
     s

@@ -100,11 +100,7 @@ pub(crate) fn render(s: &Summary) -> String {
         "<h2>Thresholds</h2><table><tr><th>threshold</th><th>step</th><th>value</th><th>verdict</th></tr>",
     );
     for t in &s.thresholds {
-        let verdict = match (t.ok, t.aborted_run) {
-            (true, _) => "ok",
-            (false, true) => "FAILED (aborted the run)",
-            (false, false) => "FAILED",
-        };
+        let verdict = t.verdict();
         let _ = write!(
             out,
             "<tr><td>{}{}</td><td>{}</td><td>{:.3}</td><td class=\"{}\">{verdict}</td></tr>",

@@ -3,6 +3,10 @@
 //! (case-insensitive; header names are keys too) becomes `"****"`, and so does the
 //! `user:password@` part of any URL. Everything else, comments and layout included,
 //! stays as written.
+//!
+//! Under `[auth]` the keys that only say where a secret comes from (`*_env`, an
+//! environment variable's name; `*_file`, a path) and `token_url` are shown: they hold
+//! no secret, and the report is where one checks which variable a run read.
 
 const SECRET_WORDS: [&str; 6] = [
     "authorization",
@@ -17,6 +21,30 @@ pub(crate) const MASK: &str = "\"****\"";
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| key.contains(w))
+}
+
+/// Whether `key` (as written, maybe dotted) in table `table` names where a secret
+/// comes from rather than holding one: `[auth]`'s `*_env`, `*_file` and `token_url`.
+fn is_reference(table: &str, key: &str) -> bool {
+    let path = if table.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{table}.{key}")
+    };
+    let last = path.rsplit('.').next().unwrap_or_default();
+    path.starts_with("auth.")
+        && (last.ends_with("_env") || last.ends_with("_file") || last == "token_url")
+}
+
+/// The name of the table whose header starts at `i` (a `[` first on its line):
+/// `[auth]` → `auth`, `[[ auth.clients ]]` → `auth.clients`.
+fn table_name(s: &[char], i: usize) -> String {
+    s[i..]
+        .iter()
+        .skip_while(|&&c| c == '[')
+        .take_while(|&&c| c != ']' && c != '\n')
+        .filter(|&&c| !c.is_whitespace() && c != '"' && c != '\'')
+        .collect()
 }
 
 fn is_bare(c: char) -> bool {
@@ -106,9 +134,20 @@ fn mask_userinfo(text: &str) -> String {
 pub(crate) fn mask_secrets(text: &str) -> String {
     let s: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
+    let mut table = String::new();
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
+        // A `[` first on its line opens a table (values' arrays follow their `=`).
+        if c == '['
+            && s[..i]
+                .iter()
+                .rev()
+                .take_while(|&&c| c != '\n')
+                .all(|c| c.is_whitespace())
+        {
+            table = table_name(&s, i);
+        }
         let (start, end, key) = if c == '#' {
             let end = s[i..]
                 .iter()
@@ -149,7 +188,7 @@ pub(crate) fn mask_secrets(text: &str) -> String {
             j += 1;
         }
         out.extend(&s[end..j]);
-        if is_secret(&key) {
+        if is_secret(&key) && !is_reference(&table, &key) {
             out.push_str(MASK);
             i = value_end(&s, j);
         } else {
@@ -198,6 +237,46 @@ api_keys = ["a", "b"]
         ] {
             assert!(masked.contains(kept), "{kept:?} missing:\n{masked}");
         }
+    }
+
+    #[test]
+    fn auth_references_are_shown_but_secrets_and_authorization_stay_masked() {
+        let plan = r#"[target]
+headers = { Authorization = "Bearer {token}" }
+token_env = "NOT_AUTH_SO_MASKED"
+[auth]
+kind = "oauth2-client-credentials"
+token_url = "https://me:hunter2@login.example.com/oauth/token"
+client_id_env = "CRESCENDO_CLIENT_ID"
+client_secret_file = "/run/secrets/client_secret"
+client_secret = "literal-s3cret"
+clients = [{ client_id_env = "A_ID", client_secret_env = "A_SECRET" }]
+[[ auth.clients ]]
+client_secret_env = "B_SECRET"
+[scenario.steps.headers]
+Authorization = "Bearer {token}"
+"#;
+        let masked = mask_secrets(plan);
+        for secret in ["{token}", "hunter2", "literal-s3cret", "NOT_AUTH_SO_MASKED"] {
+            assert!(!masked.contains(secret), "{secret} leaked:\n{masked}");
+        }
+        for kept in [
+            "token_url = \"https://****@login.example.com/oauth/token\"",
+            "client_id_env = \"CRESCENDO_CLIENT_ID\"",
+            "client_secret_file = \"/run/secrets/client_secret\"",
+            "client_secret = \"****\"",
+            "client_secret_env = \"A_SECRET\" }]",
+            "client_secret_env = \"B_SECRET\"",
+            "headers = { Authorization = \"****\" }",
+            "[scenario.steps.headers]\nAuthorization = \"****\"",
+        ] {
+            assert!(masked.contains(kept), "{kept:?} missing:\n{masked}");
+        }
+        // The same keys outside [auth] are not references: masked.
+        assert_eq!(
+            mask_secrets("auth.token_env = \"T\"\nx.token_env = \"T\"\n"),
+            "auth.token_env = \"T\"\nx.token_env = \"****\"\n"
+        );
     }
 
     #[test]

@@ -60,11 +60,7 @@ pub(crate) fn render(s: &Summary) -> String {
             "  threshold {:<32} {:>12.3}  {}",
             th.expr,
             th.value,
-            match (th.ok, th.aborted_run) {
-                (true, _) => "ok",
-                (false, true) => "FAILED (aborted the run)",
-                (false, false) => "FAILED",
-            }
+            th.verdict()
         );
     }
     let _ = writeln!(

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use tokens::{Auth, Authn, bearer};
+pub(crate) use tokens::{Auth, Authn};
 
 /// Who is calling, as the lock workflow sees it: the OAuth client id when authentication
-/// is on, else the bearer token, else `anonymous`. Put in request extensions by the gate.
+/// is on, else the caller's hashed key name (`token-…`, never the token), else
+/// `anonymous`. Put in request extensions by the gate.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) Arc<str>);
 

@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
 use serde::Deserialize;
 
 use super::api::refusal_error;
@@ -25,32 +26,13 @@ pub(super) struct ActionParams {
 
 type Params = Result<Query<ActionParams>, QueryRejection>;
 
-pub(super) async fn checkout(
-    app: State<Arc<App>>,
-    caller: Extension<Caller>,
-    p: Params,
-) -> Response {
-    act(Action::Checkout, app, caller, p)
-}
-
-pub(super) async fn checkin(
-    app: State<Arc<App>>,
-    caller: Extension<Caller>,
-    p: Params,
-) -> Response {
-    act(Action::Checkin, app, caller, p)
-}
-
-pub(super) async fn publish(
-    app: State<Arc<App>>,
-    caller: Extension<Caller>,
-    p: Params,
-) -> Response {
-    act(Action::Publish, app, caller, p)
-}
-
-pub(super) async fn unlock(app: State<Arc<App>>, caller: Extension<Caller>, p: Params) -> Response {
-    act(Action::Unlock, app, caller, p)
+/// The `POST` route of one action.
+pub(super) fn route(action: Action) -> MethodRouter<Arc<App>> {
+    post(
+        move |app: State<Arc<App>>, caller: Extension<Caller>, p: Params| async move {
+            act(action, app, caller, p)
+        },
+    )
 }
 
 fn act(

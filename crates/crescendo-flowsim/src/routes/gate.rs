@@ -34,10 +34,10 @@ pub(super) async fn gate(
     let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
 
     let (key, caller) = match app.auth.authenticate(authorization, app.clock.now()) {
-        Authn::Off => (
-            Key::from_authorization(authorization),
-            unauthenticated_caller(authorization),
-        ),
+        Authn::Off => {
+            let key = Key::from_authorization(authorization);
+            (key, unauthenticated_caller(key))
+        }
         Authn::Client(client) => (app.auth.key(&client, authorization), client),
         Authn::Rejected => {
             let mut response = ApiError::BadCredentials.into_response();
@@ -67,15 +67,9 @@ pub(super) async fn gate(
     response
 }
 
-/// The lock-workflow identity without OAuth: the bearer token (or the whole header value
-/// when it is not `Bearer …`), else `anonymous`.
-fn unauthenticated_caller(authorization: Option<&[u8]>) -> Arc<str> {
-    let value = authorization
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    match value {
-        None => Arc::from("anonymous"),
-        Some(v) => Arc::from(crate::auth::bearer(v.as_bytes()).unwrap_or(v)),
-    }
+/// The lock-workflow identity without OAuth: the caller's key name (`token-<hash>` of
+/// its `Authorization` value, else `anonymous`), the same name the stats show. Never the
+/// token itself: it would be shown to every caller in `lockedClient` and operations.
+fn unauthenticated_caller(key: Key) -> Arc<str> {
+    Arc::from(key.to_string())
 }

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
+use crate::flows::Action;
 use crate::state::App;
 
 /// Route template of the flow list.
@@ -34,10 +35,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route(FLOWS, get(api::list_flows))
         .route(FLOW, get(api::get_flow).put(api::put_flow))
-        .route(CHECKOUT, post(actions::checkout))
-        .route(CHECKIN, post(actions::checkin))
-        .route(PUBLISH, post(actions::publish))
-        .route(UNLOCK, post(actions::unlock))
+        .route(CHECKOUT, actions::route(Action::Checkout))
+        .route(CHECKIN, actions::route(Action::Checkin))
+        .route(PUBLISH, actions::route(Action::Publish))
+        .route(UNLOCK, actions::route(Action::Unlock))
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(from_fn_with_state(app.clone(), gate::gate));

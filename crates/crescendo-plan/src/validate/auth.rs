@@ -288,7 +288,17 @@ fn secret(
                 return Err(ctx.err(
                     e.span(),
                     &join_key(key, &format!("{name}_env")),
-                    format!("expected an environment variable name of letters, digits and _, such as \"CRESCENDO_CLIENT_SECRET\", got {v:?}"),
+                    // Not echoed: a value here is often the secret itself, pasted by mistake.
+                    format!(
+                        "expected an environment variable name of letters, digits and _ (not \
+                         first a digit), such as \"CRESCENDO_CLIENT_SECRET\", got {} (the \
+                         secret itself belongs in that variable on each agent, not in the plan)",
+                        if v.is_empty() {
+                            "\"\""
+                        } else {
+                            "other characters"
+                        }
+                    ),
                 ));
             }
             Ok(Secret::Env(v.clone()))

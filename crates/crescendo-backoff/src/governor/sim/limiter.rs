@@ -1,6 +1,7 @@
 //! The limiters the simulation runs against, on a grid of windows from a server clock
 //! that is out of phase with the run: a fixed window, and a sliding window counter as
-//! flowsim implements it (`prev·(1 − elapsed/W) + current ≤ L`).
+//! flowsim implements it (`prev·(1 − elapsed/W) + current ≤ L`); and, for debugging
+//! short windows, a fixed window anchored at the first request as flowsim's is.
 
 use std::time::Duration;
 

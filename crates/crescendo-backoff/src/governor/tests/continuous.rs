@@ -103,14 +103,6 @@ fn consecutive_pacing_adjustments_make_one_event() {
         "{}",
         merged.reason
     );
-    // Every merged event stays within 10 % of where it started.
-    for e in pacing.iter().filter(|e| e.adjustments > 1) {
-        assert!(
-            (e.new_rate - e.old_rate).abs() <= 0.1 * e.old_rate + 1e-9,
-            "{e:?}"
-        );
-    }
-
     // A cut in between is an event of its own; pacing after it starts a new event.
     let before = g.events().len();
     g.on_throttle(ms(15_100), throttle("a", "k", ms(15_100), None));
