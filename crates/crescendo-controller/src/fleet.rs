@@ -21,7 +21,7 @@ const DEFAULT_KEY: &str = "default";
 #[derive(Debug)]
 pub(crate) struct Fleet {
     governor: Governor,
-    plan: crescendo_plan::OpenLoad,
+    ceiling: Ceiling,
     /// Merged `ok` totals at recent ticks, to measure the accepted rate over ~1 s.
     accepted: VecDeque<(Duration, u64)>,
     /// The limit key each agent last reported; agents not heard from yet have none.
@@ -39,22 +39,71 @@ fn limit_key(key: &str) -> String {
     }
 }
 
+/// The request rate the governor may let the fleet recover to: the plan's own rate.
+/// The governor counts requests, so an iteration of several steps counts as many.
+#[derive(Debug)]
+enum Ceiling {
+    /// Open model: the plan's arrival rate times the steps per iteration.
+    Open {
+        load: crescendo_plan::OpenLoad,
+        steps: f64,
+    },
+    /// Closed model: no planned rate, so an upper bound of what the virtual users can
+    /// send (each at most one iteration per think time, or per 10 ms without one); their
+    /// real rate is lower and the governor's cap bites only when the API pushes back.
+    Closed(f64),
+}
+
+/// A closed-model VU without think time is bounded as if it thought this long.
+const MIN_THINK: Duration = Duration::from_millis(10);
+
+impl Ceiling {
+    fn of(plan: &Plan) -> Self {
+        let steps = plan.scenario.steps.len().max(1) as f64;
+        match &plan.load {
+            Load::Open(load) => Ceiling::Open {
+                load: load.clone(),
+                steps,
+            },
+            Load::Closed(closed) => {
+                let per_vu = 1.0 / closed.think_time.max(MIN_THINK).as_secs_f64();
+                Ceiling::Closed(f64::from(closed.peak_vus().max(1)) * per_vu * steps)
+            }
+        }
+    }
+
+    /// The highest rate over the run, for the governor's recovery speed.
+    fn peak(&self) -> f64 {
+        match self {
+            Ceiling::Open { load, steps } => {
+                load.rate_at(Duration::ZERO).max(load.peak_rate()) * steps
+            }
+            Ceiling::Closed(rate) => *rate,
+        }
+    }
+
+    fn rate_at(&self, now: Duration) -> f64 {
+        match self {
+            Ceiling::Open { load, steps } => load.rate_at(now) * steps,
+            Ceiling::Closed(rate) => *rate,
+        }
+    }
+}
+
 /// One `Adjust` to send.
 pub(crate) type Adjustment = (String, pb::Adjust);
 
 impl Fleet {
-    /// A governor when the plan asks for the coordinated policy on an open model.
+    /// A governor when the plan asks for the coordinated policy.
     pub(crate) fn for_plan(plan: &Plan) -> Option<Self> {
         if plan.backoff.policy != crescendo_plan::Policy::Coordinated {
             return None;
         }
-        let Load::Open(open) = &plan.load else {
-            return None;
-        };
-        let config = GovernorConfig::new(open.rate_at(Duration::ZERO).max(open.peak_rate()));
+        let ceiling = Ceiling::of(plan);
+        let config = GovernorConfig::new(ceiling.peak());
         Some(Self {
             governor: Governor::new(config),
-            plan: open.clone(),
+            ceiling,
             accepted: VecDeque::new(),
             agent_keys: BTreeMap::new(),
         })
@@ -135,7 +184,7 @@ impl Fleet {
         } else {
             0.0
         };
-        self.governor.set_plan_rate(now, self.plan.rate_at(now));
+        self.governor.set_plan_rate(now, self.ceiling.rate_at(now));
         let decision = self.governor.on_tick(now, accepted);
         self.send(decision, shares, run_id)
     }
