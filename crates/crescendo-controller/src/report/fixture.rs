@@ -110,6 +110,7 @@ pub(crate) fn summary() -> Summary {
             old_rate: 100.0,
             new_rate: 50.0,
             reason: "429 retry-after 2s".into(),
+            adjustments: 1,
         }],
         ..Default::default()
     }

@@ -108,6 +108,8 @@ pub struct GovernorEventSummary {
     pub old_rate: f64,
     pub new_rate: f64,
     pub reason: String,
+    /// Pacing adjustments merged into this event (1 for every other kind).
+    pub adjustments: u32,
 }
 
 impl From<&crescendo_backoff::governor::GovernorEvent> for GovernorEventSummary {
@@ -123,6 +125,7 @@ impl From<&crescendo_backoff::governor::GovernorEvent> for GovernorEventSummary 
             old_rate: e.old_rate,
             new_rate: e.new_rate,
             reason: e.reason.clone(),
+            adjustments: e.adjustments,
         }
     }
 }
