@@ -109,6 +109,12 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
                     }
                     Ok(Some(_)) => {}
                     Ok(None) => break,
+                    Err(status) if hung_up(&status) => {
+                        // An agent that exits (e.g. released after a run) closes its
+                        // connection without ending the stream first: not a fault.
+                        tracing::debug!(agent = %agent, %status, "agent connection closed");
+                        break;
+                    }
                     Err(status) => {
                         tracing::warn!(agent = %agent, %status, "agent stream broke");
                         break;
@@ -119,6 +125,27 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Whether a stream error is the peer's connection going away (closed, reset, broken
+/// pipe) rather than a protocol fault.
+fn hung_up(status: &Status) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        // h2 keeps the I/O error to itself (no `source`): ask it.
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_io() || h2.is_go_away();
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            );
+        }
+        source = error.source();
+    }
+    false
 }
 
 fn valid_id(id: &str) -> bool {
@@ -166,5 +193,24 @@ impl pb::admin_server::Admin for AdminService {
             .await
             .map_err(|_| Status::unavailable("controller is shutting down"))?;
         Ok(Response::new(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_is_a_hang_up_and_other_errors_are_not() {
+        let closed = |kind| Status::from_error(Box::new(io::Error::new(kind, "gone")));
+        assert!(hung_up(&closed(io::ErrorKind::BrokenPipe)));
+        assert!(hung_up(&closed(io::ErrorKind::ConnectionReset)));
+        assert!(!hung_up(&closed(io::ErrorKind::InvalidData)));
+        assert!(!hung_up(&Status::internal("bad frame")));
+        // An h2 stream reset by the peer is a protocol matter, not a hang-up.
+        let reset = Status::from_error(Box::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR)));
+        assert!(!hung_up(&reset));
     }
 }
