@@ -148,6 +148,22 @@ pub use rows::{RowError, read_rows};
 pub use split::{split, split_evenly};
 pub use template::{StepTemplates, Template};
 
+/// `text` with the `user:password@` of a URL in it replaced by `****@`, for error
+/// messages and reports (`scheme://user:pw@host/x` → `scheme://****@host/x`). Text
+/// without `://`, or without `@` before the URL's path, query or fragment, is returned
+/// as is.
+pub fn mask_url_userinfo(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let rest = &text[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}****{}", &text[..scheme_end], &rest[at..]),
+        None => text.to_owned(),
+    }
+}
+
 /// Parses and validates a plan. `origin` names the text in errors (usually the path).
 ///
 /// Pure: a plan with a `body_file` or a data `file` fails here with an error saying to

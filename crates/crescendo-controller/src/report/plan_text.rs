@@ -117,19 +117,6 @@ fn value_end(s: &[char], i: usize) -> usize {
     }
 }
 
-/// `scheme://user:password@host` → `scheme://****@host`.
-fn mask_userinfo(text: &str) -> String {
-    let Some(scheme) = text.find("://") else {
-        return text.to_owned();
-    };
-    let rest = &text[scheme + 3..];
-    let authority_end = rest.find(['/', '?', '#', '"', '\'']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://****{}", &text[..scheme], &rest[at..]),
-        None => text.to_owned(),
-    }
-}
-
 /// The plan's TOML with every secret masked (see the module docs).
 pub(crate) fn mask_secrets(text: &str) -> String {
     let s: Vec<char> = text.chars().collect();
@@ -178,7 +165,7 @@ pub(crate) fn mask_secrets(text: &str) -> String {
         }
         if s.get(j) != Some(&'=') {
             // A value (or a table header's name), not a key.
-            out.push_str(&mask_userinfo(&token));
+            out.push_str(&crescendo_plan::mask_url_userinfo(&token));
             i = end;
             continue;
         }

@@ -42,7 +42,7 @@ pub(super) fn base_url(url: &str) -> Result<String, String> {
         format!(
             "expected an absolute http:// or https:// URL with a host, such as \
              \"http://127.0.0.1:8080\"{why}, got {:?}",
-            without_userinfo(url)
+            crate::mask_url_userinfo(url)
         )
     };
     let lower = url.to_ascii_lowercase();
@@ -79,19 +79,6 @@ pub(super) fn base_url(url: &str) -> Result<String, String> {
         return Err(bad(" and a port of 0-65535"));
     }
     Ok(format!("{scheme}{}", rest.trim_end_matches('/')))
-}
-
-/// `url` for an error message, with any `user:password@` replaced by `****@`.
-fn without_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}****{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_owned(),
-    }
 }
 
 pub(super) fn scenario(
@@ -403,8 +390,8 @@ mod tests {
             e.contains("https://****@login.example.com/oauth/token?x=1"),
             "{e}"
         );
-        assert_eq!(without_userinfo("http://h/a@b"), "http://h/a@b");
-        assert_eq!(without_userinfo("no scheme"), "no scheme");
+        assert_eq!(crate::mask_url_userinfo("http://h/a@b"), "http://h/a@b");
+        assert_eq!(crate::mask_url_userinfo("no scheme"), "no scheme");
     }
 
     #[test]
