@@ -4,6 +4,7 @@
 #
 #   source scripts/lib/bench.sh
 #   bench_init                      # builds release binaries, sets BENCH_BIN and BENCH_WORK
+#                                   # (BENCH_KEEP=1 keeps BENCH_WORK: reports, logs)
 #   port=$(free_port)
 #   bench_bg "$BENCH_BIN/crescendo-flowsim" --listen "127.0.0.1:$port" ...
 #   bench_fleet PLAN AGENTS OUT_DIR  # waits for the controller; the agents exit when released
@@ -13,7 +14,11 @@ BENCH_PIDS=()
 bench_cleanup() {
   local p
   for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "${BENCH_WORK:-}" ] && rm -rf "$BENCH_WORK"
+  if [ -n "${BENCH_KEEP:-}" ]; then
+    echo "kept the runs' reports in $BENCH_WORK" >&2
+  elif [ -n "${BENCH_WORK:-}" ]; then
+    rm -rf "$BENCH_WORK"
+  fi
 }
 
 bench_init() {

@@ -34,6 +34,15 @@
 //!   requests still gets the last ones out), and the window counts as over only at the
 //!   **latest**; then it is rolled forward (`remaining = limit`) until fresh reports
 //!   replace the prediction;
+//! - that second costs a short window dearly (half of a 2 s window against a limiter
+//!   whose window opens with the first request after the last one closed), so the
+//!   governor learns the rounding: pacing keeps 2 requests for after the earliest
+//!   reset; a reset of 0 then means rounded down, and a next window that opens a second
+//!   too early for that means rounded up. Known rounding puts each report's reset in a
+//!   one-second interval on one side of `at + reset`, so the windows' ends are known to
+//!   within a report interval; the quota is then paced right up to the latest end (no
+//!   lead, no idle gap), and a 429 in a spent window waits only until then (not its
+//!   whole-second Retry-After). Reports no rounding up explains fall back to ±1 s;
 //! - between reports, what the fleet sent is subtracted (at the smaller of the allowed
 //!   and the accepted rate); when by that count nothing is left, or a report says so, the
 //!   fleet pauses until the window has surely reset rather than trickle into 429s;

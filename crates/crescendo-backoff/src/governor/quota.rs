@@ -3,7 +3,9 @@
 //! Resets often come in whole seconds (`inin-ratelimit-reset: 38`), rounded up or down:
 //! the true reset instant is then only known to lie within a second of `at + reset`.
 //! Intersecting those intervals over many reports narrows it to
-//! `[earliest, latest]`, about one second wide whichever way the server rounds. The
+//! `[earliest, latest]`, about one second wide whichever way the server rounds. Once
+//! the rounding is learned (see [`Rounding`]) each report's interval is one second on
+//! one side, and the intersection is as narrow as the reports are frequent. The
 //! pacing spends the quota by the **earliest** plausible reset, and the window is only
 //! considered over at the **latest** one: either way the whole quota is spent before
 //! the window ends, and no request is sent into an exhausted window on the belief that
@@ -28,6 +30,9 @@ const EXHAUSTED: f64 = 1.0;
 
 /// Pacing never divides by less time than this: a reset of "0" still has requests left.
 const MIN_LEFT: f64 = 0.5;
+
+/// Once the rounding is known, pacing never divides by less time than this.
+const KNOWN_MIN_LEFT: f64 = 0.05;
 
 /// Pacing aims to have spent the quota this long before the earliest reset (at most a
 /// twentieth of the window), so the last few requests still find an agent to send them
@@ -88,26 +93,58 @@ pub(super) struct QuotaWindow {
     /// The limiter frees capacity continuously (sliding window, token bucket, GCRA):
     /// paced as a rate, not as a quota per window. Learned once, kept.
     continuous: bool,
-    /// A whole-second reset of 0 was seen: the server rounds down, so the window is a
-    /// second longer than the longest reset seen.
-    floors: bool,
+    /// How the server rounds whole-second resets, as far as learned; `floors()` means
+    /// the window is a second longer than the longest reset seen.
+    rounding: Rounding,
 }
 
-/// The interval a report puts the reset in: exact for fractional values, ±1 s for whole
-/// seconds (the server may have rounded either way).
-fn interval(at: Duration, reset: Duration) -> (Duration, Duration) {
+/// How a server turns the time until its reset into whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    /// Not known yet: the reset is within a second either way of `at + reset`.
+    Unknown,
+    /// Rounded up (a reset of `n` means `(n − 1, n]`): a window ended before it
+    /// could have if resets were rounded down or to the nearest second.
+    Up,
+    /// Rounded down (`[n, n + 1)`): a reset of 0 was seen.
+    Down,
+}
+
+/// While the rounding is unknown, pacing keeps this many requests (at most
+/// [`RESERVE_FRACTION`] of the limit) for after the earliest plausible reset. Sent then,
+/// they tell the rounding without a single 429: rounded up, the window is already over
+/// and they open the next one early; rounded down, they see a reset of 0.
+const RESERVE: f64 = 2.0;
+const RESERVE_FRACTION: f64 = 0.02;
+
+/// A window that ended this long before its latest plausible reset did so too early
+/// for resets rounded down or to the nearest second.
+const EARLY_END: Duration = Duration::from_millis(600);
+
+/// The interval a report puts the reset in: exact for fractional values; for whole
+/// seconds a second before `at + reset` (rounded up), after it (rounded down) or either
+/// (not known yet).
+fn interval(at: Duration, reset: Duration, rounding: Rounding) -> (Duration, Duration) {
     let point = at.saturating_add(reset);
-    if reset.subsec_nanos() == 0 {
-        let second = Duration::from_secs(1);
-        (point.saturating_sub(second), point.saturating_add(second))
-    } else {
-        (point, point)
+    if reset.subsec_nanos() != 0 {
+        return (point, point);
+    }
+    let second = Duration::from_secs(1);
+    match rounding {
+        Rounding::Unknown => (point.saturating_sub(second), point.saturating_add(second)),
+        Rounding::Up => (point.saturating_sub(second), point),
+        Rounding::Down => (point, point.saturating_add(second)),
     }
 }
 
 impl QuotaWindow {
     pub(super) fn new(at: Duration, remaining: f64, limit: Option<f64>, reset: Duration) -> Self {
-        let (earliest, latest) = interval(at, reset);
+        let rounding = if reset.is_zero() {
+            Rounding::Down
+        } else {
+            Rounding::Unknown
+        };
+        let (earliest, latest) = interval(at, reset, rounding);
         Self {
             remaining,
             limit,
@@ -120,13 +157,21 @@ impl QuotaWindow {
             predicted: false,
             point: at.saturating_add(reset),
             continuous: false,
-            floors: reset.is_zero(),
+            rounding,
         }
     }
 
-    /// The server was seen rounding its delays down: reset readings are `floor`ed.
+    /// The server was seen rounding its delays down: reset readings are `floor`ed. A
+    /// window believed to end a second earlier may end up to a second later.
     pub(super) fn rounds_down(&mut self) {
-        self.floors = true;
+        if self.rounding == Rounding::Up {
+            self.latest = self.latest.saturating_add(Duration::from_secs(1));
+        }
+        self.rounding = Rounding::Down;
+    }
+
+    fn floors(&self) -> bool {
+        self.rounding == Rounding::Down
     }
 
     /// Accounts for the fleet sending at `rate` from the last call until `now`; for a
@@ -146,7 +191,7 @@ impl QuotaWindow {
 
     /// Requests per second a continuous limiter frees: `limit / window`.
     fn refill(&self) -> Option<f64> {
-        let whole = self.floors && self.window.subsec_nanos() == 0;
+        let whole = self.floors() && self.window.subsec_nanos() == 0;
         let window = self.window.as_secs_f64() + if whole { 1.0 } else { 0.0 };
         (self.continuous && window > 0.0)
             .then_some(self.limit? / window)
@@ -176,17 +221,47 @@ impl QuotaWindow {
         reset: Duration,
         sending: f64,
     ) -> Observed {
-        let (lo, hi) = interval(at, reset);
         self.window = self.window.max(reset);
         // Rounded up, a reset is never 0 before the window is over; even a stale report
         // says so.
-        self.floors |= reset.is_zero();
-        if lo > self.latest {
-            let (window, continuous, floors) = (self.window, self.continuous, self.floors);
-            *self = Self::new(at, remaining, limit.or(self.limit), reset);
-            self.window = window;
-            self.floors |= floors;
-            self.continuous = continuous || self.carried_over(reset, sending);
+        if reset.is_zero() {
+            self.rounds_down();
+        }
+        let (mut lo, mut hi) = interval(at, reset, self.rounding);
+        // A fixed window's count only grows until it resets: most of the limit back
+        // after the earliest plausible reset is the next window.
+        let rose = self
+            .limit
+            .or(limit)
+            .is_some_and(|l| remaining >= self.remaining + l / 2.0);
+        let fresh = !self.predicted && at >= self.observed;
+        let jumped = !self.continuous && fresh && at >= self.earliest && rose;
+        if self.rounding == Rounding::Up
+            && fresh
+            && !rose
+            && (lo > self.latest || hi < self.earliest)
+        {
+            // Reports of one window that no rounding up explains (rounded to the
+            // nearest second, say): back to a second either way.
+            self.rounding = Rounding::Unknown;
+            (lo, hi) = interval(at, reset, self.rounding);
+            self.earliest = self.earliest.min(lo);
+            self.latest = self.latest.max(hi);
+        }
+        if lo > self.latest || jumped {
+            // The window ended no later than `at`: too early for resets rounded down.
+            if self.rounding == Rounding::Unknown
+                && !self.predicted
+                && at.saturating_add(EARLY_END) < self.latest
+            {
+                self.rounding = Rounding::Up;
+            }
+            let old = self.clone();
+            *self = Self::new(at, remaining, limit.or(old.limit), reset);
+            self.window = old.window;
+            self.rounding = old.rounding;
+            (self.earliest, self.latest) = interval(at, reset, self.rounding);
+            self.continuous = old.continuous || self.carried_over(reset, sending);
             return Observed::NewWindow;
         }
         // A continuous limiter's fresh report is never stale: nothing resets there.
@@ -270,18 +345,25 @@ impl QuotaWindow {
             self.spent = 0.0;
             self.advanced_to = now;
         } else {
+            // A new quota: only what the fleet sends after the reset counts against it.
             self.remaining = limit;
+            self.spent = 0.0;
+            self.advanced_to = self.advanced_to.max(self.latest).min(now);
         }
         // From the earliest instant the old window may have ended; widened by a second
-        // at the late end, as the window length is itself learned from rounded resets.
+        // at the late end unless resets are known to be rounded up (then the longest
+        // reset seen is the window), as the window length is itself learned from
+        // rounded resets.
         self.observed = self
             .earliest
             .saturating_add(self.window.mul_f64(periods - 1.0));
         self.earliest = self.earliest.saturating_add(shift);
-        self.latest = self
-            .latest
-            .saturating_add(shift)
-            .saturating_add(Duration::from_secs(1));
+        let widen = if self.rounding == Rounding::Up {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
+        self.latest = self.latest.saturating_add(shift).saturating_add(widen);
         self.predicted = true;
         true
     }
@@ -300,13 +382,27 @@ impl QuotaWindow {
             return None;
         }
         let remaining = (self.remaining - self.spent).max(0.0);
+        let whole = self.point.saturating_sub(self.observed).subsec_nanos() == 0;
+        if whole && self.rounding != Rounding::Unknown {
+            // The reset is known to within a report interval: spending right up to it
+            // leaves no gap before the next window (one that opens with the first
+            // request after the last one closed loses every moment of one).
+            let left = self.latest.saturating_sub(now).as_secs_f64();
+            return Some(margin * remaining / left.max(KNOWN_MIN_LEFT));
+        }
         let lead = LEAD.min(self.window / 20);
-        let left = self
-            .earliest
-            .saturating_sub(lead)
-            .saturating_sub(now)
-            .as_secs_f64()
-            .max(MIN_LEFT);
+        let until = self.earliest.saturating_sub(lead);
+        let reserve = if whole {
+            RESERVE.min(RESERVE_FRACTION * self.limit.unwrap_or(0.0))
+        } else {
+            0.0
+        };
+        let remaining = if now < until {
+            (remaining - reserve).max(0.0)
+        } else {
+            remaining
+        };
+        let left = until.saturating_sub(now).as_secs_f64().max(MIN_LEFT);
         Some(margin * remaining / left)
     }
 
@@ -324,6 +420,17 @@ impl QuotaWindow {
 
     pub(super) fn remaining(&self) -> f64 {
         self.remaining
+    }
+
+    /// `[earliest, latest]`: where the reset is believed to lie.
+    #[cfg(test)]
+    pub(super) fn bounds(&self) -> (Duration, Duration) {
+        (self.earliest, self.latest)
+    }
+
+    /// Whether the server was found to round its resets up.
+    pub(super) fn rounds_up(&self) -> bool {
+        self.rounding == Rounding::Up
     }
 
     /// The instant by which the window has surely reset.

@@ -11,10 +11,12 @@
 //! `accepted_ms`. Resets and Retry-After are whole seconds, rounded up or down.
 //!
 //! `SIM_DEBUG=1 cargo test -p crescendo-backoff debug_one -- --ignored --nocapture`
-//! prints one run's windows and governor timeline; `SIM_KIND=sliding|anchored`,
+//! prints one run's windows and governor timeline (`SIM_TRACE=1`: the key's rate and
+//! quota window at every tick); `SIM_KIND=sliding|anchored`,
 //! `SIM_LIMIT`, `SIM_WINDOW` (s), `SIM_WINDOWS`, `SIM_QUOTA=0|1`, `SIM_ROUND_DOWN=0|1`
 //! and `SIM_SEED` choose the scenario (e.g. `SIM_KIND=anchored SIM_LIMIT=100
-//! SIM_WINDOW=2` is the short-window benchmark against flowsim's fixed window).
+//! SIM_WINDOW=2` is the short-window benchmark against flowsim's fixed window;
+//! `SIM_REPORT_MS` sets how often agents send quota headers).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -160,7 +162,9 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
                 };
                 to_governor.push_back((now + LATENCY, Message::Throttle(report)));
             }
-            let report_due = now.as_millis() % s.report_ms == (i as u128 * 10) % s.report_ms;
+            // Agents' report timers are not aligned: spread over the interval.
+            let offset = (i as u128 * s.report_ms / s.agents as u128) / 10 * 10;
+            let report_due = now.as_millis() % s.report_ms == offset;
             if let Some((remaining, reset, at)) = agent.last_quota.filter(|_| report_due) {
                 agent.last_quota = None;
                 let report = QuotaReport {
@@ -190,6 +194,12 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
         }
         if now.as_millis().is_multiple_of(TICK_MS) {
             decisions.extend(governor.on_tick(now, accepted_rps));
+            if std::env::var_os("SIM_TRACE").is_some()
+                && let Some(k) = governor.keys.get("cred")
+            {
+                let at = now.as_secs_f64();
+                eprintln!("{at:.2} rate {:.1} quota {:?}", k.current, k.quota);
+            }
         }
         sent_decisions += decisions.len();
         for d in decisions {
@@ -325,7 +335,7 @@ fn debug_one() {
         windows: env("SIM_WINDOWS", 10) as u32,
         round_down: env("SIM_ROUND_DOWN", 0) == 1,
         accepted_ms: 100,
-        report_ms: 250,
+        report_ms: env("SIM_REPORT_MS", 250) as u128,
     };
     eprintln!("{:?}", simulate(s, env("SIM_SEED", 0)));
 }

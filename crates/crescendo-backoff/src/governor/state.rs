@@ -40,7 +40,7 @@ pub(super) struct KeyState {
     /// … and at the ticks of the last `ACCEPTED_HISTORY`: at the moment of a 429 the
     /// accepted rate has already collapsed, the rate before it is what the fleet sent.
     accepted_history: VecDeque<(Duration, f64)>,
-    quota: Option<QuotaWindow>,
+    pub(super) quota: Option<QuotaWindow>,
     /// Rate the governor allows now, and what sets it.
     pub(super) current: f64,
     bound: Bound,
@@ -145,6 +145,10 @@ impl KeyState {
                 pause_end
                     .filter(|end| end.saturating_sub(now) > quota.window())
                     .unwrap_or(now)
+            } else if quota.rounds_up() {
+                // Known to a report interval, this 429's own reset included; a
+                // whole-second Retry-After would add up to a second more.
+                quota.reset_at()
             } else {
                 pause_end.unwrap_or(now).max(quota.reset_at())
             };
