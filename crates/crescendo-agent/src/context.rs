@@ -100,6 +100,22 @@ pub(crate) struct RunContext {
 /// Quota reports to the governor are at least this far apart (milliseconds).
 const QUOTA_REPORT_EVERY_MS: u64 = 100;
 
+/// … unless the quota has news ([`quota_news`]): then this far (milliseconds).
+const QUOTA_NEWS_EVERY_MS: u64 = 5;
+
+/// Quota headers that tell the governor something at once: a whole-second reset that
+/// ticked over (the instant it did pins down the window's end), or a count that jumped
+/// back up (a new window).
+fn quota_news(previous: &pb::Quota, next: &pb::Quota) -> bool {
+    let whole = |r: Option<f64>| r.filter(|r| r.fract() == 0.0);
+    let ticked = matches!(
+        (whole(previous.reset_s), whole(next.reset_s)),
+        (Some(a), Some(b)) if a != b
+    );
+    let rise = (next.limit.unwrap_or(0.0) / 10.0).max(2.0);
+    ticked || next.remaining > previous.remaining + rise
+}
+
 /// At most this many throttle reports a second per agent.
 const MAX_THROTTLE_REPORTS_PER_S: u32 = 20;
 
@@ -203,12 +219,19 @@ impl RunContext {
             run_id: self.run_id.clone(),
             limit_key: self.limit_key.clone(),
         };
-        *self.last_quota.lock().expect("quota lock") = Some(quota.clone());
+        let previous = self
+            .last_quota
+            .lock()
+            .expect("quota lock")
+            .replace(quota.clone());
         if !self.coordinated() || quota.reset_s.is_none() {
             return;
         }
         let last = self.last_quota_report.load(Ordering::Relaxed);
-        let due = last == u64::MAX || at_ms >= last + QUOTA_REPORT_EVERY_MS;
+        let news = previous.is_some_and(|p| quota_news(&p, &quota));
+        let due = last == u64::MAX
+            || at_ms >= last + QUOTA_REPORT_EVERY_MS
+            || (news && at_ms >= last + QUOTA_NEWS_EVERY_MS);
         if due
             && self
                 .last_quota_report
@@ -282,5 +305,34 @@ impl RunContext {
         };
         // Throttle reports are advisory: drop one rather than block the hot path.
         let _ = self.outbox.try_send(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(remaining: f64, reset_s: f64) -> pb::Quota {
+        pb::Quota {
+            remaining,
+            limit: Some(100.0),
+            reset_s: Some(reset_s),
+            ..pb::Quota::default()
+        }
+    }
+
+    #[test]
+    fn a_whole_second_reset_ticking_over_is_news() {
+        assert!(quota_news(&quota(50.0, 2.0), &quota(49.0, 1.0)));
+        assert!(!quota_news(&quota(50.0, 2.0), &quota(49.0, 2.0)));
+        // Fractional resets change with every answer: only the time-based reports.
+        assert!(!quota_news(&quota(50.0, 1.25), &quota(49.0, 1.2)));
+    }
+
+    #[test]
+    fn a_count_back_up_is_news_a_small_rise_is_not() {
+        assert!(quota_news(&quota(3.0, 1.0), &quota(99.0, 1.0)));
+        // Answers overtaking each other, or a bucket's trickle.
+        assert!(!quota_news(&quota(40.0, 1.0), &quota(45.0, 1.0)));
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 mod aimd;
+mod bracket;
 mod pacing;
 
 use super::quota::{Observed, QuotaWindow};
@@ -20,6 +21,14 @@ pub(super) struct KeyState {
     /// throttle cycle (resume → next throttle's resume).
     ceiling: Option<f64>,
     shortest_cycle: Option<Duration>,
+    /// Highest rate the fleet sent for a whole quiet stretch (see `bracket`) …
+    pub(super) sustained: Option<f64>,
+    /// … the allowed rate at the last throttle event, and when …
+    too_much: Option<(Duration, f64)>,
+    /// … and the allowed and accepted rates at the ticks of the quiet stretch, which started at
+    /// `quiet_from` (the first tick after the last throttle event).
+    quiet: VecDeque<(Duration, f64, f64)>,
+    quiet_from: Option<Duration>,
     /// Start of the current cycle: the previous pause's end, or the previous cut.
     cycle_start: Option<Duration>,
     /// Requests the fleet was allowed to send since `cycle_start` (the integral of the
@@ -103,12 +112,14 @@ impl KeyState {
             // A straggler from a quota window that is already over.
             return Outcome::default();
         }
+        self.end_quiet();
         // The server's delay: Retry-After, else the reset of an exhausted quota. A 429
         // soon after a resume means the delays are rounded down (or clocks drift): from
         // then on whole-second delays get the second they may have lost.
         let resumed_early = self.cut_until.is_some_and(|until| now < until)
             && self.pause_until.is_some_and(|p| p <= now);
-        if resumed_early {
+        // A Retry-After of 0 on a 429 is a delay rounded down, too.
+        if resumed_early || report.retry_after == Some(Duration::ZERO) {
             self.rounds_down = true;
         }
         if let Some(quota) = self.quota.as_mut().filter(|_| self.rounds_down) {
@@ -256,7 +267,10 @@ impl KeyState {
     ) {
         self.record_accepted(now, accepted_rps);
         if self.cut_until.is_none_or(|until| now >= until) {
-            self.recover(config, dt);
+            self.recover(config, now, dt);
+            if self.pause_until(now).is_none() {
+                self.note_quiet(now);
+            }
         }
         self.update_current(config, now);
         // By the governor's own count the quota is spent: wait for the reset rather than

@@ -443,6 +443,7 @@ fn arbitrary_inputs_never_panic() {
     assert!(rate.is_finite() && rate >= 0.0);
 }
 
+mod bracket;
 mod continuous;
 mod keys;
 mod props;

@@ -51,9 +51,14 @@ impl KeyState {
         self.learn_ceiling(now, cycle_end);
         let measured = self.measured_rate(now);
         let old = self.current;
+        self.too_much_at(now, old);
         let mut new = config.decrease * measured.map_or(old, |m| m.min(old));
         if let Some(ceiling) = self.ceiling {
             new = new.min(ceiling);
+        }
+        let floor = self.cut_floor(old);
+        if let Some(floor) = floor {
+            new = new.max(floor);
         }
         self.aimd = Some(clamp(config, new));
         self.cycle_start = Some(cycle_end);
@@ -68,10 +73,11 @@ impl KeyState {
             .retry_after
             .map(|w| format!(" (Retry-After {})", crate::retry::fmt_secs(w)))
             .unwrap_or_default();
-        let ceiling = self
-            .ceiling
-            .map(|c| format!(", capped at learned ceiling {c:.2}"))
-            .unwrap_or_default();
+        let ceiling = match (floor, self.ceiling) {
+            (Some(f), _) => format!(", back to {f:.2}, sustained before without a throttle"),
+            (None, Some(c)) => format!(", capped at learned ceiling {c:.2}"),
+            (None, None) => String::new(),
+        };
         let why = format!(
             "{} from {}{wait}: {:.2} × min(measured {measured}, allowed {old:.2}) rps{ceiling}",
             report.status, report.agent, config.decrease,
@@ -80,17 +86,17 @@ impl KeyState {
     }
 
     /// Additive increase over `dt` without throttles.
-    pub(super) fn recover(&mut self, config: &GovernorConfig, dt: Duration) {
+    pub(super) fn recover(&mut self, config: &GovernorConfig, now: Duration, dt: Duration) {
         let Some(aimd) = self.aimd else {
             return;
         };
         let dt = dt.as_secs_f64();
-        let plateau = self.ceiling.map(|c| config.quota_margin * c);
-        let next = match plateau {
+        let next = match self.plateau(config) {
             // Far below what the API sustained: climb fast up to the plateau …
             Some(p) if aimd < p => (aimd + config.increase_per_s * dt).min(p),
             // … then creep, to find a raised limit without hitting the old one.
-            Some(_) => aimd + self.probe_per_s(config) * dt,
+            Some(p) => (aimd + self.creep_per_s(p, self.probe_per_s(config)) * dt)
+                .min(self.creep_cap(now, p).max(aimd)),
             None => aimd + config.increase_per_s * dt,
         };
         self.aimd = (next < config.plan_rate).then_some(next.max(config.min_rate));
