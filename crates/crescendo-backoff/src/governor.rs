@@ -73,6 +73,15 @@
 //! (quiet windows, then a probe too far) can only raise the ceiling; single-window cycles
 //! replace it, so a lowered limit is followed within a window.
 //!
+//! A cycle measures the waiting along with the limit, and a whole-second Retry-After
+//! waits up to a second past a 2 s window's reset, so the governor also keeps a
+//! **bracket** (`state/bracket.rs`): the rate that ran a quiet stretch (1.5 cycles)
+//! without a throttle is sustainable, the rate of the last throttle is too much. Cuts go
+//! back to the sustainable rate, probes above it go halfway to "too much" per quiet
+//! stretch, and once the two are within 5 % the rate stays just below "too much" for a
+//! minute. A Retry-After of 0 on a 429 is a delay rounded down (the next ones get a
+//! second more).
+//!
 //! **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to
 //! `decrease × min(measured, allowed)`, add `increase_per_s` per second of quiet. The
 //! measured rate is the larger of the agents' own rates and the highest accepted rate of
