@@ -196,8 +196,13 @@ pub struct FleetDecision {
     pub rate: f64,
     /// Run time until which the fleet sends nothing on this key.
     pub pause_until: Option<Duration>,
-    /// Resumes are staggered over this spread.
+    /// Resumes are staggered over this spread …
     pub resume_spread: Duration,
+    /// … or, when set, one agent's request interval apart at most (`agents / rate`):
+    /// the pause waits for a quota window known to have reset and the fleet resumes at
+    /// a pace, so no herd forms, and agents that send in turn rather than together keep
+    /// a window that opens with the first request from idling.
+    pub interleave: bool,
     pub reason: String,
     /// Run time at which the decision was taken (pauses are sent relative to it).
     pub at: Duration,
@@ -350,6 +355,13 @@ impl Governor {
         self.announce_if_changed(now, &key)
     }
 
+    /// The next run time at which time alone changes a decision: the latest reset of a
+    /// quota window still to come. Ticking then (not only on the periodic tick) paces a
+    /// new window from its first moment.
+    pub fn next_wake(&self, now: Duration) -> Option<Duration> {
+        self.keys.values().filter_map(|s| s.next_wake(now)).min()
+    }
+
     /// The plan's fleet rate changed (a ramp stage). Rates above it come down at once;
     /// read them back with [`Governor::allowed_rate`].
     pub fn set_plan_rate(&mut self, now: Duration, rate: f64) {
@@ -430,6 +442,7 @@ impl Governor {
             rate,
             pause_until: state.pause_until(now),
             resume_spread: self.config.resume_jitter,
+            interleave: state.resumes_at_pace(),
             reason,
             at: now,
         }

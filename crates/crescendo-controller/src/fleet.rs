@@ -159,12 +159,24 @@ impl Fleet {
             at: now,
         };
         let mut out = self.place(now, agent, &report.limit_key, shares, run_id);
+        tracing::trace!(
+            at = now.as_secs_f64(),
+            agent,
+            remaining = q.remaining,
+            reset = reset.as_secs_f64(),
+            "quota report"
+        );
         let decision = self.governor.on_quota(now, report);
         out.extend(self.send(decision, shares, run_id));
         out
     }
 
-    /// Every [`TICK`]: the plan's current rate and the fleet's accepted rate over the
+    /// The next run time the governor wants a tick at, besides every [`TICK`].
+    pub(crate) fn next_wake(&self, now: Duration) -> Option<Duration> {
+        self.governor.next_wake(now)
+    }
+
+    /// Every [`TICK`] (and at [`next_wake`](Self::next_wake)): the plan's current rate and the fleet's accepted rate over the
     /// last second or so (from merged snapshots).
     pub(crate) fn on_tick(
         &mut self,
@@ -213,6 +225,7 @@ impl Fleet {
             rate: self.governor.allowed_rate(key),
             pause_until: self.governor.paused_until(key, now),
             resume_spread: self.governor.config().resume_jitter,
+            interleave: false,
             reason: format!("agent {agent} reports limit key {key}: joining its pacing"),
             at: now,
         };
@@ -229,7 +242,16 @@ impl Fleet {
         run_id: &str,
     ) -> Vec<Adjustment> {
         decision
-            .map(|d| adjustments(&d, &self.on_key(&d.limit_key, shares), run_id))
+            .map(|d| {
+                tracing::trace!(
+                    at = d.at.as_secs_f64(),
+                    rate = d.rate,
+                    pause_until = d.pause_until.map(|p| p.as_secs_f64()),
+                    reason = %d.reason,
+                    "fleet decision"
+                );
+                adjustments(&d, &self.on_key(&d.limit_key, shares), run_id)
+            })
             .unwrap_or_default()
     }
 

@@ -351,6 +351,12 @@ impl Coordinator {
                 }
                 break;
             }
+            // A quota window's reset is paced from its first moment, not the next tick.
+            let wake = run
+                .fleet
+                .as_ref()
+                .and_then(|f| f.next_wake(run.elapsed()))
+                .map(|at| started + at + Duration::from_millis(1));
             tokio::select! {
                 _ = tick.tick() => {
                     run.mark_lost(request.lost_after);
@@ -367,14 +373,8 @@ impl Coordinator {
                         self.stop_fleet(run, &reason);
                     }
                 }
-                _ = governor_tick.tick(), if run.fleet.is_some() => {
-                    let ok = run.aggregate.ok();
-                    let (now, shares) = (run.elapsed(), run.shares());
-                    if let Some(fleet) = &mut run.fleet {
-                        let adjustments = fleet.on_tick(now, ok, &shares, &run.run_id);
-                        self.adjust(adjustments);
-                    }
-                }
+                _ = sleep_until_or_never(wake) => self.tick_governor(run),
+                _ = governor_tick.tick(), if run.fleet.is_some() => self.tick_governor(run),
                 _ = self.shutdown.cancelled() => {
                     self.stop_fleet(run, "controller shutting down");
                     break;
@@ -415,6 +415,16 @@ impl Coordinator {
     fn stop_fleet(&self, run: &mut ActiveRun, reason: &str) {
         run.stop_load(reason);
         self.send_stop(run, reason, false);
+    }
+
+    /// The governor's tick: periodic, and at the instants it asks for.
+    fn tick_governor(&self, run: &mut ActiveRun) {
+        let ok = run.aggregate.ok();
+        let (now, shares) = (run.elapsed(), run.shares());
+        if let Some(fleet) = &mut run.fleet {
+            let adjustments = fleet.on_tick(now, ok, &shares, &run.run_id);
+            self.adjust(adjustments);
+        }
     }
 
     fn adjust(&self, adjustments: Vec<Adjustment>) {
@@ -609,5 +619,13 @@ impl ActiveRun {
                 m.lost = true;
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wake for.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -22,7 +22,9 @@ pub struct AgentAdjust {
 /// shares when no weight is positive), and, when the decision pauses, resumes spread
 /// evenly over `resume_spread`: agent `i` of `n` (in a random order, so no agent is
 /// always first) resumes at `pause_until + resume_spread × (i + u) / n`, with one random
-/// phase `u ∈ [0, 1)`. Every agent gets a distinct resume inside the spread.
+/// phase `u ∈ [0, 1)`. Every agent gets a distinct resume inside the spread. An
+/// `interleave` decision spreads over at most `n / rate`, one agent's request interval,
+/// so the agents' requests take turns.
 pub fn agent_shares(
     decision: &FleetDecision,
     agents: &[(String, f64)],
@@ -40,6 +42,12 @@ pub fn agent_shares(
     let mut slots: Vec<usize> = (0..n).collect();
     slots.shuffle(rng);
     let phase: f64 = rng.random_range(0.0..1.0);
+    let spread = if decision.interleave && rate > 0.0 {
+        let interval = Duration::try_from_secs_f64(n as f64 / rate).unwrap_or(Duration::MAX);
+        decision.resume_spread.min(interval)
+    } else {
+        decision.resume_spread
+    };
 
     agents
         .iter()
@@ -51,9 +59,7 @@ pub fn agent_shares(
                 1.0 / n as f64
             };
             let pause = pause.map_or(Duration::ZERO, |p| {
-                let offset = decision
-                    .resume_spread
-                    .mul_f64((slot as f64 + phase) / n as f64);
+                let offset = spread.mul_f64((slot as f64 + phase) / n as f64);
                 p.saturating_add(offset)
             });
             AgentAdjust {

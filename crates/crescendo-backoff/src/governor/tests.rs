@@ -155,12 +155,42 @@ fn resumes_are_staggered_within_the_jitter() {
 }
 
 #[test]
+fn an_interleaved_resume_puts_the_agents_one_request_apart() {
+    // 4 agents resuming at 50 rps in all: each sends every 80 ms, so they resume
+    // 20 ms apart and their requests take turns.
+    let d = FleetDecision {
+        limit_key: "k".to_owned(),
+        rate: 50.0,
+        pause_until: Some(secs(2)),
+        resume_spread: ms(500),
+        interleave: true,
+        reason: String::new(),
+        at: secs(1),
+    };
+    let agents: Vec<(String, f64)> = (0..4).map(|i| (format!("a{i}"), 1.0)).collect();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut pauses: Vec<Duration> = agent_shares(&d, &agents, &mut rng)
+        .iter()
+        .map(|a| a.pause)
+        .collect();
+    pauses.sort();
+    assert!(
+        pauses[0] >= secs(1) && pauses[3] < secs(1) + ms(80),
+        "{pauses:?}"
+    );
+    for pair in pauses.windows(2) {
+        assert!((pair[1] - pair[0]).abs_diff(ms(20)) < Duration::from_micros(10));
+    }
+}
+
+#[test]
 fn shares_follow_weights_and_survive_bad_weights() {
     let d = FleetDecision {
         limit_key: "k".to_owned(),
         rate: 30.0,
         pause_until: None,
         resume_spread: ms(500),
+        interleave: false,
         reason: String::new(),
         at: secs(1),
     };

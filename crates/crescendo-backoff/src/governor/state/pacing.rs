@@ -63,6 +63,24 @@ impl KeyState {
         cruise.is_some_and(|c| rate > self.announced && rate >= c * (1.0 - 1e-9))
     }
 
+    /// When the quota window is over by the latest, if that is still to come.
+    pub(in crate::governor) fn next_wake(&self, now: Duration) -> Option<Duration> {
+        self.quota
+            .as_ref()
+            .filter(|q| !q.continuous())
+            .map(QuotaWindow::reset_at)
+            .filter(|t| *t > now)
+    }
+
+    /// Whether the key's pauses wait for a quota window whose end is known to a report
+    /// interval, after which the fleet resumes at a pace (see
+    /// [`FleetDecision::interleave`](crate::governor::FleetDecision)).
+    pub(in crate::governor) fn resumes_at_pace(&self) -> bool {
+        self.quota
+            .as_ref()
+            .is_some_and(|q| q.rounds_up() && !q.continuous())
+    }
+
     pub(in crate::governor) fn observe_quota(
         &mut self,
         at: Duration,

@@ -65,6 +65,7 @@ fn shares_of_a_key_go_only_to_its_agents() {
         rate: 30.0,
         pause_until: Some(secs(2)),
         resume_spread: ms(500),
+        interleave: false,
         reason: "test".into(),
         at: secs(1),
     };

@@ -104,3 +104,16 @@ fn pacing_keeps_a_reserve_to_learn_the_rounding_then_spends_up_to_the_end() {
         "{pace}"
     );
 }
+
+#[test]
+fn the_governor_asks_to_be_woken_when_a_window_is_over() {
+    let mut g = Governor::new(GovernorConfig::new(150.0));
+    assert_eq!(g.next_wake(secs(1)), None);
+    // An exact reset: the window is over at 3 s.
+    g.on_quota(ms(1_050), quota("k", ms(1_050), 99.0, 100.0, ms(1_950)));
+    assert_eq!(g.next_wake(ms(1_100)), Some(ms(3_000)));
+    // Ticked then, the window rolls over and the next one is due a window later
+    // (widened by a second: the window's length is only known from the resets).
+    g.on_tick(ms(3_001), 50.0);
+    assert_eq!(g.next_wake(ms(3_001)), Some(ms(5_950)));
+}
