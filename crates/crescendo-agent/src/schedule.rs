@@ -5,7 +5,8 @@
 //! schedule never drifts: every due time is computed from the run's origin, never
 //! from the previous wake-up. A backoff cap or pause moves due times later; the plan
 //! position then jumps to the new time, so lifting a cap never releases a burst of
-//! "missed" iterations.
+//! "missed" iterations. Under a cap the agents keep taking turns: agent i of n sends
+//! on the grid `(k + i/n) / cap` nearest one interval after its previous iteration.
 
 use crescendo_plan::{OpenLoad, Share};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub(crate) struct ArrivalSchedule {
     /// Due time of the previous iteration.
     last_due: f64,
     started: bool,
+    /// This agent's turn among the fleet's, as a fraction of an interval: `index/count`.
+    phase: f64,
 }
 
 /// Backoff limits in force when the next due time is computed.
@@ -62,6 +65,7 @@ impl ArrivalSchedule {
             position: offset - 1.0 / fraction,
             last_due: 0.0,
             started: false,
+            phase: f64::from(share.index) / f64::from(share.count.max(1)),
         }
     }
 
@@ -77,7 +81,12 @@ impl ArrivalSchedule {
             .as_secs_f64();
         let mut position = candidate;
         let capped = match limits.max_rate {
-            Some(rate) if self.started => self.last_due + 1.0 / rate.max(MIN_RATE),
+            Some(rate) if self.started => {
+                let period = 1.0 / rate.max(MIN_RATE);
+                let turn = self.phase * period;
+                let target = self.last_due + period;
+                turn + ((target - turn) / period).round() * period
+            }
             _ => 0.0,
         };
         let floor = capped.max(limits.not_before);
@@ -178,6 +187,28 @@ mod tests {
         let next = s.next(Limits::default()).unwrap();
         assert!(after - first[9] < 0.011 && after > first[9]);
         assert!((next - after - 0.01).abs() < 1e-6);
+    }
+
+    #[test]
+    fn capped_agents_take_turns() {
+        // Four agents capped at 10/s each, all starting (or resuming) together: within
+        // a few iterations they send 25 ms apart, not in bursts of four.
+        let capped = Limits {
+            max_rate: Some(10.0),
+            not_before: 1.0,
+        };
+        let mut dues: Vec<f64> = (0..4)
+            .flat_map(|i| {
+                let mut s = ArrivalSchedule::new(load(&[(20, 100.0)], 100.0), &share(i, 4));
+                (0..5).map(|_| s.next(capped).unwrap()).collect::<Vec<_>>()
+            })
+            .filter(|t| *t >= 1.15)
+            .collect();
+        dues.sort_by(f64::total_cmp);
+        assert!(dues.len() >= 8, "{dues:?}");
+        for pair in dues.windows(2) {
+            assert!((pair[1] - pair[0] - 0.025).abs() < 1e-9, "{dues:?}");
+        }
     }
 
     #[test]
