@@ -75,7 +75,7 @@
 //!
 //! A cycle measures the waiting along with the limit, and a whole-second Retry-After
 //! waits up to a second past a 2 s window's reset, so the governor also keeps a
-//! **bracket** (`state/bracket.rs`): the rate that ran a quiet stretch (1.5 cycles)
+//! **bracket** (`state/bracket.rs`): the rate that ran a quiet stretch (2.5 cycles)
 //! without a throttle is sustainable, the rate of the last throttle is too much. Cuts go
 //! back to the sustainable rate, probes above it go halfway to "too much" per quiet
 //! stretch, and once the two are within 5 % the rate stays just below "too much" for a
