@@ -235,7 +235,13 @@ impl QuotaWindow {
             .or(limit)
             .is_some_and(|l| remaining >= self.remaining + l / 2.0);
         let fresh = !self.predicted && at >= self.observed;
-        let jumped = !self.continuous && fresh && at >= self.earliest && rose;
+        // (Unless the reset instant stayed put: a token bucket refilled while the
+        // fleet idled, see `freed`.)
+        let jumped = !self.continuous
+            && fresh
+            && at >= self.earliest
+            && rose
+            && !self.freed(at, remaining, reset);
         if self.rounding == Rounding::Up
             && fresh
             && !rose
