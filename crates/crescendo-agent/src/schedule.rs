@@ -50,8 +50,9 @@ const MIN_RATE: f64 = 0.01;
 impl ArrivalSchedule {
     pub(crate) fn new(load: OpenLoad, share: &Share) -> Self {
         let fraction = share.rate_fraction.max(1e-9);
-        // Interleave agents: agent i of n starts i plan-iterations in.
-        let offset = f64::from(share.index) / f64::from(share.count.max(1)) / fraction;
+        // Interleave agents: agent i of n takes the i/n-th turn of every interval.
+        let phase = f64::from(share.index) / f64::from(share.count.max(1));
+        let offset = phase / fraction;
         let end = load
             .stages
             .iter()
@@ -65,7 +66,7 @@ impl ArrivalSchedule {
             position: offset - 1.0 / fraction,
             last_due: 0.0,
             started: false,
-            phase: f64::from(share.index) / f64::from(share.count.max(1)),
+            phase,
         }
     }
 
