@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark: how each backoff policy copes with a shared rate limit. A figure, not a test.
 #
-#   scripts/bench-backoff.sh [--duration D] [--agents N] [--limit L] [--window W] [--policies 'P …']
+#   scripts/bench-backoff.sh [--duration D] [--agents N] [--limit L] [--window W]
+#                            [--policies 'P …'] [--headers 'H …']
 #
 # flowsim allows L requests per W seconds (fixed window; all agents share one key);
 # N agents on loopback offer 3x that for D, once per policy, first with quota headers
-# (inin + X-RateLimit) and then with Retry-After only. Prints a table and writes
+# (inin + X-RateLimit) and then with Retry-After only (`--headers none`: only the
+# latter). Prints a table and writes
 # bench-results/backoff.json: per policy, goodput / limit, throttled share of attempts,
 # retries, and p99 latency of successful requests (from the intended start, so time
 # spent waiting for retries counts).
@@ -17,6 +19,7 @@ agents=4
 limit=100
 window=2s
 policies="none retry-after exponential coordinated"
+header_modes="inin,x-ratelimit none"
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -24,7 +27,8 @@ while [ $# -gt 0 ]; do
     --limit) limit=$2; shift 2 ;;
     --window) window=$2; shift 2 ;;
     --policies) policies=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration D] [--agents N] [--limit L] [--window W] [--policies 'P …']" >&2; exit 2 ;;
+    --headers) header_modes=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration D] [--agents N] [--limit L] [--window W] [--policies 'P …'] [--headers 'H …']" >&2; exit 2 ;;
   esac
 done
 
@@ -35,7 +39,7 @@ limit_rps=$(python3 -c "print($limit / $window_s)")
 offered=$(python3 -c "print(3 * $limit_rps)")
 
 runs=()
-for headers in "inin,x-ratelimit" none; do
+for headers in $header_modes; do
   for policy in $policies; do
     port=$(free_port)
     bench_bg "$BENCH_BIN/crescendo-flowsim" --listen "127.0.0.1:$port" --auto-create \

@@ -94,7 +94,12 @@ impl KeyState {
         let next = match self.plateau(config) {
             // Far below what the API sustained: climb fast up to the plateau …
             Some(p) if aimd < p => (aimd + config.increase_per_s * dt).min(p),
-            // … then creep, to find a raised limit without hitting the old one.
+            // … then step halfway to a recent "too much" and hold there until it proves
+            // sustainable …
+            Some(p) if let Some(step) = self.bisect_step(now, p) => {
+                (aimd + config.increase_per_s * dt).min(step).max(aimd)
+            }
+            // … or creep, to find a raised limit without hitting the old one.
             Some(p) => (aimd + self.creep_per_s(p, self.probe_per_s(config)) * dt)
                 .min(self.creep_cap(now, p).max(aimd)),
             None => aimd + config.increase_per_s * dt,

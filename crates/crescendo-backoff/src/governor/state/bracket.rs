@@ -27,8 +27,12 @@ const MIN_QUIET: Duration = Duration::from_secs(2);
 /// "Too much" within this fraction above the sustainable rate: the bracket is tight.
 const TIGHT: f64 = 0.05;
 
+/// Once "too much" is within this fraction above the plateau, probing it again is
+/// not worth a throttle: the rate stays [`BELOW_TOO_MUCH`] below it …
+const NEAR: f64 = 0.15;
+
 /// With a tight bracket the rate stays this fraction below "too much" …
-const BELOW_TOO_MUCH: f64 = 0.01;
+const BELOW_TOO_MUCH: f64 = 0.03;
 /// … until "too much" is this old.
 const TOO_MUCH_TTL: Duration = Duration::from_secs(60);
 
@@ -41,6 +45,8 @@ const FELL: f64 = 0.1;
 /// With a tight bracket the rate creeps this fraction of the sustainable rate per quiet
 /// stretch.
 const SLOW_CREEP: f64 = 0.005;
+
+const CREEP_SPANS: f64 = 2.0;
 
 impl KeyState {
     /// How long the fleet must go without a throttle for its rate to count as sustained.
@@ -121,10 +127,21 @@ impl KeyState {
     pub(super) fn creep_per_s(&self, plateau: f64, slow: f64) -> f64 {
         let span = self.quiet_span().as_secs_f64();
         match self.too_much.filter(|(_, t)| *t > plateau * (1.0 + TIGHT)) {
-            Some((_, too_much)) => (too_much - plateau) / 2.0 / span,
+            Some((_, too_much)) => (too_much - plateau) / CREEP_SPANS / span,
             None if self.sustained.is_some() => (SLOW_CREEP * plateau / span).min(slow),
             None => slow,
         }
+    }
+
+    /// While a fresh "too much" is well above the plateau, and throttles have come
+    /// often enough to measure a cycle (a single one may have been a blip): the next
+    /// rate to try, halfway there (and never closer to it than [`BELOW_TOO_MUCH`]).
+    pub(super) fn bisect_step(&self, now: Duration, plateau: f64) -> Option<f64> {
+        self.ceiling?;
+        let (at, too_much) = self.too_much?;
+        let wide = too_much > plateau * (1.0 + TIGHT);
+        (wide && now.saturating_sub(at) < TOO_MUCH_TTL)
+            .then(|| ((plateau + too_much) / 2.0).min(too_much * (1.0 - BELOW_TOO_MUCH)))
     }
 
     /// How far the creep may go at `now`: just below a recent "too much" once the
@@ -132,7 +149,7 @@ impl KeyState {
     pub(super) fn creep_cap(&self, now: Duration, plateau: f64) -> f64 {
         match self.too_much {
             Some((at, too_much))
-                if too_much <= plateau * (1.0 + TIGHT) && now.saturating_sub(at) < TOO_MUCH_TTL =>
+                if too_much <= plateau * (1.0 + NEAR) && now.saturating_sub(at) < TOO_MUCH_TTL =>
             {
                 (too_much * (1.0 - BELOW_TOO_MUCH)).max(plateau)
             }
