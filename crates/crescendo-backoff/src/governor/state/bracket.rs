@@ -25,7 +25,7 @@ const DEFAULT_QUIET: Duration = Duration::from_secs(5);
 const MIN_QUIET: Duration = Duration::from_secs(2);
 
 /// "Too much" within this fraction above the sustainable rate: the bracket is tight.
-const TIGHT: f64 = 0.05;
+const TIGHT: f64 = 0.08;
 
 /// Once "too much" is within this fraction above the plateau, probing it again is
 /// not worth a throttle: the rate stays [`BELOW_TOO_MUCH`] below it …
