@@ -19,7 +19,7 @@ use crate::governor::GovernorConfig;
 /// A quiet stretch is this many of the shortest throttle cycles seen (a rate above the
 /// limit is throttled within a window or two, and a cycle is at least a window; shorter
 /// stretches took rates that were too much for sustained, in the simulations) …
-const QUIET_CYCLES: f64 = 2.5;
+const QUIET_CYCLES: f64 = 2.0;
 /// … or this long before any cycle is known, and never shorter than [`MIN_QUIET`].
 const DEFAULT_QUIET: Duration = Duration::from_secs(5);
 const MIN_QUIET: Duration = Duration::from_secs(2);
