@@ -75,11 +75,11 @@
 //!
 //! A cycle measures the waiting along with the limit, and a whole-second Retry-After
 //! waits up to a second past a 2 s window's reset, so the governor also keeps a
-//! **bracket** (`state/bracket.rs`): the rate that ran a quiet stretch (2.5 cycles)
+//! **bracket** (`state/bracket.rs`): the rate that ran a quiet stretch (2 cycles)
 //! without a throttle is sustainable, the rate of the last throttle is too much. Cuts go
-//! back to the sustainable rate, probes above it go halfway to "too much" per quiet
-//! stretch, and once the two are within 5 % the rate stays just below "too much" for a
-//! minute. A Retry-After of 0 on a 429 is a delay rounded down (the next ones get a
+//! back to the sustainable rate, probes above it step halfway to "too much" and hold
+//! there for a quiet stretch, and once the two are within 8 % the rate stays 3 % below
+//! "too much" for a minute. A Retry-After of 0 on a 429 is a delay rounded down (the next ones get a
 //! second more).
 //!
 //! **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to

@@ -2,11 +2,15 @@
 //! headers): the highest rate the fleet sent for a whole quiet stretch is known to be
 //! sustainable, the rate in force at the last throttle is known to be too much.
 //!
-//! A cut goes back to the sustainable rate rather than far below it, and above it the
-//! rate creeps halfway to "too much" over one quiet stretch, so the bracket halves with
-//! every probe that is throttled; once it is within [`TIGHT`], the rate stays just
-//! below "too much" until that is [`TOO_MUCH_TTL`] old, then creeps on slowly, to
-//! notice a raised limit without hitting the current one every few windows.
+//! A cut goes back to the sustainable rate rather than far below it. Above it the rate
+//! bisects: once throttles have come often enough to measure a cycle, it steps halfway
+//! to "too much" and holds there until a quiet stretch proves the step sustainable (or
+//! a throttle makes it the new "too much"); before that it creeps halfway over one
+//! quiet stretch. Either way the bracket halves with every probe. Once it is within
+//! [`TIGHT`], the rate stays [`BELOW_TOO_MUCH`] below "too much" until that is
+//! [`TOO_MUCH_TTL`] old, then creeps on slowly, to notice a raised limit without
+//! hitting the current one every few windows: on short windows a probe that is
+//! throttled costs up to a second of idling, more than it can win back.
 //! This is what learns the limit when whole-second Retry-After values make every
 //! throttle cost up to a second of idling: a cycle of "hit, wait, resume" measures the
 //! waiting along with the limit.
@@ -17,8 +21,8 @@ use super::KeyState;
 use crate::governor::GovernorConfig;
 
 /// A quiet stretch is this many of the shortest throttle cycles seen (a rate above the
-/// limit is throttled within a window or two, and a cycle is at least a window; shorter
-/// stretches took rates that were too much for sustained, in the simulations) …
+/// limit is throttled within a window or two, and a cycle is at least a window; against
+/// flowsim 2 did best, 1.5 took rates that were too much for sustained, 2.5 lagged) …
 const QUIET_CYCLES: f64 = 2.0;
 /// … or this long before any cycle is known, and never shorter than [`MIN_QUIET`].
 const DEFAULT_QUIET: Duration = Duration::from_secs(5);
@@ -27,11 +31,8 @@ const MIN_QUIET: Duration = Duration::from_secs(2);
 /// "Too much" within this fraction above the sustainable rate: the bracket is tight.
 const TIGHT: f64 = 0.08;
 
-/// Once "too much" is within this fraction above the plateau, probing it again is
-/// not worth a throttle: the rate stays [`BELOW_TOO_MUCH`] below it …
-const NEAR: f64 = 0.15;
-
-/// With a tight bracket the rate stays this fraction below "too much" …
+/// With a tight bracket the rate stays this fraction below "too much" (probing it
+/// again is not worth a throttle) …
 const BELOW_TOO_MUCH: f64 = 0.03;
 /// … until "too much" is this old.
 const TOO_MUCH_TTL: Duration = Duration::from_secs(60);
@@ -45,8 +46,6 @@ const FELL: f64 = 0.1;
 /// With a tight bracket the rate creeps this fraction of the sustainable rate per quiet
 /// stretch.
 const SLOW_CREEP: f64 = 0.005;
-
-const CREEP_SPANS: f64 = 2.0;
 
 impl KeyState {
     /// How long the fleet must go without a throttle for its rate to count as sustained.
@@ -127,7 +126,7 @@ impl KeyState {
     pub(super) fn creep_per_s(&self, plateau: f64, slow: f64) -> f64 {
         let span = self.quiet_span().as_secs_f64();
         match self.too_much.filter(|(_, t)| *t > plateau * (1.0 + TIGHT)) {
-            Some((_, too_much)) => (too_much - plateau) / CREEP_SPANS / span,
+            Some((_, too_much)) => (too_much - plateau) / 2.0 / span,
             None if self.sustained.is_some() => (SLOW_CREEP * plateau / span).min(slow),
             None => slow,
         }
@@ -144,12 +143,12 @@ impl KeyState {
             .then(|| ((plateau + too_much) / 2.0).min(too_much * (1.0 - BELOW_TOO_MUCH)))
     }
 
-    /// How far the creep may go at `now`: just below a recent "too much" once the
-    /// bracket is tight.
+    /// How far the creep may go at `now`: below a recent "too much" once the bracket is
+    /// tight.
     pub(super) fn creep_cap(&self, now: Duration, plateau: f64) -> f64 {
         match self.too_much {
             Some((at, too_much))
-                if too_much <= plateau * (1.0 + NEAR) && now.saturating_sub(at) < TOO_MUCH_TTL =>
+                if too_much <= plateau * (1.0 + TIGHT) && now.saturating_sub(at) < TOO_MUCH_TTL =>
             {
                 (too_much * (1.0 - BELOW_TOO_MUCH)).max(plateau)
             }

@@ -72,3 +72,53 @@ fn a_throttle_far_below_the_sustained_rate_forgets_it() {
     let rate = g.allowed_rate("k");
     assert!(rate <= 0.7 * sustained * 0.6 + 1e-9, "{rate}");
 }
+
+#[test]
+fn probes_step_halfway_to_too_much_and_hold_there() {
+    let (rates, g) = run(60);
+    let cuts: Vec<_> = g
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::Cut)
+        .collect();
+    // A hold: the same rate for 3 s on end, strictly inside the bracket a cut left.
+    let held = cuts.windows(2).any(|pair| {
+        let (cut, next) = (pair[0], pair[1]);
+        let inside: Vec<f64> = rates
+            .iter()
+            .filter(|(t, _)| *t > cut.at && *t < next.at)
+            .map(|(_, r)| *r)
+            .collect();
+        inside.windows(30).any(|w| {
+            w.iter().all(|r| (r - w[0]).abs() < 1e-9)
+                && w[0] > cut.new_rate + 1.0
+                && w[0] < cut.old_rate - 1.0
+        })
+    });
+    assert!(held, "{:#?}", g.events());
+}
+
+#[test]
+fn a_too_much_near_the_sustained_rate_is_not_probed_again() {
+    let (rates, g) = run(60);
+    let last = g
+        .events()
+        .iter()
+        .rfind(|e| e.kind == EventKind::Cut)
+        .expect("throttled");
+    assert!(
+        last.at >= secs(20),
+        "the bracket closes gradually: {:#?}",
+        g.events()
+    );
+    let above = rates
+        .iter()
+        .filter(|(t, _)| *t > last.at)
+        .any(|(_, r)| *r > last.old_rate * 0.99);
+    assert!(
+        !above,
+        "stays below {:.2}: {:#?}",
+        last.old_rate,
+        g.events()
+    );
+}
