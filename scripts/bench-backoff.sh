@@ -7,8 +7,8 @@
 # flowsim allows L requests per W seconds (fixed window; all agents share one key);
 # N agents on loopback offer 3x that for D, once per policy, first with quota headers
 # (inin + X-RateLimit) and then with Retry-After only (`--headers none`: only the
-# latter). Prints a table and writes
-# bench-results/backoff.json: per policy, goodput / limit, throttled share of attempts,
+# latter). Prints a table and writes bench-results/backoff.json: per policy,
+# goodput / limit, throttled share of attempts,
 # retries, and p99 latency of successful requests (from the intended start, so time
 # spent waiting for retries counts).
 set -euo pipefail
@@ -58,11 +58,15 @@ for headers in $header_modes; do
 done
 
 mkdir -p bench-results
-python3 - "$limit_rps" "$agents" "$duration" "$limit" "$window" "${runs[@]}" <<'PY'
+options=""
+[ "$policies" = "none retry-after exponential coordinated" ] || options+=" --policies '$policies'"
+[ "$header_modes" = "inin,x-ratelimit none" ] || options+=" --headers '$header_modes'"
+python3 - "$limit_rps" "$agents" "$duration" "$limit" "$window" "$options" "${runs[@]}" <<'PY'
 import json, sys
 limit_rps, agents, duration, limit, window = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+options = sys.argv[6]
 rows = []
-for run in sys.argv[6:]:
+for run in sys.argv[7:]:
     policy, headers, base = run.split("|")
     s = json.load(open(f"{base}/summary.json"))
     sim = json.load(open(f"{base}.sim.json"))
@@ -83,7 +87,7 @@ for run in sys.argv[6:]:
         "flowsim_throttled": sim["throttled"],
     })
 result = {
-    "command": f"scripts/bench-backoff.sh --duration {duration} --agents {agents} --limit {limit} --window {window}",
+    "command": f"scripts/bench-backoff.sh --duration {duration} --agents {agents} --limit {limit} --window {window}{options}",
     "limit_rps": limit_rps, "offered_rps": 3 * limit_rps, "agents": agents, "runs": rows,
 }
 json.dump(result, open("bench-results/backoff.json", "w"), indent=2)

@@ -79,8 +79,8 @@
 //! without a throttle is sustainable, the rate of the last throttle is too much. Cuts go
 //! back to the sustainable rate, probes above it step halfway to "too much" and hold
 //! there for a quiet stretch, and once the two are within 8 % the rate stays 3 % below
-//! "too much" for a minute. A Retry-After of 0 on a 429 is a delay rounded down (the next ones get a
-//! second more).
+//! "too much" for a minute. A Retry-After of 0 on a 429 is a delay rounded down (the
+//! next ones get a second more).
 //!
 //! **Without either** it is plain AIMD, as the AWS SDK's adaptive mode: cut to
 //! `decrease × min(measured, allowed)`, add `increase_per_s` per second of quiet. The
