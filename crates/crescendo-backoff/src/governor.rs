@@ -383,6 +383,12 @@ impl Governor {
         self.keys.get(key)?.pause_until(now)
     }
 
+    /// The decision in force for a key at `now` (the plan rate for a key not seen yet),
+    /// for an agent that joins it; nothing is announced.
+    pub fn current_decision(&self, now: Duration, key: &str, reason: String) -> FleetDecision {
+        self.decision(now, key, self.allowed_rate(key), reason)
+    }
+
     /// The timeline of cuts, pauses, recoveries and quota pacing, oldest first.
     pub fn events(&self) -> &[GovernorEvent] {
         &self.events
@@ -437,12 +443,17 @@ impl Governor {
     fn decide(&mut self, now: Duration, key: &str, rate: f64, reason: String) -> FleetDecision {
         let state = self.keys.get_mut(key).expect("decided for a known key");
         state.announced = rate;
+        self.decision(now, key, rate, reason)
+    }
+
+    fn decision(&self, now: Duration, key: &str, rate: f64, reason: String) -> FleetDecision {
+        let state = self.keys.get(key);
         FleetDecision {
             limit_key: key.to_owned(),
             rate,
-            pause_until: state.pause_until(now),
+            pause_until: state.and_then(|s| s.pause_until(now)),
             resume_spread: self.config.resume_jitter,
-            interleave: state.resumes_at_pace(),
+            interleave: state.is_some_and(|s| s.resumes_at_pace()),
             reason,
             at: now,
         }

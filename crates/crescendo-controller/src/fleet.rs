@@ -176,8 +176,8 @@ impl Fleet {
         self.governor.next_wake(now)
     }
 
-    /// Every [`TICK`] (and at [`next_wake`](Self::next_wake)): the plan's current rate and the fleet's accepted rate over the
-    /// last second or so (from merged snapshots).
+    /// Every [`TICK`] (and at [`next_wake`](Self::next_wake)): the plan's current rate
+    /// and the fleet's accepted rate over the last second or so (from merged snapshots).
     pub(crate) fn on_tick(
         &mut self,
         now: Duration,
@@ -220,15 +220,11 @@ impl Fleet {
         if covered || previous.as_deref() == Some(key) {
             return Vec::new();
         }
-        let current = FleetDecision {
-            limit_key: key.to_owned(),
-            rate: self.governor.allowed_rate(key),
-            pause_until: self.governor.paused_until(key, now),
-            resume_spread: self.governor.config().resume_jitter,
-            interleave: false,
-            reason: format!("agent {agent} reports limit key {key}: joining its pacing"),
-            at: now,
-        };
+        let current = self.governor.current_decision(
+            now,
+            key,
+            format!("agent {agent} reports limit key {key}: joining its pacing"),
+        );
         let mut adjusts = adjustments(&current, &self.on_key(key, shares), run_id);
         adjusts.retain(|(a, _)| a == agent);
         adjusts

@@ -27,6 +27,24 @@ fn throttle(agent: &str, key: &str, at: Duration, retry_after: Option<Duration>)
     }
 }
 
+/// A decision taken at 1 s, resumes spread over 500 ms.
+fn decision(
+    key: &str,
+    rate: f64,
+    pause_until: Option<Duration>,
+    interleave: bool,
+) -> FleetDecision {
+    FleetDecision {
+        limit_key: key.to_owned(),
+        rate,
+        pause_until,
+        resume_spread: ms(500),
+        interleave,
+        reason: String::new(),
+        at: secs(1),
+    }
+}
+
 fn quota(key: &str, at: Duration, remaining: f64, limit: f64, reset: Duration) -> QuotaReport {
     QuotaReport {
         agent: "a0".to_owned(),
@@ -158,15 +176,7 @@ fn resumes_are_staggered_within_the_jitter() {
 fn an_interleaved_resume_puts_the_agents_one_request_apart() {
     // 4 agents resuming at 50 rps in all: each sends every 80 ms, so they resume
     // 20 ms apart and their requests take turns.
-    let d = FleetDecision {
-        limit_key: "k".to_owned(),
-        rate: 50.0,
-        pause_until: Some(secs(2)),
-        resume_spread: ms(500),
-        interleave: true,
-        reason: String::new(),
-        at: secs(1),
-    };
+    let d = decision("k", 50.0, Some(secs(2)), true);
     let agents: Vec<(String, f64)> = (0..4).map(|i| (format!("a{i}"), 1.0)).collect();
     let mut rng = StdRng::seed_from_u64(7);
     let mut pauses: Vec<Duration> = agent_shares(&d, &agents, &mut rng)
@@ -184,16 +194,28 @@ fn an_interleaved_resume_puts_the_agents_one_request_apart() {
 }
 
 #[test]
+fn the_current_decision_is_what_a_joining_agent_follows() {
+    let mut g = warmed_up();
+    let unseen = g.current_decision(secs(5), "k", "join".into());
+    assert_eq!((unseen.rate, unseen.pause_until), (40.0, None));
+    assert!(!unseen.interleave);
+    let cut = g
+        .on_throttle(secs(5), throttle("a", "k", secs(5), Some(secs(2))))
+        .unwrap();
+    let joined = g.current_decision(secs(6), "k", "join".into());
+    assert_eq!(
+        (joined.rate, joined.pause_until),
+        (cut.rate, cut.pause_until)
+    );
+    assert_eq!(joined.interleave, cut.interleave);
+    assert_eq!(joined.at, secs(6));
+    // Asking changes nothing.
+    assert!((g.allowed_rate("k") - cut.rate).abs() < 1e-9);
+}
+
+#[test]
 fn shares_follow_weights_and_survive_bad_weights() {
-    let d = FleetDecision {
-        limit_key: "k".to_owned(),
-        rate: 30.0,
-        pause_until: None,
-        resume_spread: ms(500),
-        interleave: false,
-        reason: String::new(),
-        at: secs(1),
-    };
+    let d = decision("k", 30.0, None, false);
     let mut rng = StdRng::seed_from_u64(1);
     let adjusts = agent_shares(
         &d,

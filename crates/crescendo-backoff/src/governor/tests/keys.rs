@@ -60,15 +60,7 @@ fn two_credentials_on_a_fake_clock_never_share_a_cut() {
 fn shares_of_a_key_go_only_to_its_agents() {
     // The controller splits a key's decision between the agents on that key: passing
     // only those agents gives them the whole key rate.
-    let decision = FleetDecision {
-        limit_key: "client-a".into(),
-        rate: 30.0,
-        pause_until: Some(secs(2)),
-        resume_spread: ms(500),
-        interleave: false,
-        reason: "test".into(),
-        at: secs(1),
-    };
+    let decision = decision("client-a", 30.0, Some(secs(2)), false);
     let on_a = [("a1".to_owned(), 1.0), ("a2".to_owned(), 1.0)];
     let shares = agent_shares(&decision, &on_a, &mut StdRng::seed_from_u64(3));
     assert_eq!(shares.len(), 2);
