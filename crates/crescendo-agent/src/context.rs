@@ -253,10 +253,33 @@ impl RunContext {
     /// Coordinated policy: pause at once on a throttle, before the controller's fleet
     /// decision arrives (quota pacing is the governor's, from the quota reports).
     pub(crate) fn react(&self, outcome: Outcome, info: &RateLimitInfo) {
-        if self.coordinated() && outcome == Outcome::Throttled {
-            self.pacing
-                .pause(info.retry_after.unwrap_or(self.retry.base));
+        if !self.coordinated() {
+            return;
         }
+        match outcome {
+            // A scout takes its 429s without pausing: it looks for the moment the API
+            // lets requests through again.
+            Outcome::Throttled if !self.pacing.scouting() => self
+                .pacing
+                .pause(info.retry_after.unwrap_or(self.retry.base)),
+            // No answer is no news of the limiter.
+            Outcome::Throttled | Outcome::Timeout | Outcome::ConnectError => {}
+            _ if self.pacing.scout_got_through() => self.report_opened(),
+            _ => {}
+        }
+    }
+
+    /// The scout got through: the controller may end the fleet's pause.
+    fn report_opened(&self) {
+        let message = pb::AgentMessage {
+            kind: Some(pb::agent_message::Kind::Opened(pb::Opened {
+                run_id: self.run_id.clone(),
+                limit_key: self.limit_key.clone(),
+                at_ms: self.since_start_ms(),
+            })),
+        };
+        // Advisory, like throttle reports: never block the hot path.
+        let _ = self.outbox.try_send(message);
     }
 
     pub(crate) fn record(&self, attempt: Attempt) {
@@ -277,6 +300,10 @@ impl RunContext {
     }
 
     pub(crate) fn report_throttle(&self, status: u16, info: &RateLimitInfo) {
+        if self.pacing.scouting() {
+            // Expected while scouting, and no news.
+            return;
+        }
         let at_ms = self.since_start_ms();
         {
             let mut window = self.throttle_window.lock().expect("throttle lock");

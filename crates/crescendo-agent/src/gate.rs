@@ -73,10 +73,16 @@ impl RequestGate {
             return true;
         }
         loop {
-            let pause = pacing.pause_left();
-            if !pause.is_zero() {
-                if !sleep_until(Instant::now() + pause, stop).await {
-                    return false;
+            if !pacing.pause_left().is_zero() {
+                // A pause may also end early (the fleet resumes once its scout got
+                // through): wake on every change of the limits from here on.
+                let mut changes = pacing.changes();
+                let pause = pacing.pause_left();
+                tokio::select! {
+                    awake = sleep_until(Instant::now() + pause, stop) => if !awake {
+                        return false;
+                    },
+                    _ = changes.changed() => {}
                 }
                 continue;
             }
@@ -171,6 +177,24 @@ mod tests {
         // The open model's schedule keeps the cap itself.
         let open = RequestGate::new(false);
         assert_eq!(open.admit(&p, 1, &stop).now_or_never(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_pause_that_ends_early_releases_the_waiting_requests() {
+        let (p, stop) = (std::sync::Arc::new(pacing()), CancellationToken::new());
+        p.pause(Duration::from_secs(3600));
+        let gate = RequestGate::new(true);
+        let waiting = {
+            let (p, stop) = (p.clone(), stop.clone());
+            tokio::spawn(async move { gate.admit(&p, 1, &stop).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        // The fleet resumes (its scout got through): the hour-long pause ends now.
+        p.replace_pause(Duration::ZERO);
+        assert!(p.pause_left().is_zero());
+        let admitted = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert!(admitted.expect("released").unwrap());
     }
 
     #[tokio::test]

@@ -38,6 +38,8 @@ pub(crate) struct Pacing {
     t0: Instant,
     /// Time paused since the last snapshot.
     paused: std::sync::Mutex<Duration>,
+    /// While scouting a fleet pause: until when (seconds since start).
+    scout_until: std::sync::Mutex<Option<f64>>,
 }
 
 impl Pacing {
@@ -48,6 +50,7 @@ impl Pacing {
             limits,
             t0,
             paused: std::sync::Mutex::new(Duration::ZERO),
+            scout_until: std::sync::Mutex::new(None),
         };
         (pacing, rx)
     }
@@ -75,6 +78,58 @@ impl Pacing {
             limits.not_before = until;
             true
         });
+    }
+
+    /// Hold new iterations for `pause` from now, replacing the pause in force even when
+    /// that is longer (zero ends it).
+    pub(crate) fn replace_pause(&self, pause: Duration) {
+        let now = self.since_start();
+        let until = now + pause.as_secs_f64();
+        self.limits.send_if_modified(|limits| {
+            let old = limits.not_before.max(now);
+            let mut paused = self.paused.lock().expect("paused lock");
+            if until >= old {
+                *paused += Duration::from_secs_f64(until - old);
+            } else {
+                *paused = paused.saturating_sub(Duration::from_secs_f64(old - until));
+            }
+            let changed = limits.not_before > now || until > now;
+            limits.not_before = until;
+            changed
+        });
+    }
+
+    /// Scout the fleet's pause for `span` after this agent's own pause ends (zero: stop
+    /// scouting).
+    pub(crate) fn scout(&self, span: Duration) {
+        let until = (!span.is_zero())
+            .then(|| self.limits.borrow().not_before.max(self.since_start()) + span.as_secs_f64());
+        *self.scout_until.lock().expect("scout lock") = until;
+    }
+
+    /// Whether this agent scouts a fleet pause now: its throttles neither pause it nor
+    /// are reported.
+    pub(crate) fn scouting(&self) -> bool {
+        self.scout_until
+            .lock()
+            .expect("scout lock")
+            .is_some_and(|until| self.since_start() < until)
+    }
+
+    /// An answer that is no throttle: true (once) when it ends a scouting, to be
+    /// reported.
+    pub(crate) fn scout_got_through(&self) -> bool {
+        let mut scout = self.scout_until.lock().expect("scout lock");
+        let through = scout.is_some_and(|until| self.since_start() < until);
+        if through {
+            *scout = None;
+        }
+        through
+    }
+
+    /// Notified of every change of the limits (pauses, rate caps) from now on.
+    pub(crate) fn changes(&self) -> watch::Receiver<Limits> {
+        self.limits.subscribe()
     }
 
     /// How long the current pause still lasts.
@@ -107,10 +162,14 @@ impl RunHandle {
     pub(crate) fn adjust(&self, adjust: &pb::Adjust) {
         let rate = adjust.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0);
         self.pacing.set_max_rate(rate);
-        if adjust.pause_ms > 0 {
-            self.pacing
-                .pause(Duration::from_millis(adjust.pause_ms.min(3_600_000)));
+        let pause = Duration::from_millis(adjust.pause_ms.min(3_600_000));
+        if adjust.replace_pause {
+            self.pacing.replace_pause(pause);
+        } else if !pause.is_zero() {
+            self.pacing.pause(pause);
         }
+        self.pacing
+            .scout(Duration::from_millis(adjust.scout_ms.min(60_000)));
     }
 
     /// Stop issuing load; the run still drains and reports.

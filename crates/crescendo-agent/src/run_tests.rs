@@ -387,3 +387,107 @@ async fn a_garbage_chunk_fails_preparation_and_streaming_must_match_the_plan() {
     let err = prepare_run(assign(plan, files, false), "agent-g").unwrap_err();
     assert!(err.contains("streams no rows"), "{err}");
 }
+
+/// Answers 429 with `Retry-After: 1` for the first 300 ms after its first request.
+async fn gated(State(gate): State<Arc<Gate>>) -> Response {
+    let first = *gate
+        .first
+        .lock()
+        .unwrap()
+        .get_or_insert_with(std::time::Instant::now);
+    if first.elapsed() < Duration::from_millis(300) {
+        gate.throttled.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+    }
+    StatusCode::OK.into_response()
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    first: Mutex<Option<std::time::Instant>>,
+    throttled: AtomicUsize,
+}
+
+#[tokio::test]
+async fn a_scout_probes_through_its_429s_and_reports_when_it_gets_through() {
+    let gate = Arc::new(Gate::default());
+    let app = axum::Router::new()
+        .route("/gated/{id}", put(gated))
+        .with_state(gate.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let plan = format!(
+        r#"name = "scout"
+[target]
+base_url = "{base}"
+[[scenario.steps]]
+name = "put"
+method = "PUT"
+path = "/gated/{{n}}"
+[data]
+partition = "unique"
+sequence = {{ var = "n", format = "{{n}}", count = 30 }}
+[load]
+stages = [{{ duration = "60s", target = 50 }}]
+[backoff]
+policy = "coordinated"
+max_retries = 0
+"#
+    );
+    let prepared = prepare_run(assign(plan, HashMap::new(), false), "agent-t").unwrap();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let handle = start_run(prepared, "agent-t".into(), Duration::ZERO, tx);
+    let adjust = |scout_ms: u64, max_rate_rps: Option<f64>| pb::Adjust {
+        run_id: "run-t".into(),
+        max_rate_rps,
+        pause_ms: 0,
+        reason: String::new(),
+        replace_pause: true,
+        scout_ms,
+    };
+    let (mut throttles, mut opened, mut ok) = (Vec::new(), Vec::new(), 0);
+    let collect = async {
+        while let Some(message) = rx.recv().await {
+            match message.kind {
+                Some(pb::agent_message::Kind::Throttle(t)) => {
+                    // The controller's answer: this agent scouts, resuming now at 10/s
+                    // although its 429 asked it to wait a second.
+                    if throttles.is_empty() {
+                        handle.adjust(&adjust(5_000, Some(10.0)));
+                    }
+                    throttles.push(t);
+                }
+                Some(pb::agent_message::Kind::Opened(o)) => {
+                    handle.adjust(&adjust(0, None));
+                    opened.push(o);
+                }
+                Some(pb::agent_message::Kind::Snapshot(s)) => {
+                    ok += s.steps.iter().map(|s| s.counters.unwrap().ok).sum::<u64>();
+                }
+                Some(pb::agent_message::Kind::Finished(_)) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect)
+        .await
+        .expect("the run ends when its rows run out");
+    // Only the 429 that started the pause was reported; the scout's own were expected.
+    assert_eq!(throttles.len(), 1, "{throttles:?}");
+    let throttled = gate.throttled.load(Ordering::Relaxed);
+    assert!(
+        throttled >= 2,
+        "the scout probed into the closed window: {throttled}"
+    );
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].run_id, "run-t");
+    // Through before the second its 429 asked for was over.
+    assert!(
+        opened[0].at_ms < throttles[0].at_ms + 1_000,
+        "opened at {} ms, throttled at {} ms",
+        opened[0].at_ms,
+        throttles[0].at_ms
+    );
+    assert_eq!(ok + throttled as u64, 30);
+}

@@ -203,10 +203,33 @@ pub struct FleetDecision {
     /// a pace, so no herd forms, and agents that send in turn rather than together keep
     /// a window that opens with the first request from idling.
     pub interleave: bool,
+    /// One agent resumes before the rest, to find when the API lets requests through
+    /// again …
+    pub scout: Option<Scout>,
+    /// … and once it got through the pause ends now, for every agent (a longer pause an
+    /// agent took on its own included).
+    pub resume: bool,
     pub reason: String,
     /// Run time at which the decision was taken (pauses are sent relative to it).
     pub at: Duration,
 }
+
+/// A whole-second Retry-After only says "within the second before": rounded up, the API
+/// may let requests through a second earlier, and on a 2 s window that second is half
+/// the quota. The scout (the agent whose 429 started the pause) resumes at the earliest
+/// moment, at most [`SCOUT_RATE`], takes its 429s without pausing or reporting them, and
+/// reports its first answer that is no throttle: the governor then ends the pause for
+/// every agent ([`Governor::on_opened`]). A scout that never gets through costs a few
+/// 429s; the fleet resumes when the server said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scout {
+    pub agent: String,
+    /// Run time at which it resumes.
+    pub from: Duration,
+}
+
+/// A scout sends at most this many requests per second.
+pub const SCOUT_RATE: f64 = 10.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -215,6 +238,8 @@ pub enum EventKind {
     Cut,
     /// A fleet pause (Retry-After, exhausted quota).
     Pause,
+    /// A pause ended early: the scout got through.
+    Resume,
     /// An additive (or plateau-probing) increase.
     Recover,
     /// Quota-aware pacing changed the rate.
@@ -293,6 +318,19 @@ impl Governor {
         self.announce_if_changed(now, &report.limit_key)
     }
 
+    /// The scout of a paused key got an answer that is no throttle, at `now`: the pause
+    /// ends for every agent. `None` unless `agent` scouts a pause of `key` in force.
+    pub fn on_opened(&mut self, now: Duration, key: &str, agent: &str) -> Option<FleetDecision> {
+        let state = self.keys.get_mut(key)?;
+        let old = state.announced;
+        let why = state.on_opened(&self.config, now, agent)?;
+        let rate = state.decision_rate(&self.config, now);
+        self.record(now, EventKind::Resume, key, old, rate, &why);
+        let mut decision = self.decide(now, key, rate, why);
+        decision.resume = true;
+        Some(decision)
+    }
+
     /// Periodic tick (every 100–500 ms) with the fleet's accepted requests per second
     /// over the last interval (all keys together; split between keys in proportion to
     /// their allowed rates). Recovers rates and follows quota windows. Returns at most
@@ -332,6 +370,16 @@ impl Governor {
                 ..Outcome::default()
             };
             return self.conclude(now, &key, outcome);
+        }
+        // … then a scout whose pause ended without an opening goes back to its share …
+        let scouted = self
+            .keys
+            .iter_mut()
+            .find_map(|(k, s)| s.take_scout_over().then(|| k.clone()));
+        if let Some(key) = scouted {
+            let rate = self.keys[&key].decision_rate(&self.config, now);
+            let why = "the scout saw no opening: the fleet resumed when the API said".to_owned();
+            return Some(self.decide(now, &key, rate, why));
         }
         // … then the key whose rate moved most.
         let key = self
@@ -454,6 +502,8 @@ impl Governor {
             pause_until: state.and_then(|s| s.pause_until(now)),
             resume_spread: self.config.resume_jitter,
             interleave: state.is_some_and(|s| s.resumes_at_pace()),
+            scout: state.and_then(|s| s.scout(now)),
+            resume: false,
             reason,
             at: now,
         }

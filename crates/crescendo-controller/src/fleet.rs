@@ -171,6 +171,21 @@ impl Fleet {
         out
     }
 
+    /// The scout of a fleet pause got through: the pause may end for every agent.
+    pub(crate) fn on_opened(
+        &mut self,
+        now: Duration,
+        agent: &str,
+        o: &pb::Opened,
+        shares: &[(String, Share)],
+        run_id: &str,
+    ) -> Vec<Adjustment> {
+        let decision = self
+            .governor
+            .on_opened(now, &limit_key(&o.limit_key), agent);
+        self.send(decision, shares, run_id)
+    }
+
     /// The next run time the governor wants a tick at, besides every [`TICK`].
     pub(crate) fn next_wake(&self, now: Duration) -> Option<Duration> {
         self.governor.next_wake(now)
@@ -298,12 +313,18 @@ fn adjustments(
             let adjust = pb::Adjust {
                 run_id: run_id.to_owned(),
                 max_rate_rps: Some(a.max_rate),
-                pause_ms: u64::try_from(a.pause.as_millis()).unwrap_or(u64::MAX),
+                pause_ms: millis(a.pause),
                 reason: decision.reason.clone(),
+                replace_pause: a.replace_pause,
+                scout_ms: millis(a.scout_for),
             };
             (a.agent, adjust)
         })
         .collect()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -530,6 +530,14 @@ impl Coordinator {
                             self.adjust(adjustments);
                         }
                     }
+                    Out::Opened(o) if o.run_id == run.run_id => {
+                        let (now, shares) = (run.elapsed(), run.shares());
+                        if let Some(fleet) = &mut run.fleet {
+                            let adjustments =
+                                fleet.on_opened(now, &agent, &o, &shares, &run.run_id);
+                            self.adjust(adjustments);
+                        }
+                    }
                     Out::Finished(f) if f.run_id == run.run_id => {
                         if !f.error.is_empty() {
                             let message = format!("{agent}: {}", f.error);

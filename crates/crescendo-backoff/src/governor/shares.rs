@@ -5,7 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::FleetDecision;
+use super::{FleetDecision, SCOUT_RATE};
 
 /// One agent's part of a [`FleetDecision`].
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,12 @@ pub struct AgentAdjust {
     /// Pause from the decision's instant (`decision.at`); zero when there is no pause.
     /// Staggered: pause end plus this agent's offset in the resume spread.
     pub pause: Duration,
+    /// `pause` replaces any pause the agent is in, a longer one included (zero ends it):
+    /// the scout resumes early, or the whole fleet resumes once it got through.
+    pub replace_pause: bool,
+    /// The agent scouts for this long after its pause (see [`Scout`](super::Scout));
+    /// zero for every other agent.
+    pub scout_for: Duration,
 }
 
 /// Splits a decision between agents: `max_rate` in proportion to each weight (equal
@@ -24,7 +30,9 @@ pub struct AgentAdjust {
 /// always first) resumes at `pause_until + resume_spread × (i + u) / n`, with one random
 /// phase `u ∈ [0, 1)`. Every agent gets a distinct resume inside the spread. An
 /// `interleave` decision spreads over at most `n / rate`, one agent's request interval,
-/// so the agents' requests take turns.
+/// so the agents' requests take turns. The decision's scout resumes at `scout.from`,
+/// at most [`SCOUT_RATE`], and scouts until the last agent's resume; a `resume` decision
+/// ends every agent's pause.
 pub fn agent_shares(
     decision: &FleetDecision,
     agents: &[(String, f64)],
@@ -58,14 +66,27 @@ pub fn agent_shares(
             } else {
                 1.0 / n as f64
             };
+            let max_rate = rate * share;
+            let scout = decision.scout.as_ref().filter(|s| &s.agent == agent);
+            if let (Some(scout), Some(until)) = (scout, decision.pause_until) {
+                return AgentAdjust {
+                    agent: agent.clone(),
+                    max_rate: max_rate.min(SCOUT_RATE),
+                    pause: scout.from.saturating_sub(decision.at),
+                    replace_pause: true,
+                    scout_for: until.saturating_add(spread).saturating_sub(scout.from),
+                };
+            }
             let pause = pause.map_or(Duration::ZERO, |p| {
                 let offset = spread.mul_f64((slot as f64 + phase) / n as f64);
                 p.saturating_add(offset)
             });
             AgentAdjust {
                 agent: agent.clone(),
-                max_rate: rate * share,
+                max_rate,
                 pause,
+                replace_pause: decision.resume,
+                scout_for: Duration::ZERO,
             }
         })
         .collect()

@@ -73,6 +73,8 @@ struct Agent {
     rate: f64,
     credit: f64,
     paused_until: Duration,
+    /// While before this, the agent scouts a fleet pause.
+    scout_until: Duration,
     /// Retries due: when, and how many tries the request has had.
     retries: Vec<(Duration, u32)>,
     /// Quota headers of the latest success: remaining, reset, arrival.
@@ -83,6 +85,7 @@ struct Agent {
 enum Message {
     Throttle(ThrottleReport),
     Quota(QuotaReport),
+    Opened(String),
 }
 
 fn simulate(s: Scenario, seed: u64) -> Outcome {
@@ -134,11 +137,19 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
                         if s.quota_headers {
                             agent.last_quota = Some((remaining, reset, now));
                         }
+                        if now < agent.scout_until {
+                            agent.scout_until = Duration::ZERO;
+                            to_governor
+                                .push_back((now + LATENCY, Message::Opened(ids[i].0.clone())));
+                        }
                         continue;
                     }
                     Err(retry_after) => retry_after,
                 };
                 throttled += 1;
+                if now < agent.scout_until {
+                    continue;
+                }
                 agent.paused_until = agent.paused_until.max(now + retry_after);
                 agent.credit = 0.0;
                 if tries < 3 {
@@ -185,6 +196,7 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
             let decision = match to_governor.pop_front().unwrap().1 {
                 Message::Throttle(r) => governor.on_throttle(now, r),
                 Message::Quota(r) => governor.on_quota(now, r),
+                Message::Opened(agent) => governor.on_opened(now, "cred", &agent),
             };
             decisions.extend(decision);
         }
@@ -209,7 +221,14 @@ fn simulate(s: Scenario, seed: u64) -> Outcome {
             let (_, adjusts, at) = to_agents.pop_front().unwrap();
             for (agent, adjust) in agents.iter_mut().zip(adjusts) {
                 agent.rate = adjust.max_rate;
-                if !adjust.pause.is_zero() {
+                agent.scout_until = if adjust.scout_for.is_zero() {
+                    Duration::ZERO
+                } else {
+                    at + adjust.pause + adjust.scout_for
+                };
+                if adjust.replace_pause {
+                    agent.paused_until = at + adjust.pause;
+                } else if !adjust.pause.is_zero() {
                     agent.paused_until = agent.paused_until.max(at + adjust.pause);
                     agent.credit = 0.0;
                 }

@@ -8,7 +8,7 @@ mod bracket;
 mod pacing;
 
 use super::quota::{Observed, QuotaWindow};
-use super::{GovernorConfig, QuotaReport, ThrottleReport};
+use super::{GovernorConfig, QuotaReport, Scout, ThrottleReport};
 
 /// A pause is only extended when the new end is later than this.
 const PAUSE_EXTEND: Duration = Duration::from_secs(1);
@@ -40,6 +40,13 @@ pub(super) struct KeyState {
     /// Throttle reports before this instant belong to the last cut.
     cut_until: Option<Duration>,
     pause_until: Option<Duration>,
+    /// The agent scouting the pause in force, and when it resumes (see [`Scout`]) …
+    scout: Option<(String, Duration)>,
+    /// … and the cycle the pause's cut closed, measured again when the scout gets
+    /// through (the cycle really ends then) …
+    closed: Option<aimd::ClosedCycle>,
+    /// … or the pause ended by time: the scout's rate cap is to be lifted.
+    scout_over: bool,
     /// The server seems to round whole-second delays down: add a second to them.
     rounds_down: bool,
     /// Latest `agent_rate` per agent and when it came.
@@ -190,6 +197,8 @@ impl KeyState {
             let later = pause_end.filter(|end| self.extends_pause(*end, extend_by));
             if let Some(end) = later {
                 self.pause_until = Some(end);
+                // A much later end is another limit (or rounding): no scouting it.
+                self.scout = None;
                 // The cycle starts when the fleet really resumes.
                 if self.cycle_start.is_some_and(|c| c < end) {
                     self.cycle_start = Some(end);
@@ -215,9 +224,52 @@ impl KeyState {
             .unwrap_or_default();
         if let Some(end) = pause_end {
             self.pause_until = Some(end);
+            self.scout = report
+                .retry_after
+                .and(server_wait)
+                .and_then(|wait| scout_from(now, end, wait))
+                .map(|from| (report.agent.clone(), from));
             outcome.pause = Some((end, format!("the API asked to wait{wait_text}")));
         }
         outcome
+    }
+
+    /// The scout of the pause in force.
+    pub(super) fn scout(&self, now: Duration) -> Option<Scout> {
+        self.pause_until(now)?;
+        self.scout.as_ref().map(|(agent, from)| Scout {
+            agent: agent.clone(),
+            from: *from,
+        })
+    }
+
+    /// The scout `agent` got through at `now`: the pause ends. Returns why, or `None`
+    /// when `agent` scouts no pause in force.
+    pub(super) fn on_opened(
+        &mut self,
+        config: &GovernorConfig,
+        now: Duration,
+        agent: &str,
+    ) -> Option<String> {
+        let until = self.pause_until(now)?;
+        if self.scout.as_ref().is_none_or(|(scout, _)| scout != agent) {
+            return None;
+        }
+        self.scout = None;
+        self.pause_until = Some(now);
+        self.reopen_cycle(config, now);
+        // The API lets requests through again: a throttle from now on is news.
+        self.cut_until = Some(now);
+        self.update_current(config, now);
+        Some(format!(
+            "{agent} got through {:.2} s before the pause's end: the fleet resumes",
+            until.saturating_sub(now).as_secs_f64()
+        ))
+    }
+
+    /// Whether a scout's pause ended without an opening (once).
+    pub(super) fn take_scout_over(&mut self) -> bool {
+        std::mem::take(&mut self.scout_over)
     }
 
     pub(super) fn on_quota(
@@ -266,6 +318,10 @@ impl KeyState {
         accepted_rps: f64,
     ) {
         self.record_accepted(now, accepted_rps);
+        if self.scout.is_some() && self.pause_until(now).is_none() {
+            self.scout = None;
+            self.scout_over = true;
+        }
         if self.cut_until.is_none_or(|until| now >= until) {
             self.recover(config, now, dt);
             if self.pause_until(now).is_none() {
@@ -365,6 +421,14 @@ impl KeyState {
         }
         self.current = clamp(config, rate);
     }
+}
+
+/// When the scout of a pause until `end` resumes: a second before, when the server's
+/// wait was whole seconds (rounded up, the API may let requests through that much
+/// earlier); `None` for other waits.
+fn scout_from(now: Duration, end: Duration, wait: Duration) -> Option<Duration> {
+    let second = Duration::from_secs(1);
+    (wait.subsec_nanos() == 0 && wait >= second).then(|| end.saturating_sub(second).max(now))
 }
 
 /// Never above the plan rate, never below `min_rate` (unless the plan itself is lower).

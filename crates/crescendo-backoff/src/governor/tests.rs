@@ -40,6 +40,8 @@ fn decision(
         pause_until,
         resume_spread: ms(500),
         interleave,
+        scout: None,
+        resume: false,
         reason: String::new(),
         at: secs(1),
     }
@@ -500,3 +502,4 @@ mod continuous;
 mod keys;
 mod props;
 mod rounding;
+mod scout;

@@ -28,7 +28,7 @@ impl Governor {
         if kind == EventKind::QuotaPace && self.merge_pacing(at, key, new, why) {
             return;
         }
-        let essential = matches!(kind, EventKind::Cut | EventKind::Pause);
+        let essential = matches!(kind, EventKind::Cut | EventKind::Pause | EventKind::Resume);
         if self.events.len() >= MAX_EVENTS && !(essential && self.events.len() < 2 * MAX_EVENTS) {
             return;
         }

@@ -139,3 +139,56 @@ fn an_agent_joining_a_paused_key_is_paused_too() {
     let (_, adjust) = joined.iter().find(|(a, _)| a == "agent-1").expect("placed");
     assert!(adjust.pause_ms >= 1_500, "{adjust:?}");
 }
+
+#[test]
+fn the_throttled_agent_scouts_and_its_opening_resumes_every_agent() {
+    let (mut f, shares) = (fleet(), shares());
+    for t in 0..=20u64 {
+        f.on_tick(Duration::from_millis(t * 250), t * 10, &shares, "run");
+    }
+    let now = Duration::from_secs(6);
+    let adjusts = f.on_throttle(now, "agent-2", &throttle(""), &shares, "run");
+    assert_eq!(adjusts.len(), 4);
+    for (agent, a) in &adjusts {
+        if agent == "agent-2" {
+            // Retry-After 2 s: the scout resumes a second early, replacing its own pause.
+            assert_eq!(a.pause_ms, 1_000);
+            assert!(a.replace_pause);
+            assert!(a.scout_ms >= 1_000, "{a:?}");
+            assert!(a.max_rate_rps.unwrap() <= 10.0);
+        } else {
+            assert!(
+                a.pause_ms >= 2_000 && !a.replace_pause && a.scout_ms == 0,
+                "{a:?}"
+            );
+        }
+    }
+    // Someone else's word opens nothing; the scout's does, for every agent.
+    let opened = |limit_key: &str| pb::Opened {
+        run_id: "run".into(),
+        limit_key: limit_key.into(),
+        at_ms: 0,
+    };
+    let later = Duration::from_millis(7_300);
+    assert!(
+        f.on_opened(later, "agent-1", &opened(""), &shares, "run")
+            .is_empty()
+    );
+    let resume = f.on_opened(later, "agent-2", &opened(""), &shares, "run");
+    assert_eq!(
+        agents(&resume),
+        ["agent-0", "agent-1", "agent-2", "agent-3"]
+    );
+    for (_, a) in &resume {
+        assert!(
+            a.replace_pause && a.pause_ms == 0 && a.scout_ms == 0,
+            "{a:?}"
+        );
+        assert!(a.max_rate_rps.unwrap() > 0.0);
+    }
+    assert!(
+        f.events()
+            .iter()
+            .any(|e| e.kind == crescendo_backoff::governor::EventKind::Resume)
+    );
+}

@@ -155,7 +155,7 @@ pub(crate) fn render(s: &Summary) -> String {
     ));
     if !s.governor_events.is_empty() {
         out.push_str("<p>shaded: the fleet governor's decisions (hover for the rate and reason):");
-        for kind in ["cut", "pause", "recover", "quota-pace"] {
+        for kind in ["cut", "pause", "resume", "recover", "quota-pace"] {
             let _ = write!(
                 out,
                 " <span style=\"background:{}33;padding:0 4px\">{kind}</span>",
@@ -207,6 +207,7 @@ fn kind_color(kind: &str) -> &'static str {
         "pause" => "#d62728",
         "cut" => "#ff7f0e",
         "recover" => "#2ca02c",
+        "resume" => "#8c564b",
         _ => "#1f77b4",
     }
 }

@@ -102,7 +102,7 @@ struct LatencyDef {
 pub struct GovernorEventSummary {
     /// Seconds since the start.
     pub at: f64,
-    /// `cut`, `pause`, `recover` or `quota-pace`.
+    /// `cut`, `pause`, `resume` (a scout got through), `recover` or `quota-pace`.
     pub kind: String,
     pub limit_key: String,
     pub old_rate: f64,

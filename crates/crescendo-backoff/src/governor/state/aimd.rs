@@ -21,6 +21,18 @@ const MIN_CYCLE: Duration = Duration::from_secs(1);
 const PROBE_PER_CYCLE: f64 = 0.01;
 const PROBE_FRACTION: f64 = 0.1;
 
+/// A cycle closed by a cut whose pause may end early (see `KeyState::reopen_cycle`):
+/// what it sent, and the ceiling and shortest cycle before it.
+#[derive(Debug)]
+pub(super) struct ClosedCycle {
+    start: Duration,
+    sent: f64,
+    ceiling: Option<f64>,
+    shortest: Option<Duration>,
+    /// The cut's rate before the ceiling capped it.
+    uncapped: f64,
+}
+
 /// A cycle at most this much longer than the shortest one seen spans a single limiter
 /// window, so its rate is trusted as the new ceiling.
 const SINGLE_CYCLE: f64 = 1.5;
@@ -53,14 +65,18 @@ impl KeyState {
         let old = self.current;
         self.too_much_at(now, old);
         let mut new = config.decrease * measured.map_or(old, |m| m.min(old));
+        let floor = self.cut_floor(old);
+        let uncapped = floor.map_or(new, |f| new.max(f));
         if let Some(ceiling) = self.ceiling {
             new = new.min(ceiling);
         }
-        let floor = self.cut_floor(old);
         if let Some(floor) = floor {
             new = new.max(floor);
         }
         self.aimd = Some(clamp(config, new));
+        if let Some(closed) = &mut self.closed {
+            closed.uncapped = uncapped;
+        }
         self.cycle_start = Some(cycle_end);
         self.sent = 0.0;
         self.tallied_to = cycle_end;
@@ -142,10 +158,43 @@ impl KeyState {
     /// spans one limiter window; longer cycles (quiet windows, then a probe too far) can
     /// only raise it.
     fn learn_ceiling(&mut self, now: Duration, end: Duration) {
+        self.closed = None;
         let Some(start) = self.cycle_start else {
             return;
         };
         self.tally(now);
+        self.closed = Some(ClosedCycle {
+            start,
+            sent: self.sent,
+            ceiling: self.ceiling,
+            shortest: self.shortest_cycle,
+            uncapped: f64::INFINITY,
+        });
+        self.measure_cycle(start, end);
+    }
+
+    /// The pause ended at `now`, before the end the cut assumed (its scout got through):
+    /// the closed cycle is measured again, and the cut's rate, if the old estimate
+    /// capped it, raised to what the new one allows. The next cycle starts now.
+    pub(super) fn reopen_cycle(&mut self, config: &GovernorConfig, now: Duration) {
+        if let Some(closed) = self.closed.take() {
+            self.ceiling = closed.ceiling;
+            self.shortest_cycle = closed.shortest;
+            self.sent = closed.sent;
+            self.measure_cycle(closed.start, now);
+            if let (Some(aimd), Some(ceiling)) = (self.aimd, self.ceiling) {
+                self.aimd = Some(clamp(config, aimd.max(closed.uncapped.min(ceiling))));
+            }
+        }
+        if self.cycle_start.is_some_and(|c| c > now) {
+            self.cycle_start = Some(now);
+        }
+        self.sent = 0.0;
+        self.tallied_to = now;
+    }
+
+    /// Learns from a cycle from `start` to `end` in which `self.sent` requests went.
+    fn measure_cycle(&mut self, start: Duration, end: Duration) {
         let len = end.saturating_sub(start);
         if len < MIN_CYCLE || self.sent <= 0.0 {
             return;
