@@ -69,12 +69,13 @@ pub fn agent_shares(
             let max_rate = rate * share;
             let scout = decision.scout.as_ref().filter(|s| &s.agent == agent);
             if let (Some(scout), Some(until)) = (scout, decision.pause_until) {
+                let from = scout.from.max(decision.at);
                 return AgentAdjust {
                     agent: agent.clone(),
                     max_rate: max_rate.min(SCOUT_RATE),
-                    pause: scout.from.saturating_sub(decision.at),
+                    pause: from - decision.at,
                     replace_pause: true,
-                    scout_for: until.saturating_add(spread).saturating_sub(scout.from),
+                    scout_for: until.saturating_add(spread).saturating_sub(from),
                 };
             }
             let pause = pause.map_or(Duration::ZERO, |p| {

@@ -75,7 +75,12 @@ fn a_cut_on_one_client_reaches_only_its_agents() {
         f.on_quota(at, &format!("agent-{i}"), &quota(key), &shares, "run");
     }
     let now = Duration::from_secs(6);
-    let adjusts = f.on_throttle(now, "agent-0", &throttle("client-a"), &shares, "run");
+    // A Retry-After of 2.5 s: not whole seconds, so nobody scouts and all wait.
+    let t = pb::Throttle {
+        retry_after_s: Some(2.5),
+        ..throttle("client-a")
+    };
+    let adjusts = f.on_throttle(now, "agent-0", &t, &shares, "run");
     assert_eq!(agents(&adjusts), ["agent-0", "agent-1"]);
     // Client A's whole rate, split between its two agents, both paused.
     let total: f64 = adjusts.iter().filter_map(|(_, a)| a.max_rate_rps).sum();
