@@ -251,20 +251,22 @@ impl RunContext {
     }
 
     /// Coordinated policy: pause at once on a throttle, before the controller's fleet
-    /// decision arrives (quota pacing is the governor's, from the quota reports).
-    pub(crate) fn react(&self, outcome: Outcome, info: &RateLimitInfo) {
+    /// decision arrives (quota pacing is the governor's, from the quota reports). A
+    /// scout takes its throttles without pausing, and reports the first answer that
+    /// gets through to a request it sent after it resumed.
+    pub(crate) fn react(&self, outcome: Outcome, info: &RateLimitInfo, sent: Instant) {
         if !self.coordinated() {
             return;
         }
         match outcome {
-            // A scout takes its 429s without pausing: it looks for the moment the API
-            // lets requests through again.
-            Outcome::Throttled if !self.pacing.scouting() => self
+            Outcome::Throttled if !self.pacing.scout_takes(info.retry_after) => self
                 .pacing
                 .pause(info.retry_after.unwrap_or(self.retry.base)),
-            // No answer is no news of the limiter.
-            Outcome::Throttled | Outcome::Timeout | Outcome::ConnectError => {}
-            _ if self.pacing.scout_got_through() => self.report_opened(),
+            // Only an answer the API meant for the request: an error may come from a
+            // gateway, or be a limit in disguise (403).
+            Outcome::Ok | Outcome::CheckFailed if self.pacing.scout_got_through(sent) => {
+                self.report_opened();
+            }
             _ => {}
         }
     }
@@ -300,7 +302,7 @@ impl RunContext {
     }
 
     pub(crate) fn report_throttle(&self, status: u16, info: &RateLimitInfo) {
-        if self.pacing.scouting() {
+        if self.pacing.scout_takes(info.retry_after) {
             // Expected while scouting, and no news.
             return;
         }

@@ -10,10 +10,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::run::Pacing;
+use crate::schedule::Limits;
 
 /// Below this rate the gate spaces requests as if at this rate (100 s apart).
 const MIN_RATE: f64 = 0.01;
@@ -23,8 +25,8 @@ const MIN_RATE: f64 = 0.01;
 pub(crate) struct RequestGate {
     /// Closed model: keep to the rate cap here (the open model's schedule does it).
     paces: bool,
-    /// The earliest time the next rate-capped request may go.
-    next_slot: Mutex<Option<Instant>>,
+    /// The earliest time the next rate-capped request may go, and the rate that set it.
+    next_slot: Mutex<Option<(Instant, f64)>>,
 }
 
 impl RequestGate {
@@ -90,9 +92,13 @@ impl RequestGate {
             let Some(rate) = cap.filter(|_| self.paces) else {
                 return true;
             };
+            // A new cap (a scout's ends when the fleet resumes) re-spaces the waiting.
+            let mut changes = pacing.changes();
             let slot = self.reserve(rate);
-            if !sleep_until(slot, stop).await {
-                return false;
+            match self.wait_slot(slot, rate, pacing, &mut changes, stop).await {
+                None => return false,
+                Some(false) => continue,
+                Some(true) => {}
             }
             // A pause that began while this request waited for its slot holds it too.
             if pacing.pause_left().is_zero() {
@@ -101,13 +107,38 @@ impl RequestGate {
         }
     }
 
-    /// Take the next evenly spaced slot at `rate` requests per second.
+    /// Wait for `slot`, taken at `rate`: `Some(true)` when it came, `Some(false)` when the
+    /// cap changed first (take a new slot), `None` when `stop` ended the wait.
+    async fn wait_slot(
+        &self,
+        slot: Instant,
+        rate: f64,
+        pacing: &Pacing,
+        changes: &mut watch::Receiver<Limits>,
+        stop: &CancellationToken,
+    ) -> Option<bool> {
+        loop {
+            tokio::select! {
+                awake = sleep_until(slot, stop) => return awake.then_some(true),
+                changed = changes.changed() => {
+                    if changed.is_err() || pacing.max_rate() != Some(rate) {
+                        return Some(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take the next evenly spaced slot at `rate` requests per second; slots taken at
+    /// another rate no longer count.
     fn reserve(&self, rate: f64) -> Instant {
         let interval = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
         let now = Instant::now();
         let mut next = self.next_slot.lock().expect("gate lock");
-        let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + interval);
+        let slot = next
+            .filter(|(_, at_rate)| *at_rate == rate)
+            .map_or(now, |(n, _)| n.max(now));
+        *next = Some((slot + interval, rate));
         slot
     }
 }
@@ -195,6 +226,25 @@ mod tests {
         assert!(p.pause_left().is_zero());
         let admitted = tokio::time::timeout(Duration::from_secs(10), waiting).await;
         assert!(admitted.expect("released").unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_raised_cap_re_spaces_the_waiting_requests() {
+        let (p, stop) = (std::sync::Arc::new(pacing()), CancellationToken::new());
+        p.set_max_rate(Some(0.1));
+        let gate = std::sync::Arc::new(RequestGate::new(true));
+        assert!(gate.admit(&p, 0, &stop).await);
+        // The next slot at 0.1 per second is 10 s away …
+        let waiting = {
+            let (p, stop, gate) = (p.clone(), stop.clone(), gate.clone());
+            tokio::spawn(async move { gate.admit(&p, 0, &stop).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        // … until the cap is lifted (a scout's, when the fleet resumes).
+        p.set_max_rate(Some(1000.0));
+        let admitted = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(admitted.expect("re-spaced").unwrap());
     }
 
     #[tokio::test]

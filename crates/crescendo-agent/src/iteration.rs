@@ -122,7 +122,7 @@ async fn run_step(
             return false;
         }
         ctx.observe_quota(&info);
-        ctx.react(outcome, &info);
+        ctx.react(outcome, &info, sent);
         match outcome {
             Outcome::Ok => {
                 vars.captured.extend(captured);
@@ -150,8 +150,8 @@ async fn run_step(
         );
         match decision {
             RetryDecision::Retry { after } => {
-                // A retry never jumps a fleet pause: it would meet the same limit.
-                let after = after.max(ctx.pacing.pause_left());
+                // A retry never jumps a fleet pause (it would meet the same limit): the
+                // gate holds it until the pause ends, early if the fleet resumes.
                 if !wait(ctx, after).await {
                     return false;
                 }

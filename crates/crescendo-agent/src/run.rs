@@ -36,10 +36,12 @@ pub(crate) struct RunHandle {
 pub(crate) struct Pacing {
     limits: watch::Sender<Limits>,
     t0: Instant,
-    /// Time paused since the last snapshot.
-    paused: std::sync::Mutex<Duration>,
-    /// While scouting a fleet pause: until when (seconds since start).
-    scout_until: std::sync::Mutex<Option<f64>>,
+    /// Seconds paused since the last snapshot (counted when a pause is set; negative
+    /// when a pause counted in an earlier snapshot was cut short).
+    paused: std::sync::Mutex<f64>,
+    /// While scouting a fleet pause: when this agent resumed and until when it scouts
+    /// (seconds since start).
+    scout: std::sync::Mutex<Option<(f64, f64)>>,
 }
 
 impl Pacing {
@@ -49,8 +51,8 @@ impl Pacing {
         let pacing = Self {
             limits,
             t0,
-            paused: std::sync::Mutex::new(Duration::ZERO),
-            scout_until: std::sync::Mutex::new(None),
+            paused: std::sync::Mutex::new(0.0),
+            scout: std::sync::Mutex::new(None),
         };
         (pacing, rx)
     }
@@ -74,7 +76,7 @@ impl Pacing {
                 return false;
             }
             let added = until - limits.not_before.max(now);
-            *self.paused.lock().expect("paused lock") += Duration::from_secs_f64(added);
+            *self.paused.lock().expect("paused lock") += added;
             limits.not_before = until;
             true
         });
@@ -87,12 +89,7 @@ impl Pacing {
         let until = now + pause.as_secs_f64();
         self.limits.send_if_modified(|limits| {
             let old = limits.not_before.max(now);
-            let mut paused = self.paused.lock().expect("paused lock");
-            if until >= old {
-                *paused += Duration::from_secs_f64(until - old);
-            } else {
-                *paused = paused.saturating_sub(Duration::from_secs_f64(old - until));
-            }
+            *self.paused.lock().expect("paused lock") += until - old;
             let changed = limits.not_before > now || until > now;
             limits.not_before = until;
             changed
@@ -102,25 +99,33 @@ impl Pacing {
     /// Scout the fleet's pause for `span` after this agent's own pause ends (zero: stop
     /// scouting).
     pub(crate) fn scout(&self, span: Duration) {
-        let until = (!span.is_zero())
-            .then(|| self.limits.borrow().not_before.max(self.since_start()) + span.as_secs_f64());
-        *self.scout_until.lock().expect("scout lock") = until;
+        let scout = (!span.is_zero()).then(|| {
+            let resume = self.limits.borrow().not_before.max(self.since_start());
+            (resume, resume + span.as_secs_f64())
+        });
+        *self.scout.lock().expect("scout lock") = scout;
     }
 
-    /// Whether this agent scouts a fleet pause now: its throttles neither pause it nor
-    /// are reported.
-    pub(crate) fn scouting(&self) -> bool {
-        self.scout_until
+    /// Whether a throttle asking to wait `retry_after` is one a scout takes without
+    /// pausing or reporting it: while it scouts, unless the wait runs more than a second
+    /// past the scouting (another limit).
+    pub(crate) fn scout_takes(&self, retry_after: Option<Duration>) -> bool {
+        let now = self.since_start();
+        let wait = retry_after.map_or(0.0, |w| w.as_secs_f64());
+        self.scout
             .lock()
             .expect("scout lock")
-            .is_some_and(|until| self.since_start() < until)
+            .is_some_and(|(_, until)| now < until && now + wait <= until + 1.0)
     }
 
-    /// An answer that is no throttle: true (once) when it ends a scouting, to be
-    /// reported.
-    pub(crate) fn scout_got_through(&self) -> bool {
-        let mut scout = self.scout_until.lock().expect("scout lock");
-        let through = scout.is_some_and(|until| self.since_start() < until);
+    /// An answer that got through to a request sent at `sent`: true (once) when it
+    /// ends a scouting, to be reported. A request sent before the scout resumed
+    /// proves nothing about the pause.
+    pub(crate) fn scout_got_through(&self, sent: Instant) -> bool {
+        let sent = sent.saturating_duration_since(self.t0).as_secs_f64();
+        let mut scout = self.scout.lock().expect("scout lock");
+        let through =
+            scout.is_some_and(|(resume, until)| sent >= resume && self.since_start() < until);
         if through {
             *scout = None;
         }
@@ -152,8 +157,14 @@ impl Pacing {
         });
     }
 
+    /// Time paused since the last call; a pause cut short after it was counted is
+    /// taken off the next ones.
     fn take_paused(&self) -> Duration {
-        std::mem::take(&mut *self.paused.lock().expect("paused lock"))
+        let mut paused = self.paused.lock().expect("paused lock");
+        if *paused <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(std::mem::take(&mut *paused))
     }
 }
 

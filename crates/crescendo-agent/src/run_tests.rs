@@ -388,23 +388,17 @@ async fn a_garbage_chunk_fails_preparation_and_streaming_must_match_the_plan() {
     assert!(err.contains("streams no rows"), "{err}");
 }
 
-/// Answers 429 with `Retry-After: 1` for the first 300 ms after its first request.
+/// Answers 429 with `Retry-After: 1` to the first three requests.
 async fn gated(State(gate): State<Arc<Gate>>) -> Response {
-    let first = *gate
-        .first
-        .lock()
-        .unwrap()
-        .get_or_insert_with(std::time::Instant::now);
-    if first.elapsed() < Duration::from_millis(300) {
-        gate.throttled.fetch_add(1, Ordering::Relaxed);
+    if gate.throttled.fetch_add(1, Ordering::Relaxed) < 3 {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
     }
+    gate.throttled.fetch_sub(1, Ordering::Relaxed);
     StatusCode::OK.into_response()
 }
 
 #[derive(Debug, Default)]
 struct Gate {
-    first: Mutex<Option<std::time::Instant>>,
     throttled: AtomicUsize,
 }
 
@@ -475,19 +469,46 @@ max_retries = 0
         .expect("the run ends when its rows run out");
     // Only the 429 that started the pause was reported; the scout's own were expected.
     assert_eq!(throttles.len(), 1, "{throttles:?}");
+    // The scout probed through the other two without pausing, and got through.
     let throttled = gate.throttled.load(Ordering::Relaxed);
-    assert!(
-        throttled >= 2,
-        "the scout probed into the closed window: {throttled}"
-    );
+    assert_eq!(throttled, 3);
     assert_eq!(opened.len(), 1, "{opened:?}");
     assert_eq!(opened[0].run_id, "run-t");
-    // Through before the second its 429 asked for was over.
-    assert!(
-        opened[0].at_ms < throttles[0].at_ms + 1_000,
-        "opened at {} ms, throttled at {} ms",
-        opened[0].at_ms,
-        throttles[0].at_ms
-    );
+    assert!(opened[0].at_ms >= throttles[0].at_ms);
     assert_eq!(ok + throttled as u64, 30);
+}
+
+#[tokio::test]
+async fn only_an_answer_to_a_request_sent_after_the_resume_ends_a_scouting() {
+    let t0 = tokio::time::Instant::now();
+    let (pacing, _) = super::Pacing::new(t0);
+    pacing.pause(Duration::from_millis(200));
+    pacing.scout(Duration::from_secs(5));
+    // Throttles within the scouting are taken; one asking for far longer is not.
+    assert!(pacing.scout_takes(Some(Duration::from_secs(1))));
+    assert!(!pacing.scout_takes(Some(Duration::from_secs(60))));
+    // A success of a request sent before the scout resumed proves nothing …
+    assert!(!pacing.scout_got_through(t0));
+    // … one sent after it does, once.
+    let after = t0 + Duration::from_millis(250);
+    assert!(pacing.scout_got_through(after));
+    assert!(!pacing.scout_got_through(after));
+    assert!(!pacing.scout_takes(Some(Duration::from_secs(1))));
+}
+
+#[tokio::test]
+async fn a_pause_cut_short_is_taken_off_the_paused_time() {
+    let (pacing, _) = super::Pacing::new(tokio::time::Instant::now());
+    pacing.pause(Duration::from_secs(2));
+    let counted = pacing.take_paused();
+    assert!(counted >= Duration::from_millis(1_900), "{counted:?}");
+    // The fleet resumed right away: the 2 s counted already come off the next ones.
+    pacing.replace_pause(Duration::ZERO);
+    assert_eq!(pacing.take_paused(), Duration::ZERO);
+    pacing.pause(Duration::from_secs(3));
+    let next = pacing.take_paused();
+    assert!(
+        next >= Duration::from_millis(900) && next <= Duration::from_millis(1_100),
+        "{next:?}"
+    );
 }

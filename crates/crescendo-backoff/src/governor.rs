@@ -74,8 +74,9 @@
 //! replace it, so a lowered limit is followed within a window.
 //!
 //! A whole-second Retry-After only says "within the second before" (rounded up, the
-//! window may reset up to a second earlier, half of a 2 s window), so the agent whose
-//! 429 started the pause **scouts** it ([`Scout`]): it resumes a second early, at most
+//! window may reset up to a second earlier, half of a 2 s window), so unless the key
+//! has quota headers (which tell the window's end better) the agent whose 429 started
+//! the pause **scouts** it ([`Scout`]): it resumes a second early, at most
 //! [`SCOUT_RATE`], takes its 429s without pausing or reporting them, and reports its
 //! first answer that gets through; the governor then ends the pause for every agent
 //! ([`Governor::on_opened`]) and measures the cycle the cut closed to that real resume.
@@ -225,7 +226,7 @@ pub struct FleetDecision {
 
 /// A whole-second Retry-After only says "within the second before": rounded up, the API
 /// may let requests through a second earlier, and on a 2 s window that second is half
-/// the quota. The scout (the agent whose 429 started the pause) resumes at the earliest
+/// the quota. On a key without quota headers the scout (the agent whose 429 started the pause) resumes at the earliest
 /// moment, at most [`SCOUT_RATE`], takes its 429s without pausing or reporting them, and
 /// reports its first answer that is no throttle: the governor then ends the pause for
 /// every agent ([`Governor::on_opened`]). A scout that never gets through costs a few

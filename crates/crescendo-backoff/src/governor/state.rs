@@ -40,8 +40,9 @@ pub(super) struct KeyState {
     /// Throttle reports before this instant belong to the last cut.
     cut_until: Option<Duration>,
     pause_until: Option<Duration>,
-    /// The agent scouting the pause in force, and when it resumes (see [`Scout`]) …
-    scout: Option<(String, Duration)>,
+    /// The agent scouting a pause, when it resumes and when the pause it scouts ends
+    /// (see [`Scout`]); only while that pause is the one in force …
+    scout: Option<(String, Duration, Duration)>,
     /// … and the cycle the pause's cut closed, measured again when the scout gets
     /// through (the cycle really ends then) …
     closed: Option<aimd::ClosedCycle>,
@@ -224,23 +225,31 @@ impl KeyState {
             .unwrap_or_default();
         if let Some(end) = pause_end {
             self.pause_until = Some(end);
+            // With quota headers the window's end is known better than to a second:
+            // scouting is for Retry-After alone.
             self.scout = report
                 .retry_after
+                .filter(|_| self.quota.is_none())
                 .and(server_wait)
                 .and_then(|wait| scout_from(now, end, wait))
-                .map(|from| (report.agent.clone(), from));
+                .map(|from| (report.agent.clone(), from, end));
+            self.scout_over = false;
             outcome.pause = Some((end, format!("the API asked to wait{wait_text}")));
         }
         outcome
     }
 
-    /// The scout of the pause in force.
+    /// The scout of the pause in force: none once another pause (a spent quota, a
+    /// longer wait) replaced the one it scouts.
     pub(super) fn scout(&self, now: Duration) -> Option<Scout> {
-        self.pause_until(now)?;
-        self.scout.as_ref().map(|(agent, from)| Scout {
-            agent: agent.clone(),
-            from: *from,
-        })
+        let until = self.pause_until(now)?;
+        self.scout
+            .as_ref()
+            .filter(|(_, _, end)| *end == until)
+            .map(|(agent, from, _)| Scout {
+                agent: agent.clone(),
+                from: *from,
+            })
     }
 
     /// The scout `agent` got through at `now`: the pause ends. Returns why, or `None`
@@ -252,9 +261,12 @@ impl KeyState {
         agent: &str,
     ) -> Option<String> {
         let until = self.pause_until(now)?;
-        if self.scout.as_ref().is_none_or(|(scout, _)| scout != agent) {
-            return None;
-        }
+        // Only the scout of the pause in force, and only once it resumed: an answer
+        // before that is one of a request sent before the pause.
+        let scout = self
+            .scout(now)
+            .filter(|s| s.agent == agent && s.from <= now);
+        scout.as_ref()?;
         self.scout = None;
         self.pause_until = Some(now);
         self.reopen_cycle(config, now);
@@ -320,6 +332,7 @@ impl KeyState {
         self.record_accepted(now, accepted_rps);
         if self.scout.is_some() && self.pause_until(now).is_none() {
             self.scout = None;
+            self.closed = None;
             self.scout_over = true;
         }
         if self.cut_until.is_none_or(|until| now >= until) {

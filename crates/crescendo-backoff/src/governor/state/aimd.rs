@@ -177,7 +177,12 @@ impl KeyState {
     /// the closed cycle is measured again, and the cut's rate, if the old estimate
     /// capped it, raised to what the new one allows. The next cycle starts now.
     pub(super) fn reopen_cycle(&mut self, config: &GovernorConfig, now: Duration) {
-        if let Some(closed) = self.closed.take() {
+        // A cycle too short to measure keeps what the cut learned.
+        let closed = self
+            .closed
+            .take()
+            .filter(|c| now.saturating_sub(c.start) >= MIN_CYCLE);
+        if let Some(closed) = closed {
             self.ceiling = closed.ceiling;
             self.shortest_cycle = closed.shortest;
             self.sent = closed.sent;

@@ -50,6 +50,28 @@ fn the_throttled_agent_scouts_a_whole_second_retry_after_from_a_second_early() {
 }
 
 #[test]
+fn an_answer_before_the_scout_resumed_opens_nothing() {
+    // Retry-After 2 s at 5 s: the scout resumes at 6 s. A success it reports at 5.5 s
+    // is one of a request sent before the pause.
+    let (mut g, _) = throttled(secs(2));
+    assert!(g.on_opened(ms(5_500), "cred", "a1").is_none());
+    assert_eq!(g.paused_until("cred", ms(5_500)), Some(secs(7)));
+    assert!(g.on_opened(ms(6_100), "cred", "a1").is_some());
+}
+
+#[test]
+fn a_later_pause_replacing_the_scouted_one_has_no_scout() {
+    // A 429 asking for much longer (another limit) while the scouted pause is in force.
+    let (mut g, _) = throttled(secs(2));
+    let longer = g
+        .on_throttle(ms(5_400), throttle("a2", "cred", ms(5_400), Some(secs(30))))
+        .expect("the pause is extended");
+    assert_eq!(longer.pause_until, Some(ms(35_400)));
+    assert_eq!(longer.scout, None);
+    assert!(g.on_opened(ms(6_100), "cred", "a1").is_none());
+}
+
+#[test]
 fn a_wait_that_is_not_whole_seconds_has_no_scout() {
     let (_, d) = throttled(ms(1_500));
     assert_eq!(d.pause_until, Some(ms(6_500)));
@@ -60,6 +82,23 @@ fn a_wait_that_is_not_whole_seconds_has_no_scout() {
             .iter()
             .all(|a| !a.replace_pause && a.scout_for.is_zero())
     );
+}
+
+#[test]
+fn with_quota_headers_nobody_scouts() {
+    // A 429 while the reported quota is not spent (another limit, or a sliding
+    // window's estimate): a cut and a pause, but the headers know the window better.
+    let mut g = warmed_up();
+    let report = ThrottleReport {
+        remaining: Some(5.0),
+        limit: Some(100.0),
+        reset: Some(secs(1)),
+        ..throttle("a1", "cred", secs(5), Some(secs(1)))
+    };
+    let d = g.on_throttle(secs(5), report).expect("a pause");
+    assert_eq!(count(&g, EventKind::Cut), 1);
+    assert!(d.pause_until.is_some());
+    assert_eq!(d.scout, None);
 }
 
 #[test]
