@@ -253,13 +253,15 @@ impl RunContext {
     /// Coordinated policy: pause at once on a throttle, before the controller's fleet
     /// decision arrives (quota pacing is the governor's, from the quota reports). A
     /// scout takes its throttles without pausing, and reports the first answer that
-    /// gets through to a request it sent after it resumed.
-    pub(crate) fn react(&self, outcome: Outcome, info: &RateLimitInfo, sent: Instant) {
+    /// gets through to a request it sent after it resumed. True when the scout took
+    /// a throttle: it is expected, and no news to report.
+    pub(crate) fn react(&self, outcome: Outcome, info: &RateLimitInfo, sent: Instant) -> bool {
         if !self.coordinated() {
-            return;
+            return false;
         }
         match outcome {
-            Outcome::Throttled if !self.pacing.scout_takes(info.retry_after) => self
+            Outcome::Throttled if self.pacing.scout_takes(info.retry_after) => return true,
+            Outcome::Throttled => self
                 .pacing
                 .pause(info.retry_after.unwrap_or(self.retry.base)),
             // Only an answer the API meant for the request: an error may come from a
@@ -269,6 +271,7 @@ impl RunContext {
             }
             _ => {}
         }
+        false
     }
 
     /// The scout got through: the controller may end the fleet's pause.
@@ -302,10 +305,6 @@ impl RunContext {
     }
 
     pub(crate) fn report_throttle(&self, status: u16, info: &RateLimitInfo) {
-        if self.pacing.scout_takes(info.retry_after) {
-            // Expected while scouting, and no news.
-            return;
-        }
         let at_ms = self.since_start_ms();
         {
             let mut window = self.throttle_window.lock().expect("throttle lock");

@@ -122,7 +122,7 @@ async fn run_step(
             return false;
         }
         ctx.observe_quota(&info);
-        ctx.react(outcome, &info, sent);
+        let scouted = ctx.react(outcome, &info, sent);
         match outcome {
             Outcome::Ok => {
                 vars.captured.extend(captured);
@@ -131,7 +131,7 @@ async fn run_step(
             // The API answered as expected but not what the scenario needs: the
             // iteration cannot go on, and resending would not change the answer.
             Outcome::CheckFailed => return false,
-            Outcome::Throttled => ctx.report_throttle(status.unwrap_or(429), &info),
+            Outcome::Throttled if !scouted => ctx.report_throttle(status.unwrap_or(429), &info),
             _ => {}
         }
         let signal = match outcome {

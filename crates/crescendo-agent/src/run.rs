@@ -69,30 +69,28 @@ impl Pacing {
 
     /// Hold new iterations for `pause` from now (never shortening a longer pause).
     pub(crate) fn pause(&self, pause: Duration) {
-        let now = self.since_start();
-        let until = now + pause.as_secs_f64();
-        self.limits.send_if_modified(|limits| {
-            if until <= limits.not_before {
-                return false;
-            }
-            let added = until - limits.not_before.max(now);
-            *self.paused.lock().expect("paused lock") += added;
-            limits.not_before = until;
-            true
-        });
+        self.hold(pause, false);
     }
 
     /// Hold new iterations for `pause` from now, replacing the pause in force even when
     /// that is longer (zero ends it).
     pub(crate) fn replace_pause(&self, pause: Duration) {
+        self.hold(pause, true);
+    }
+
+    /// Moves the end of the pause to `pause` from now (earlier only when `shorten`),
+    /// counting the time added or taken off.
+    fn hold(&self, pause: Duration, shorten: bool) {
         let now = self.since_start();
         let until = now + pause.as_secs_f64();
         self.limits.send_if_modified(|limits| {
             let old = limits.not_before.max(now);
+            if until <= limits.not_before && !(shorten && old > now) {
+                return false;
+            }
             *self.paused.lock().expect("paused lock") += until - old;
-            let changed = limits.not_before > now || until > now;
             limits.not_before = until;
-            changed
+            true
         });
     }
 
