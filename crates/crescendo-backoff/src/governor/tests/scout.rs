@@ -149,6 +149,7 @@ fn a_scout_that_never_gets_through_gets_its_share_back() {
     }
     let after = after.expect("a decision once the pause is over");
     assert!(after.at >= secs(6), "{after:?}");
+    assert!(after.reason.contains("scout saw no opening"), "{after:?}");
     assert_eq!(after.scout, None);
     assert!(!after.resume);
     let shares = agent_shares(&after, &agents(), &mut StdRng::seed_from_u64(1));
