@@ -23,7 +23,8 @@ pub struct ProbeSettings {
 pub struct ProbeResult {
     /// Highest steady accepted rate, requests per second.
     pub sustainable_rps: f64,
-    /// Where that stretch starts and how long it is, seconds since the start.
+    /// Where the rate was held from and for how long (two back-to-back stretches of two
+    /// inferred windows each), seconds since the start.
     pub from_s: u64,
     pub window_s: u64,
     /// The API's window as inferred from its reset headers (longest reset seen), if any.
@@ -39,12 +40,12 @@ fn ramp(probe: Duration) -> Duration {
     probe.mul_f64(0.4)
 }
 
-/// The stretch to measure over: two inferred windows, at least 10 s, at most a third of
-/// the hold phase.
+/// The stretch to measure over: two inferred windows, at least 10 s, and short enough
+/// that two of them fit in the hold phase before its last second.
 pub fn stretch_for(inferred_window_s: Option<f64>, probe: Duration) -> u64 {
     let two_windows = inferred_window_s.map_or(10.0, |w| (2.0 * w).ceil());
     let hold = probe.saturating_sub(ramp(probe));
-    let most = (hold.as_secs_f64() / 2.0).floor().max(1.0);
+    let most = ((hold.as_secs_f64() - 1.0) / 2.0).floor().max(1.0);
     two_windows.max(10.0).min(most) as u64
 }
 
@@ -96,34 +97,62 @@ pub fn probe_plan(
     Ok((probe, ceiling))
 }
 
-/// The highest accepted rate over any stretch of `window_s` whole seconds, starting at
-/// `after_s` or later (once the ramp is over, so an initial burst allowance does not
-/// count as sustainable), whose throttle ratio stays under `epsilon`. The last second
-/// is left out (the load ends inside it).
+/// Requests, successes and throttles over a run of seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    ok: u64,
+    requests: u64,
+    throttled: u64,
+}
+
+impl Counts {
+    fn over(seconds: &[IntervalSummary]) -> Self {
+        seconds.iter().fold(Self::default(), |c, i| Self {
+            ok: c.ok + i.ok,
+            requests: c.requests + i.requests,
+            throttled: c.throttled + i.throttled,
+        })
+    }
+
+    fn throttled_ratio(self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.throttled as f64 / self.requests as f64
+        }
+    }
+}
+
+/// The highest accepted rate the fleet held **steadily**: over two back-to-back
+/// stretches of `stretch_s` whole seconds, starting at `after_s` or later (once the ramp
+/// is over), each with a throttle ratio under `epsilon`; the lower of the two rates
+/// counts. A token bucket's or GCRA's burst lets more than the rate through until it
+/// is drained, so a single stretch can catch the drain's tail (1.10 of the rate was
+/// seen right after a ramp); a draining burst does not hold up over the stretch after
+/// it, a sustainable rate does. The last second is left out (the load ends inside it).
+/// Returns the rate, where the pair starts, and the throttle ratio over both.
 pub fn sustainable(
     timeline: &[IntervalSummary],
-    window_s: u64,
+    stretch_s: u64,
     after_s: u64,
     epsilon: f64,
 ) -> Option<(f64, u64, f64)> {
     let full = timeline.len().saturating_sub(1);
-    let w = usize::try_from(window_s.max(1)).ok()?;
-    if full < w {
+    let w = usize::try_from(stretch_s.max(1)).ok()?;
+    if full < 2 * w {
         return None;
     }
-    (0..=full - w)
+    // From the latest start back, so that of equal rates the earliest is kept.
+    (0..=full - 2 * w)
+        .rev()
         .filter(|&start| timeline[start].t >= after_s)
         .filter_map(|start| {
-            let stretch = &timeline[start..start + w];
-            let ok: u64 = stretch.iter().map(|i| i.ok).sum();
-            let requests: u64 = stretch.iter().map(|i| i.requests).sum();
-            let throttled: u64 = stretch.iter().map(|i| i.throttled).sum();
-            let ratio = if requests == 0 {
-                0.0
-            } else {
-                throttled as f64 / requests as f64
-            };
-            (ratio < epsilon).then(|| (ok as f64 / w as f64, stretch[0].t, ratio))
+            let first = Counts::over(&timeline[start..start + w]);
+            let second = Counts::over(&timeline[start + w..start + 2 * w]);
+            let both = Counts::over(&timeline[start..start + 2 * w]);
+            let steady = first.throttled_ratio() < epsilon && second.throttled_ratio() < epsilon;
+            let rate = first.ok.min(second.ok) as f64 / w as f64;
+            steady.then(|| (rate, timeline[start].t, both.throttled_ratio()))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
@@ -149,11 +178,29 @@ mod tests {
 
     #[test]
     fn stretches_before_the_ramp_ends_do_not_count() {
-        // A burst allowance early on, then a steady 50/s.
-        let mut timeline: Vec<_> = (0..4).map(|t| second(t, 120, 0)).collect();
-        timeline.extend((4..30).map(|t| second(t, 50, 0)));
-        assert_eq!(sustainable(&timeline, 10, 0, 0.01).unwrap().0, 78.0);
-        assert_eq!(sustainable(&timeline, 10, 4, 0.01).unwrap().0, 50.0);
+        // A burst allowance that lasts the ramp, then a steady 50/s.
+        let mut timeline: Vec<_> = (0..20).map(|t| second(t, 70, 0)).collect();
+        timeline.extend((20..50).map(|t| second(t, 50, 0)));
+        assert_eq!(sustainable(&timeline, 10, 0, 0.01).unwrap(), (70.0, 0, 0.0));
+        assert_eq!(
+            sustainable(&timeline, 10, 20, 0.01).unwrap(),
+            (50.0, 20, 0.0)
+        );
+    }
+
+    #[test]
+    fn a_draining_burst_is_not_steady() {
+        // After the ramp a bucket's burst still drains (60/s, then 55/s) before the
+        // fleet settles at its rate of 50/s: the best single 10 s stretch holds 57.5/s,
+        // but not the stretch after it.
+        let mut timeline: Vec<_> = (0..5).map(|t| second(t, 60, 0)).collect();
+        timeline.extend((5..10).map(|t| second(t, 55, 0)));
+        timeline.extend((10..40).map(|t| second(t, 50, 0)));
+        let (rate, from, _) = sustainable(&timeline, 10, 0, 0.01).unwrap();
+        assert_eq!((rate, from), (50.0, 0));
+        // A rate held over both stretches is the lower of the two.
+        let (rate, _, _) = sustainable(&timeline[5..], 10, 0, 0.01).unwrap();
+        assert_eq!(rate, 50.0);
     }
 
     #[test]
@@ -161,17 +208,30 @@ mod tests {
         // A ramp, a throttled overshoot, then a steady 50/s; the last second is partial.
         let mut timeline: Vec<_> = (0..5).map(|t| second(t, 10 * t, 0)).collect();
         timeline.extend((5..8).map(|t| second(t, 60, 30)));
-        timeline.extend((8..20).map(|t| second(t, 50, 0)));
-        timeline.push(second(20, 500, 0));
+        timeline.extend((8..30).map(|t| second(t, 50, 0)));
+        timeline.push(second(30, 500, 0));
         let (rate, from, ratio) = sustainable(&timeline, 10, 0, 0.01).unwrap();
         assert_eq!((rate, ratio), (50.0, 0.0));
         assert!(from >= 8);
+        // Both stretches must stay under epsilon: the overshoot's 429s rule out 0..20.
+        let mut timeline: Vec<_> = (0..20).map(|t| second(t, 70, 0)).collect();
+        timeline[15].throttled = 20;
+        timeline[15].requests += 20;
+        timeline.extend((20..41).map(|t| second(t, 50, 0)));
+        assert_eq!(sustainable(&timeline, 10, 0, 0.01).unwrap().1, 16);
     }
 
     #[test]
     fn nothing_qualifies_when_everything_is_throttled() {
-        let timeline: Vec<_> = (0..20).map(|t| second(t, 50, 50)).collect();
+        let timeline: Vec<_> = (0..30).map(|t| second(t, 50, 50)).collect();
         assert_eq!(sustainable(&timeline, 10, 0, 0.01), None);
+    }
+
+    #[test]
+    fn two_stretches_must_fit() {
+        let timeline: Vec<_> = (0..20).map(|t| second(t, 50, 0)).collect();
+        assert_eq!(sustainable(&timeline, 10, 0, 0.01), None);
+        assert_eq!(sustainable(&timeline, 9, 0, 0.01).unwrap().0, 50.0);
     }
 
     #[test]
@@ -215,8 +275,8 @@ policy = "none"
         assert_eq!(stretch_for(Some(10.0), Duration::from_secs(120)), 20);
         assert_eq!(stretch_for(Some(2.0), Duration::from_secs(120)), 10);
         assert_eq!(stretch_for(None, Duration::from_secs(120)), 10);
-        // 90 s probe: 54 s of hold, so at most 27 s.
-        assert_eq!(stretch_for(Some(60.0), Duration::from_secs(90)), 27);
+        // 90 s probe: 54 s of hold, so two stretches of at most 26 s before its last second.
+        assert_eq!(stretch_for(Some(60.0), Duration::from_secs(90)), 26);
     }
 }
 
@@ -245,13 +305,13 @@ pub async fn run_probe(
     configure(&mut request);
     let outcome = controller.run(request).await?;
     let summary = crate::report::summarize(&outcome);
-    let window_s = stretch_for(summary.longest_reset_s, settings.duration);
+    let stretch_s = stretch_for(summary.longest_reset_s, settings.duration);
     let after_s = ramp(settings.duration).as_secs();
-    let result = sustainable(&summary.timeline, window_s, after_s, settings.epsilon).map(
+    let result = sustainable(&summary.timeline, stretch_s, after_s, settings.epsilon).map(
         |(sustainable_rps, from_s, throttled_ratio)| ProbeResult {
             sustainable_rps,
             from_s,
-            window_s,
+            window_s: 2 * stretch_s,
             inferred_window_s: summary.longest_reset_s,
             throttled_ratio,
             ceiling_rps: ceiling,
