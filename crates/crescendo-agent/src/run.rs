@@ -2,6 +2,7 @@
 //! backoff decisions, reporting until it finishes: at the plan's end, on `Stop`, on
 //! an abort reason, or when its `unique` data rows run out (`OnExhausted`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,8 +41,10 @@ pub(crate) struct Pacing {
     /// when a pause counted in an earlier snapshot was cut short).
     paused: std::sync::Mutex<f64>,
     /// While scouting a fleet pause: when this agent resumed and until when it scouts
-    /// (seconds since start).
+    /// (seconds since start) …
     scout: std::sync::Mutex<Option<(f64, f64)>>,
+    /// … and whether it does, so that every ok answer need not take the lock.
+    scouting: AtomicBool,
 }
 
 impl Pacing {
@@ -53,6 +56,7 @@ impl Pacing {
             t0,
             paused: std::sync::Mutex::new(0.0),
             scout: std::sync::Mutex::new(None),
+            scouting: AtomicBool::new(false),
         };
         (pacing, rx)
     }
@@ -101,7 +105,9 @@ impl Pacing {
             let resume = self.limits.borrow().not_before.max(self.since_start());
             (resume, resume + span.as_secs_f64())
         });
-        *self.scout.lock().expect("scout lock") = scout;
+        let mut current = self.scout.lock().expect("scout lock");
+        self.scouting.store(scout.is_some(), Ordering::Release);
+        *current = scout;
     }
 
     /// Whether a throttle asking to wait `retry_after` is one a scout takes without
@@ -120,12 +126,16 @@ impl Pacing {
     /// ends a scouting, to be reported. A request sent before the scout resumed
     /// proves nothing about the pause.
     pub(crate) fn scout_got_through(&self, sent: Instant) -> bool {
+        if !self.scouting.load(Ordering::Acquire) {
+            return false;
+        }
         let sent = sent.saturating_duration_since(self.t0).as_secs_f64();
         let mut scout = self.scout.lock().expect("scout lock");
         let through =
             scout.is_some_and(|(resume, until)| sent >= resume && self.since_start() < until);
         if through {
             *scout = None;
+            self.scouting.store(false, Ordering::Release);
         }
         through
     }

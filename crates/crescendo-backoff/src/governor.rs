@@ -226,11 +226,11 @@ pub struct FleetDecision {
 
 /// A whole-second Retry-After only says "within the second before": rounded up, the API
 /// may let requests through a second earlier, and on a 2 s window that second is half
-/// the quota. On a key without quota headers the scout (the agent whose 429 started the pause) resumes at the earliest
-/// moment, at most [`SCOUT_RATE`], takes its 429s without pausing or reporting them, and
-/// reports its first answer that is no throttle: the governor then ends the pause for
-/// every agent ([`Governor::on_opened`]). A scout that never gets through costs a few
-/// 429s; the fleet resumes when the server said.
+/// the quota. On a key without quota headers the scout (the agent whose 429 started the
+/// pause) resumes at the earliest moment, at most [`SCOUT_RATE`], takes its 429s without
+/// pausing or reporting them, and reports its first answer that is no throttle: the
+/// governor then ends the pause for every agent ([`Governor::on_opened`]). A scout that
+/// never gets through costs a few 429s; the fleet resumes when the server said.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scout {
     pub agent: String,

@@ -263,10 +263,8 @@ impl KeyState {
         let until = self.pause_until(now)?;
         // Only the scout of the pause in force, and only once it resumed: an answer
         // before that is one of a request sent before the pause.
-        let scout = self
-            .scout(now)
-            .filter(|s| s.agent == agent && s.from <= now);
-        scout.as_ref()?;
+        self.scout(now)
+            .filter(|s| s.agent == agent && s.from <= now)?;
         self.scout = None;
         self.pause_until = Some(now);
         self.reopen_cycle(config, now);
