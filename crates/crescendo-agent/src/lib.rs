@@ -45,5 +45,6 @@ mod run;
 mod schedule;
 pub mod session;
 mod spool;
+mod wire;
 
 pub use session::{AgentConfig, AgentError, run};

@@ -475,11 +475,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             recorder.paused(ctx.pacing.take_paused());
             recorder.take()
         };
-        let attempts: u64 = steps
-            .iter()
-            .filter_map(|s| s.counters.as_ref())
-            .map(|c| c.requests)
-            .sum();
+        let attempts: u64 = steps.iter().map(|s| s.stats.counters.requests).sum();
         let interval_s = end_ms.saturating_sub(start_ms) as f64 / 1000.0;
         if interval_s > 0.0 {
             ctx.set_rate(attempts as f64 / interval_s);
@@ -489,7 +485,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             seq,
             start_ms,
             end_ms,
-            steps,
+            steps: steps.iter().map(crate::wire::step_to_pb).collect(),
             offered,
             last,
             quota: ctx.last_quota.lock().expect("quota lock").take(),

@@ -115,6 +115,24 @@ struct Report {
     error: String,
 }
 
+/// The counters as the controller reads them off the wire.
+fn counters_of(c: &pb::Counters) -> Counters {
+    Counters {
+        requests: c.requests,
+        ok: c.ok,
+        throttled: c.throttled,
+        client_errors: c.client_errors,
+        server_errors: c.server_errors,
+        timeouts: c.timeouts,
+        connect_errors: c.connect_errors,
+        retries: c.retries,
+        dropped: c.dropped,
+        paused_ms: c.paused_ms,
+        check_failed: c.check_failed,
+        auth_refreshes: c.auth_refreshes,
+    }
+}
+
 /// Start `prepared` now and collect its messages until `Finished` (bounded).
 async fn run_to_end(prepared: PreparedRun) -> Report {
     let (tx, mut rx) = mpsc::channel(1024);
@@ -126,7 +144,7 @@ async fn run_to_end(prepared: PreparedRun) -> Report {
                 Some(pb::agent_message::Kind::Snapshot(s)) => {
                     for step in s.steps {
                         let entry = report.steps.entry(step.step).or_default();
-                        entry.0.add(&step.counters.as_ref().unwrap().into());
+                        entry.0.add(&counters_of(step.counters.as_ref().unwrap()));
                         entry.1 = step.auxiliary;
                     }
                 }

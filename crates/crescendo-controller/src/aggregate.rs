@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crescendo_metrics::{Counters, MetricsError, StepStats};
-use crescendo_proto::v1 as pb;
+
+use crate::messages::{Quota, Snapshot};
 
 /// One second of the run, merged over agents.
 #[derive(Debug, Default, Clone)]
@@ -55,21 +56,18 @@ pub(crate) struct Aggregate {
     pub(crate) intervals: BTreeMap<u64, Interval>,
     pub(crate) offered: u64,
     seen: BTreeMap<String, BTreeSet<u64>>,
-    /// Snapshots refused as malformed.
+    /// Snapshots refused as malformed (at the edge or here).
     pub(crate) rejected: u64,
     /// The API's quota as last reported to any agent (by the agents' run clocks).
-    pub(crate) last_quota: Option<pb::Quota>,
+    pub(crate) last_quota: Option<Quota>,
     /// The longest reset the API reported: about its window length.
     pub(crate) longest_reset_s: Option<f64>,
 }
 
 impl Aggregate {
-    /// Merge one snapshot of `agent`'s. Returns false when it was merged before.
-    pub(crate) fn merge(
-        &mut self,
-        agent: &str,
-        snapshot: &pb::Snapshot,
-    ) -> Result<bool, MetricsError> {
+    /// Merge one snapshot of `agent`'s (its histograms were decoded at the edge).
+    /// Returns false when it was merged before.
+    pub(crate) fn merge(&mut self, agent: &str, snapshot: &Snapshot) -> Result<bool, MetricsError> {
         if self
             .seen
             .get(agent)
@@ -77,31 +75,21 @@ impl Aggregate {
         {
             return Ok(false);
         }
-        // Decode everything first, so a bad snapshot merges nothing at all.
-        let decoded = snapshot
-            .steps
-            .iter()
-            .map(|s| StepStats::decode(s).map(|d| (s.step.clone(), s.auxiliary, d)))
-            .collect::<Result<Vec<_>, _>>()
-            .inspect_err(|_| self.rejected += 1)?;
         self.seen
             .entry(agent.to_owned())
             .or_default()
             .insert(snapshot.seq);
-        if let Some(reset) = snapshot.quota.as_ref().and_then(|q| q.reset_s)
-            && reset.is_finite()
-            && reset >= 0.0
-        {
-            self.longest_reset_s = Some(self.longest_reset_s.map_or(reset, |r| r.max(reset)));
-        }
-        if let Some(q) = &snapshot.quota
-            && q.remaining.is_finite()
-            && self
+        if let Some(q) = &snapshot.quota {
+            if let Some(reset) = q.reset.map(|r| r.as_secs_f64()) {
+                self.longest_reset_s = Some(self.longest_reset_s.map_or(reset, |r| r.max(reset)));
+            }
+            if self
                 .last_quota
                 .as_ref()
                 .is_none_or(|last| q.at_ms >= last.at_ms)
-        {
-            self.last_quota = Some(q.clone());
+            {
+                self.last_quota = Some(q.clone());
+            }
         }
         let second = snapshot.start_ms / 1000;
         let interval = self.intervals.entry(second).or_default();
@@ -109,14 +97,24 @@ impl Aggregate {
         interval.offered = interval.offered.saturating_add(snapshot.offered);
         self.offered = self.offered.saturating_add(snapshot.offered);
         let per_agent = self.agents.entry(agent.to_owned()).or_default();
-        for (name, auxiliary, stats) in decoded {
-            if auxiliary {
-                self.auxiliary.entry(name).or_default().add(&stats)?;
+        for step in &snapshot.steps {
+            if step.auxiliary {
+                self.auxiliary
+                    .entry(step.step.clone())
+                    .or_default()
+                    .add(&step.stats)?;
                 continue;
             }
-            per_agent.add(&stats.counters);
-            self.steps.entry(name.clone()).or_default().add(&stats)?;
-            interval.steps.entry(name).or_default().add(&stats)?;
+            per_agent.add(&step.stats.counters);
+            self.steps
+                .entry(step.step.clone())
+                .or_default()
+                .add(&step.stats)?;
+            interval
+                .steps
+                .entry(step.step.clone())
+                .or_default()
+                .add(&step.stats)?;
         }
         Ok(true)
     }
@@ -147,21 +145,21 @@ mod tests {
 
     #[test]
     fn huge_numbers_from_agents_saturate_instead_of_panicking() {
-        let empty = crescendo_metrics::histogram::encode(&crescendo_metrics::new_histogram());
         let counters = Counters {
             requests: u64::MAX,
             ok: u64::MAX,
             ..Counters::default()
         };
-        let snapshot = |seq| pb::Snapshot {
+        let snapshot = |seq| Snapshot {
             seq,
             offered: u64::MAX,
-            steps: vec![pb::StepSnapshot {
+            steps: vec![crescendo_metrics::StepSnapshot {
                 step: "get".into(),
-                latency: empty.clone(),
-                service_time: empty.clone(),
-                counters: Some((&counters).into()),
-                ..Default::default()
+                auxiliary: false,
+                stats: StepStats {
+                    counters,
+                    ..StepStats::default()
+                },
             }],
             ..Default::default()
         };
@@ -169,6 +167,7 @@ mod tests {
         for agent in ["a", "b"] {
             assert!(agg.merge(agent, &snapshot(1)).unwrap());
         }
+        assert!(!agg.merge("a", &snapshot(1)).unwrap(), "merged once");
         assert_eq!(agg.offered, u64::MAX);
         assert_eq!(agg.intervals[&0].offered, u64::MAX);
         assert_eq!(agg.ok(), u64::MAX);

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{LiveMetrics, start_metrics};
-use crate::{Controller, ControllerError, ProgressMode, RunRequest, demo, report};
+use crate::{Controller, ProgressMode, RunRequest, demo, report};
 
 /// Exit code: every threshold held.
 pub const EXIT_OK: u8 = 0;
@@ -262,17 +262,39 @@ struct Shown {
     live: LiveMetrics,
 }
 
-/// First Ctrl-C stops the load everywhere and lets the run report; the second exits.
-fn cancel_on_ctrl_c(controller: Controller) {
+/// How long the controller waits, once its run is over, for the agents' streams to
+/// deliver what is queued on them (the release) and close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The first SIGINT (Ctrl-C) or SIGTERM stops the load everywhere and lets the run
+/// collect its last snapshots and report; the second exits at once.
+fn cancel_on_signal(controller: Controller) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping the run on every agent (Ctrl-C again to exit now)");
+        if let Some(signal) = stop_signal().await {
+            eprintln!("{signal}: stopping the run on every agent (again to exit now)");
             let _ = controller.cancel("interrupted").await;
         }
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await.is_some() {
             std::process::exit(130);
         }
     });
+}
+
+/// The next SIGINT or SIGTERM, by name; `None` when signals cannot be watched.
+pub(crate) async fn stop_signal() -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.ok().map(|()| "SIGINT"),
+            _ = term.recv() => Some("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+    }
 }
 
 async fn execute_and_report(
@@ -283,7 +305,7 @@ async fn execute_and_report(
     let progress = request.progress;
     let outcome = match controller.run(request).await {
         Ok(outcome) => outcome,
-        Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
+        Err(e) if e.is_bad_input() => {
             eprintln!("error: {e}");
             return Ok(EXIT_BAD_INPUT);
         }
@@ -330,28 +352,32 @@ async fn demo_cmd(
     }
     let text = demo::plan_text(&base_url, duration);
     let plan = crescendo_plan::parse(&text, "demo plan")?;
-    let mut request = RunRequest::new(plan, text, agents);
+    let mut request = RunRequest::new(plan, text, agents)?;
     request.progress = progress;
     request.live = live.clone();
     request.wait_for_agents = Duration::from_secs(20);
-    cancel_on_ctrl_c(controller.clone());
+    cancel_on_signal(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
     shutdown.cancel();
+    controller.closed(CLOSE_GRACE).await;
     code
 }
 
-/// Read, validate and split a plan file; prints the error (file, line, key) and
-/// returns `None` when any of that fails.
-fn read_plan(path: &Path, agents: u32) -> Option<(String, crescendo_plan::Plan)> {
+/// Read, validate and split a plan file into a run request; prints the error (file,
+/// line, key) and returns `None` when any of that fails.
+fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| eprintln!("error: {}: {e}", path.display()))
         .ok()?;
     let files = crescendo_plan::DirFiles::for_plan(path);
     let plan = crescendo_plan::parse_with(&text, &path.display().to_string(), &files)
-        .and_then(|plan| crescendo_plan::split(&plan, agents).map(|_| plan))
         .map_err(|e| eprintln!("error: {e}"))
         .ok()?;
-    Some((text, plan))
+    let mut request = RunRequest::new(plan, text, agents)
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()?;
+    request.files = Some(files);
+    Some(request)
 }
 
 async fn run_cmd(
@@ -363,7 +389,7 @@ async fn run_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
-    let Some((text, plan)) = read_plan(path, agents) else {
+    let Some(mut request) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
     let shutdown = CancellationToken::new();
@@ -374,17 +400,15 @@ async fn run_cmd(
         "controller listening on {}; waiting for {agents} agent(s)",
         controller.url()
     );
-    let mut request = RunRequest::new(plan, text, agents);
-    request.files = Some(crescendo_plan::DirFiles::for_plan(path));
     request.progress = progress;
     request.live = live.clone();
     request.release_agents = true;
     request.wait_for_agents = wait_for_agents;
-    cancel_on_ctrl_c(controller.clone());
+    cancel_on_signal(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
-    // Give the release messages a moment to reach the agents before the server stops.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The release is queued on every agent's stream; closing delivers it.
     shutdown.cancel();
+    controller.closed(CLOSE_GRACE).await;
     code
 }
 
@@ -398,7 +422,10 @@ async fn probe_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
-    let Some((text, _)) = read_plan(path, agents) else {
+    let Some(RunRequest {
+        plan_text: text, ..
+    }) = read_plan(path, agents)
+    else {
         return Ok(EXIT_BAD_INPUT);
     };
     let origin = path.display().to_string();
@@ -413,7 +440,7 @@ async fn probe_cmd(
         "probe: controller on {}; waiting for {agents} agent(s)",
         controller.url()
     );
-    cancel_on_ctrl_c(controller.clone());
+    cancel_on_signal(controller.clone());
     let probe = crate::probe::run_probe(&controller, &text, &origin, agents, settings, |r| {
         r.progress = progress;
         r.live = live.clone();
@@ -421,11 +448,11 @@ async fn probe_cmd(
         r.wait_for_agents = wait_for_agents;
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.cancel();
+    controller.closed(CLOSE_GRACE).await;
     let probe = match probe {
         Ok(p) => p,
-        Err(e @ (ControllerError::Plan(_) | ControllerError::Args(_))) => {
+        Err(e) if e.is_bad_input() => {
             eprintln!("error: {e}");
             return Ok(EXIT_BAD_INPUT);
         }

@@ -12,7 +12,8 @@ use crescendo_backoff::governor::{
     agent_shares,
 };
 use crescendo_plan::{Load, Plan, Share};
-use crescendo_proto::v1 as pb;
+
+use crate::messages::{Adjust, Opened, Quota, Throttle};
 
 /// The limit key used when agents do not name the credential (one shared key).
 const DEFAULT_KEY: &str = "default";
@@ -91,7 +92,7 @@ impl Ceiling {
 }
 
 /// One `Adjust` to send.
-pub(crate) type Adjustment = (String, pb::Adjust);
+pub(crate) type Adjustment = (String, Adjust);
 
 impl Fleet {
     /// A governor when the plan asks for the coordinated policy.
@@ -114,22 +115,20 @@ impl Fleet {
         &mut self,
         now: Duration,
         agent: &str,
-        t: &pb::Throttle,
+        t: &Throttle,
         shares: &[(String, Share)],
         run_id: &str,
     ) -> Vec<Adjustment> {
-        let secs = |v: Option<f64>| v.and_then(|s| Duration::try_from_secs_f64(s).ok());
-        let finite = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0);
         let report = ThrottleReport {
             agent: agent.to_owned(),
             limit_key: limit_key(&t.limit_key),
-            status: u16::try_from(t.status).unwrap_or(429),
-            retry_after: secs(t.retry_after_s),
-            remaining: finite(t.remaining),
-            limit: finite(t.limit),
-            reset: secs(t.reset_s),
+            status: t.status,
+            retry_after: t.retry_after,
+            remaining: t.remaining,
+            limit: t.limit,
+            reset: t.reset,
             at: now,
-            agent_rate: finite(Some(t.rate_rps)).unwrap_or(0.0),
+            agent_rate: t.rate_rps,
         };
         let mut out = self.place(now, agent, &report.limit_key, shares, run_id);
         let decision = self.governor.on_throttle(now, report);
@@ -142,19 +141,18 @@ impl Fleet {
         &mut self,
         now: Duration,
         agent: &str,
-        q: &pb::Quota,
+        q: &Quota,
         shares: &[(String, Share)],
         run_id: &str,
     ) -> Vec<Adjustment> {
-        let reset = q.reset_s.and_then(|s| Duration::try_from_secs_f64(s).ok());
-        let (Some(reset), true) = (reset, q.remaining.is_finite() && q.remaining >= 0.0) else {
+        let Some(reset) = q.reset else {
             return Vec::new();
         };
         let report = QuotaReport {
             agent: agent.to_owned(),
             limit_key: limit_key(&q.limit_key),
             remaining: q.remaining,
-            limit: q.limit.filter(|l| l.is_finite() && *l >= 0.0),
+            limit: q.limit,
             reset,
             at: now,
         };
@@ -176,7 +174,7 @@ impl Fleet {
         &mut self,
         now: Duration,
         agent: &str,
-        o: &pb::Opened,
+        o: &Opened,
         shares: &[(String, Share)],
         run_id: &str,
     ) -> Vec<Adjustment> {
@@ -310,21 +308,17 @@ fn adjustments(
     agent_shares(decision, &weights, &mut rand::rng())
         .into_iter()
         .map(|a| {
-            let adjust = pb::Adjust {
+            let adjust = Adjust {
                 run_id: run_id.to_owned(),
                 max_rate_rps: Some(a.max_rate),
-                pause_ms: millis(a.pause),
+                pause: a.pause,
                 reason: decision.reason.clone(),
                 replace_pause: a.replace_pause,
-                scout_ms: millis(a.scout_for),
+                scout: a.scout_for,
             };
             (a.agent, adjust)
         })
         .collect()
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -2,17 +2,23 @@
 //! measure into one exact result, and writes the reports.
 //!
 //! [`Controller::start`] serves gRPC on an already-bound listener and spawns the
-//! coordinator, the one task that owns the agent registry and the run in progress;
-//! [`Controller::run`] executes one plan on N agents and returns a [`RunOutcome`],
-//! which [`report::write_all`] turns into `summary.json`, `latency.hlog` and
-//! `report.html`.
+//! agent registry, the one task that knows every attached agent and lends them to
+//! runs; each run gets an actor of its own. [`Controller::run`] executes one plan on N
+//! agents and returns a [`RunOutcome`], which [`report::write_all`] turns into
+//! `summary.json`, `latency.hlog` and `report.html`.
 //!
 //! # Layout
-//! - `server`: the gRPC edge (agent streams, admin service) turning messages into events.
-//! - `coordinator`: the registry and command loop.
-//! - `run`: one run's phases: wait, assign, ready, start barrier, merge, stop.
+//! - `server` and `wire`: the gRPC edge (agent streams, admin service) and the
+//!   conversions between protobuf and the domain; generated types stop there (and in
+//!   [`cli`]'s admin client).
+//! - `messages`: the agent protocol in domain terms, and the registry's events.
+//! - `registry`: attached agents (a pool that outlives runs), the queue of runs
+//!   waiting for agents, routing of members' messages to their run.
+//! - `run`: one run's request, actor and state (phases: assign, ready, start barrier,
+//!   merge, stop).
 //! - `aggregate`: exact merging of snapshots, once per (agent, sequence).
-//! - `fleet`: the coordinated policy's governor and the `Adjust` messages it sends.
+//! - `fleet`: the coordinated policy's governor and the `Adjust` decisions it makes.
+//! - `ship`: the plan's files and data rows shipped to a run's agents.
 //! - [`probe`]: the capacity probe's plan and its sustainable-rate analysis.
 //! - `progress`: the progress each second: live display, plain lines or JSON Lines.
 //! - [`live`]: live results: the `/metrics` endpoint and the run loop's hooks
@@ -22,21 +28,31 @@
 //! - [`demo`]: the embedded rehearsal (flowsim + agents on loopback).
 //! - [`cli`]: the command line, shared by `main.rs`.
 //! - [`compare`]: two runs' summaries side by side, and whether the second regressed.
+//!
+//! # Shutdown
+//! One root [`CancellationToken`] (given to [`Controller::start`]) and one
+//! [`TaskTracker`]: cancelling the token stops new runs, makes every run stop its
+//! fleet and drain, and lets the registry end once no run is left; the gRPC server
+//! then closes each agent's stream after the messages queued on it (the release).
+//! [`Controller::closed`] waits for all of that, bounded by a grace period.
 
 mod aggregate;
 pub mod cli;
 pub mod compare;
-mod coordinator;
 pub mod demo;
+mod error;
 mod fleet;
 pub mod live;
+mod messages;
 pub mod probe;
 mod progress;
+mod registry;
 pub mod report;
 mod run;
 mod server;
 mod ship;
 pub mod thresholds;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -47,44 +63,20 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use coordinator::{Command, Coordinator};
+pub use error::{ControllerError, ShipError};
 pub use progress::ProgressMode;
 pub use run::{RunOutcome, RunRequest};
 
-/// Why a run could not be carried out.
-#[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
-    #[error(transparent)]
-    Plan(crescendo_plan::PlanError),
-    #[error("{0}")]
-    Args(String),
-    #[error(
-        "timed out after {waited:?} waiting for {want} agents: attached [{attached}], {missing} missing"
-    )]
-    AgentsMissing {
-        waited: Duration,
-        want: usize,
-        attached: String,
-        missing: usize,
-    },
-    #[error("agents not ready: {0}")]
-    NotReady(String),
-    #[error("agent {agent} rejected the run: {error}")]
-    AgentRejected { agent: String, error: String },
-    #[error("a run is already in progress")]
-    Busy,
-    #[error("run cancelled: {0}")]
-    Cancelled(String),
-    #[error("the controller has shut down")]
-    Gone,
-}
+use registry::{Command, Registry};
 
 /// A running controller.
 #[derive(Debug, Clone)]
 pub struct Controller {
     addr: SocketAddr,
     commands: mpsc::Sender<Command>,
+    tracker: TaskTracker,
 }
 
 impl Controller {
@@ -107,8 +99,9 @@ impl Controller {
                 agent_control,
             ))
             .add_service(pb::admin_server::AdminServer::new(admin));
+        let tracker = TaskTracker::new();
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let incoming = TcpListenerStream::new(listener);
             if let Err(e) = router
                 .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -117,17 +110,23 @@ impl Controller {
                 tracing::error!("grpc server failed: {e}");
             }
         });
-        let coordinator = Coordinator {
-            agents: Default::default(),
-            events,
-            commands,
-            shutdown,
-        };
-        tokio::spawn(coordinator.serve());
+        let registry = Registry::new(shutdown, tracker.clone());
+        tracker.spawn(registry.serve(events, commands));
         Ok(Self {
             addr,
             commands: commands_tx,
+            tracker,
         })
+    }
+
+    /// Wait, at most `grace`, for everything the controller started to end after its
+    /// shutdown token was cancelled: runs drained, agents' streams closed (their last
+    /// messages, such as the release, delivered). False when the grace ran out.
+    pub async fn closed(&self, grace: Duration) -> bool {
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
     }
 
     /// The address agents attach to.

@@ -312,9 +312,9 @@ pub async fn run_probe(
     configure: impl FnOnce(&mut crate::RunRequest),
 ) -> Result<Probe, crate::ControllerError> {
     let (probe_text, ceiling) =
-        probe_plan(text, origin, settings).map_err(crate::ControllerError::Args)?;
+        probe_plan(text, origin, settings).map_err(crate::ControllerError::Probe)?;
     let plan = crescendo_plan::parse(&probe_text, origin).map_err(crate::ControllerError::Plan)?;
-    let mut request = crate::RunRequest::new(plan, probe_text, agents);
+    let mut request = crate::RunRequest::new(plan, probe_text, agents)?;
     configure(&mut request);
     let outcome = controller.run(request).await?;
     let summary = crate::report::summarize(&outcome);

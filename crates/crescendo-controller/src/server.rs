@@ -1,43 +1,42 @@
 //! The gRPC edge: `AgentControl.Attach` streams and the `Admin` service.
 //!
 //! Each attached stream gets a reader task that turns the agent's messages into
-//! [`AgentEvent`]s for the coordinator, which owns all state. Garbage never reaches
-//! further than this file: a stream that does not start with `Hello` is refused, and
-//! a broken stream becomes a `Detached` event.
+//! domain [`AgentEvent`]s (through `wire`) for the registry, which owns all state.
+//! Garbage never reaches further than this file and `wire`: a stream that does not
+//! start with `Hello` is refused, a snapshot that cannot be decoded arrives as
+//! `Rejected`, and a broken stream becomes a `Detached` event. Generated protobuf
+//! types appear only here, in `wire` and in the CLI's admin client (`cli`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crescendo_proto::v1 as pb;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use pb::agent_message::Kind as Out;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::coordinator::Command;
+use crate::error::ControllerError;
+use crate::messages::{AGENT_QUEUE, AgentEvent};
+use crate::registry::Command;
+use crate::wire;
 
-/// Messages to one agent; a failed send means the agent is gone.
-pub(crate) type AgentTx = mpsc::Sender<Result<pb::ControllerMessage, Status>>;
-
-/// What the gRPC edge tells the coordinator.
-#[derive(Debug)]
-pub(crate) enum AgentEvent {
-    Attached {
-        hello: pb::Hello,
-        conn: u64,
-        tx: AgentTx,
-    },
-    Message {
-        agent: String,
-        conn: u64,
-        kind: Out,
-    },
-    Detached {
-        agent: String,
-        conn: u64,
-    },
+impl From<ControllerError> for Status {
+    fn from(e: ControllerError) -> Self {
+        let message = e.to_string();
+        match e {
+            ControllerError::Gone => Status::unavailable(message),
+            ControllerError::Cancelled { .. } => Status::cancelled(message),
+            ControllerError::AgentsMissing { .. } | ControllerError::NotReady { .. } => {
+                Status::deadline_exceeded(message)
+            }
+            e if e.is_bad_input() => Status::invalid_argument(message),
+            _ => Status::failed_precondition(message),
+        }
+    }
 }
 
 /// The `AgentControl` service.
@@ -47,9 +46,11 @@ pub(crate) struct AgentControlService {
     pub(crate) next_conn: AtomicU64,
 }
 
+type ControllerStream = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::agent_control_server::AgentControl for AgentControlService {
-    type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
+    type AttachStream = ControllerStream;
 
     async fn attach(
         &self,
@@ -60,7 +61,7 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
             .await
             .map_err(|_| Status::deadline_exceeded("no hello within 10 s"))??;
         let hello = match first.and_then(|m| m.kind) {
-            Some(Out::Hello(hello)) if valid_id(&hello.agent_id) => hello,
+            Some(Out::Hello(hello)) if valid_id(&hello.agent_id) => wire::hello(hello),
             Some(Out::Hello(_)) => {
                 return Err(Status::invalid_argument(
                     "agent id must be 1-128 characters of letters, digits, '-', '_', '.'",
@@ -70,61 +71,64 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         };
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let agent = hello.agent_id.clone();
-        let (tx, rx) = mpsc::channel(256);
-        let welcome = pb::ControllerMessage {
-            kind: Some(pb::controller_message::Kind::Welcome(pb::Welcome {
-                agent_id: agent.clone(),
-                controller_version: env!("CARGO_PKG_VERSION").to_owned(),
-            })),
-        };
-        tx.send(Ok(welcome))
-            .await
-            .map_err(|_| Status::unavailable("closing"))?;
+        let (tx, rx) = mpsc::channel(AGENT_QUEUE);
         self.events
-            .send(AgentEvent::Attached {
-                hello,
-                conn,
-                tx: tx.clone(),
-            })
+            .send(AgentEvent::Attached { hello, conn, tx })
             .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            loop {
-                let received = tokio::select! {
-                    r = inbound.message() => r,
-                    // The coordinator dropped its sender: the agent is unwanted.
-                    _ = tx.closed() => break,
+            .map_err(|_| Status::from(ControllerError::Gone))?;
+        // The stream ends when the registry and the run drop their senders (the agent
+        // is unwanted, or replaced by a newer stream); then the reader stops too.
+        let ended = CancellationToken::new();
+        let on_end = ended.clone();
+        let welcome = futures::stream::iter([Ok(wire::welcome(agent.clone()))]);
+        let messages = ReceiverStream::new(rx).map(|m| Ok(wire::to_agent(m)));
+        let end =
+            futures::stream::once(async move { on_end.cancel() }).filter_map(|()| async { None });
+        let stream: ControllerStream = Box::pin(welcome.chain(messages).chain(end));
+        tokio::spawn(read_agent(inbound, agent, conn, self.events.clone(), ended));
+        Ok(Response::new(stream))
+    }
+}
+
+/// Turn one agent's messages into events until its stream ends either way.
+async fn read_agent(
+    mut inbound: Streaming<pb::AgentMessage>,
+    agent: String,
+    conn: u64,
+    events: mpsc::Sender<AgentEvent>,
+    ended: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            r = inbound.message() => r,
+            _ = ended.cancelled() => break,
+        };
+        match received {
+            Ok(Some(pb::AgentMessage { kind: Some(kind) })) => {
+                let event = AgentEvent::Message {
+                    agent: agent.clone(),
+                    conn,
+                    message: wire::from_agent(kind),
                 };
-                match received {
-                    Ok(Some(pb::AgentMessage { kind: Some(kind) })) => {
-                        let event = AgentEvent::Message {
-                            agent: agent.clone(),
-                            conn,
-                            kind,
-                        };
-                        if events.send(event).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(status) if hung_up(&status) => {
-                        // An agent that exits (e.g. released after a run) closes its
-                        // connection without ending the stream first: not a fault.
-                        tracing::debug!(agent = %agent, %status, "agent connection closed");
-                        break;
-                    }
-                    Err(status) => {
-                        tracing::warn!(agent = %agent, %status, "agent stream broke");
-                        break;
-                    }
+                if events.send(event).await.is_err() {
+                    break;
                 }
             }
-            let _ = events.send(AgentEvent::Detached { agent, conn }).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(status) if hung_up(&status) => {
+                // An agent that exits (e.g. released after a run) closes its
+                // connection without ending the stream first: not a fault.
+                tracing::debug!(agent = %agent, %status, "agent connection closed");
+                break;
+            }
+            Err(status) => {
+                tracing::warn!(agent = %agent, %status, "agent stream broke");
+                break;
+            }
+        }
     }
+    let _ = events.send(AgentEvent::Detached { agent, conn }).await;
 }
 
 /// Whether a stream error is the peer's connection going away (closed, reset, broken
@@ -169,14 +173,9 @@ impl pb::admin_server::Admin for AdminService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Status { reply })
-            .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
-        let status = rx
-            .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
-        Ok(Response::new(status))
+        self.command(Command::Status { reply }).await?;
+        let status = rx.await.map_err(|_| ControllerError::Gone)?;
+        Ok(Response::new(wire::status_reply(status)))
     }
 
     async fn cancel(
@@ -185,14 +184,18 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::CancelReply>, Status> {
         let (reply, rx) = oneshot::channel();
         let reason = request.into_inner().reason;
+        self.command(Command::Cancel { reason, reply }).await?;
+        let answer = rx.await.map_err(|_| ControllerError::Gone)?;
+        Ok(Response::new(wire::cancel_reply(answer)))
+    }
+}
+
+impl AdminService {
+    async fn command(&self, command: Command) -> Result<(), ControllerError> {
         self.commands
-            .send(Command::Cancel { reason, reply })
+            .send(command)
             .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
-        let answer = rx
-            .await
-            .map_err(|_| Status::unavailable("controller is shutting down"))?;
-        Ok(Response::new(answer))
+            .map_err(|_| ControllerError::Gone)
     }
 }
 

@@ -13,11 +13,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use crescendo_plan::{DataFile, DataSource, DirFiles, Partition, Plan};
-use crescendo_proto::v1 as pb;
-use pb::controller_message::Kind as In;
 
-use crate::ControllerError;
-use crate::coordinator::Coordinator;
+use crate::error::{ControllerError, ShipError};
+use crate::messages::{AgentTx, DataChunk, ToAgent};
 
 /// A chunk is sent once it holds this many bytes of JSON Lines.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -37,7 +35,7 @@ pub(crate) struct Shipment {
 impl Shipment {
     /// What `plan` needs shipped, reading from `files` (the plan's directory).
     /// A plan without `body_file` or a data file ships nothing and needs no directory.
-    pub(crate) fn for_plan(plan: &Plan, files: Option<&DirFiles>) -> Result<Self, ControllerError> {
+    pub(crate) fn for_plan(plan: &Plan, files: Option<&DirFiles>) -> Result<Self, ShipError> {
         let data = plan.data.as_ref().and_then(|d| match &d.source {
             DataSource::File(file) => Some((file.clone(), d.partition)),
             _ => None,
@@ -48,15 +46,9 @@ impl Shipment {
             return Ok(Self::default());
         }
         let Some(dir) = files else {
-            return Err(ControllerError::Args(
-                "the plan names files (body_file or [data] file) but was not loaded from a \
-                 directory to read them from"
-                    .to_owned(),
-            ));
+            return Err(ShipError::NoDirectory);
         };
-        let bundle = plan
-            .bundle_files(dir)
-            .map_err(|e| ControllerError::Args(format!("reading the plan's files: {e}")))?;
+        let bundle = plan.bundle_files(dir).map_err(ShipError::Bundle)?;
         Ok(Self {
             files: bundle,
             data: data.map(|(file, partition)| (file, partition, dir.clone())),
@@ -79,87 +71,89 @@ struct Pending {
 /// Whether `rows` rows feed `agents` agents: a sliced partition (`per-agent`,
 /// `unique`) needs one row per agent, or some agent would run without its variables
 /// (the plan's own rows are checked by `split`; a file's count is known only here).
-fn enough_rows(rows: u64, agents: usize, partition: Partition) -> Result<(), String> {
+fn enough_rows(
+    path: &str,
+    rows: u64,
+    agents: usize,
+    partition: Partition,
+) -> Result<(), ShipError> {
     let needed = match partition {
         Partition::Shared => 1,
         Partition::PerAgent | Partition::Unique => agents as u64,
     };
+    let path = path.to_owned();
     match rows {
-        0 => Err("data.file: no data rows after the header".to_owned()),
-        _ if rows < needed => Err(format!(
-            "data.file: expected at least one row per agent with partition \"per-agent\" or \
-             \"unique\" ({agents} agents), got {rows} rows"
-        )),
+        0 => Err(ShipError::NoRows { path }),
+        _ if rows < needed => Err(ShipError::TooFewRows { path, agents, rows }),
         _ => Ok(()),
     }
 }
 
-impl Coordinator {
-    /// Stream the data file's rows to `agents` (in share index order). Returns the
-    /// number of rows read. A bad row or an agent that cannot take its rows fails the
-    /// run before any load starts.
-    pub(crate) async fn ship_rows(
-        &self,
-        run_id: &str,
-        agents: &[String],
-        shipment: &Shipment,
-    ) -> Result<u64, ControllerError> {
-        let Some((file, partition, dir)) = &shipment.data else {
-            return Ok(0);
+/// Stream the data file's rows to `agents` (in share index order). Returns the number
+/// of rows read. A bad row or an agent that cannot take its rows fails the run before
+/// any load starts.
+pub(crate) async fn ship_rows(
+    run_id: &str,
+    agents: &[(String, AgentTx)],
+    shipment: &Shipment,
+) -> Result<u64, ControllerError> {
+    let Some((file, partition, dir)) = &shipment.data else {
+        return Ok(0);
+    };
+    let path = dir.resolve(&file.path).display().to_string();
+    let reader = dir.open(&file.path).map_err(|source| ShipError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    let mut pending: Vec<Pending> = agents.iter().map(|_| Pending::default()).collect();
+    let mut read = 0u64;
+    for (i, row) in crescendo_plan::read_rows(file, reader).enumerate() {
+        let row = row.map_err(|source| ShipError::Row {
+            path: path.clone(),
+            source,
+        })?;
+        let mut line = serde_json::to_vec(&row).expect("a map of strings serialises");
+        line.push(b'\n');
+        read += 1;
+        let targets: Vec<usize> = match partition {
+            Partition::Shared => (0..agents.len()).collect(),
+            Partition::PerAgent | Partition::Unique => vec![i % agents.len()],
         };
-        let path = dir.resolve(&file.path);
-        let reader = dir
-            .open(&file.path)
-            .map_err(|e| ControllerError::Args(format!("{}: {e}", path.display())))?;
-        let mut pending: Vec<Pending> = agents.iter().map(|_| Pending::default()).collect();
-        let mut read = 0u64;
-        for (i, row) in crescendo_plan::read_rows(file, reader).enumerate() {
-            let row = row.map_err(|e| ControllerError::Args(format!("{}: {e}", path.display())))?;
-            let mut line = serde_json::to_vec(&row).expect("a map of strings serialises");
-            line.push(b'\n');
-            read += 1;
-            let targets: Vec<usize> = match partition {
-                Partition::Shared => (0..agents.len()).collect(),
-                Partition::PerAgent | Partition::Unique => vec![i % agents.len()],
-            };
-            for t in targets {
-                let p = &mut pending[t];
-                p.bytes.write_all(&line).expect("writing to a Vec");
-                p.rows += 1;
-                if p.bytes.len() >= CHUNK_BYTES {
-                    let full = std::mem::take(p);
-                    self.send_chunk(run_id, &agents[t], full, false).await?;
-                }
+        for t in targets {
+            let p = &mut pending[t];
+            p.bytes.write_all(&line).expect("writing to a Vec");
+            p.rows += 1;
+            if p.bytes.len() >= CHUNK_BYTES {
+                let full = std::mem::take(p);
+                send_chunk(run_id, &agents[t], full, false).await?;
             }
         }
-        enough_rows(read, agents.len(), *partition)
-            .map_err(|e| ControllerError::Args(format!("{}: {e}", path.display())))?;
-        for (agent, rest) in agents.iter().zip(pending) {
-            self.send_chunk(run_id, agent, rest, true).await?;
-        }
-        Ok(read)
     }
+    enough_rows(&path, read, agents.len(), *partition)?;
+    for (agent, rest) in agents.iter().zip(pending) {
+        send_chunk(run_id, agent, rest, true).await?;
+    }
+    Ok(read)
+}
 
-    async fn send_chunk(
-        &self,
-        run_id: &str,
-        agent: &str,
-        pending: Pending,
-        last: bool,
-    ) -> Result<(), ControllerError> {
-        let chunk = pb::DataChunk {
-            run_id: run_id.to_owned(),
-            rows_jsonl: pending.bytes,
-            rows: pending.rows,
-            last,
-        };
-        if self.send_wait(agent, In::Data(chunk), SEND_TIMEOUT).await {
-            Ok(())
-        } else {
-            Err(ControllerError::NotReady(format!(
-                "{agent} did not take its data rows"
-            )))
-        }
+/// Send one chunk, waiting up to [`SEND_TIMEOUT`] for room on the agent's stream.
+async fn send_chunk(
+    run_id: &str,
+    (agent, tx): &(String, AgentTx),
+    pending: Pending,
+    last: bool,
+) -> Result<(), ControllerError> {
+    let chunk = DataChunk {
+        run_id: run_id.to_owned(),
+        rows_jsonl: pending.bytes,
+        rows: pending.rows,
+        last,
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(ToAgent::Data(chunk))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(ControllerError::DataNotTaken {
+            agent: agent.clone(),
+        }),
     }
 }
 
@@ -169,16 +163,20 @@ mod tests {
 
     #[test]
     fn a_sliced_file_needs_a_row_per_agent() {
-        assert!(enough_rows(1, 3, Partition::Shared).is_ok());
-        assert!(enough_rows(3, 3, Partition::PerAgent).is_ok());
-        let e = enough_rows(2, 3, Partition::PerAgent).unwrap_err();
+        assert!(enough_rows("f", 1, 3, Partition::Shared).is_ok());
+        assert!(enough_rows("f", 3, 3, Partition::PerAgent).is_ok());
+        let e = enough_rows("f", 2, 3, Partition::PerAgent)
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.contains("data.file: expected at least one row per agent"),
+            e.starts_with("f: data.file: expected at least one row per agent"),
             "{e}"
         );
         assert!(e.contains("(3 agents), got 2 rows"), "{e}");
-        assert!(enough_rows(2, 3, Partition::Unique).is_err());
-        let e = enough_rows(0, 1, Partition::Shared).unwrap_err();
+        assert!(enough_rows("f", 2, 3, Partition::Unique).is_err());
+        let e = enough_rows("f", 0, 1, Partition::Shared)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no data rows after the header"), "{e}");
     }
 }

@@ -61,7 +61,7 @@ async fn fleet(agents: u32, auto_create: bool) -> (String, Controller, Cancellat
 fn request(template: &str, base_url: &str, agents: u32) -> RunRequest {
     let text = template.replace("{{BASE_URL}}", base_url);
     let plan = crescendo_plan::parse(&text, "test plan").unwrap();
-    let mut request = RunRequest::new(plan, text, agents);
+    let mut request = RunRequest::new(plan, text, agents).unwrap();
     request.wait_for_agents = Duration::from_secs(20);
     request
 }

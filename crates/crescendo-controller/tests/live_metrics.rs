@@ -81,7 +81,7 @@ impl Rig {
     fn request(&self, template: &str, agents: u32) -> RunRequest {
         let text = template.replace("{{BASE_URL}}", &self.base_url);
         let plan = crescendo_plan::parse(&text, "test plan").unwrap();
-        let mut request = RunRequest::new(plan, text, agents);
+        let mut request = RunRequest::new(plan, text, agents).unwrap();
         request.wait_for_agents = Duration::from_secs(20);
         request.live = self.live.clone();
         request

@@ -11,7 +11,12 @@
 //!   untrusted bytes, and [`LatencySummary`].
 //! - [`outcome`]: the per-attempt [`Outcome`] enum and [`Counters`] by outcome.
 //! - [`recorder`]: the agent side, [`Recorder`] and its interval snapshots.
-//! - [`merged`]: the controller side, [`StepStats`] merged from snapshots.
+//! - [`merged`]: [`StepStats`], one step's measurements (an interval's or merged), and
+//!   [`StepSnapshot`], one step's interval as shipped.
+//!
+//! This crate knows nothing of the wire: the agent's session encodes a
+//! [`StepSnapshot`]'s histograms with [`encode`] and the controller's gRPC edge decodes
+//! them with [`decode`], which refuses hostile bytes there, before anything is merged.
 
 pub mod histogram;
 pub mod merged;
@@ -19,7 +24,7 @@ pub mod outcome;
 pub mod recorder;
 
 pub use histogram::{LatencySummary, decode, encode, new_histogram};
-pub use merged::StepStats;
+pub use merged::{StepSnapshot, StepStats};
 pub use outcome::{Counters, Outcome};
 pub use recorder::Recorder;
 

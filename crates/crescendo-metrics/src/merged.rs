@@ -1,15 +1,17 @@
-//! The controller side: one step's measurements merged from many snapshots.
+//! One step's measurements: an interval's on an agent, or merged from many snapshots
+//! on the controller.
 
 use std::collections::BTreeMap;
 
-use crescendo_proto::v1 as pb;
 use hdrhistogram::Histogram;
 
 use crate::MetricsError;
-use crate::histogram::{decode, new_histogram};
+use crate::histogram::new_histogram;
 use crate::outcome::Counters;
 
-/// Merged measurements of one step (or of a whole run, when steps are added up).
+/// Measurements of one step: one interval's on an agent, or merged (or of a whole run,
+/// when steps are added up). Latency histograms hold successful attempts only, so each
+/// latency count equals `counters.ok`.
 #[derive(Debug, Clone)]
 pub struct StepStats {
     pub latency: Histogram<u64>,
@@ -30,27 +32,6 @@ impl Default for StepStats {
 }
 
 impl StepStats {
-    /// Decode a step snapshot from an agent. Nothing is merged when any part is bad,
-    /// so a rejected snapshot never counts halfway.
-    pub fn decode(snapshot: &pb::StepSnapshot) -> Result<Self, MetricsError> {
-        let mut statuses = BTreeMap::new();
-        for (&status, &count) in &snapshot.statuses {
-            let status = u16::try_from(status)
-                .map_err(|_| MetricsError::BadHistogram(format!("status {status}")))?;
-            statuses.insert(status, count);
-        }
-        Ok(Self {
-            latency: decode(&snapshot.latency)?,
-            service_time: decode(&snapshot.service_time)?,
-            counters: snapshot
-                .counters
-                .as_ref()
-                .map(Counters::from)
-                .unwrap_or_default(),
-            statuses,
-        })
-    }
-
     /// Add another step's measurements into this one (exact: histograms are added
     /// bucket by bucket, counters summed).
     pub fn add(&mut self, other: &StepStats) -> Result<(), MetricsError> {
@@ -67,4 +48,14 @@ impl StepStats {
         }
         Ok(())
     }
+}
+
+/// One step's measurements over one interval, as an agent ships them.
+#[derive(Debug, Clone, Default)]
+pub struct StepSnapshot {
+    pub step: String,
+    /// Not a scenario step (OAuth token fetches): reported on its own, never added to
+    /// the run's totals.
+    pub auxiliary: bool,
+    pub stats: StepStats,
 }

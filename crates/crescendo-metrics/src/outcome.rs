@@ -1,6 +1,5 @@
 //! What happened to one attempt, and counters by outcome.
 
-use crescendo_proto::v1 as pb;
 use serde::Serialize;
 
 /// The outcome of one HTTP attempt. Every attempt has exactly one.
@@ -102,44 +101,6 @@ impl Counters {
         self.paused_ms = self.paused_ms.saturating_add(*paused_ms);
         self.check_failed = self.check_failed.saturating_add(*check_failed);
         self.auth_refreshes = self.auth_refreshes.saturating_add(*auth_refreshes);
-    }
-}
-
-impl From<&pb::Counters> for Counters {
-    fn from(c: &pb::Counters) -> Self {
-        Self {
-            requests: c.requests,
-            ok: c.ok,
-            throttled: c.throttled,
-            client_errors: c.client_errors,
-            server_errors: c.server_errors,
-            timeouts: c.timeouts,
-            connect_errors: c.connect_errors,
-            retries: c.retries,
-            dropped: c.dropped,
-            paused_ms: c.paused_ms,
-            check_failed: c.check_failed,
-            auth_refreshes: c.auth_refreshes,
-        }
-    }
-}
-
-impl From<&Counters> for pb::Counters {
-    fn from(c: &Counters) -> Self {
-        Self {
-            requests: c.requests,
-            ok: c.ok,
-            throttled: c.throttled,
-            client_errors: c.client_errors,
-            server_errors: c.server_errors,
-            timeouts: c.timeouts,
-            connect_errors: c.connect_errors,
-            retries: c.retries,
-            dropped: c.dropped,
-            paused_ms: c.paused_ms,
-            check_failed: c.check_failed,
-            auth_refreshes: c.auth_refreshes,
-        }
     }
 }
 

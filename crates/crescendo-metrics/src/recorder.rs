@@ -1,33 +1,10 @@
 //! The agent side: record attempts per step, take interval snapshots for the wire.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crescendo_proto::v1 as pb;
-use hdrhistogram::Histogram;
-
-use crate::histogram::{encode, new_histogram, record};
-use crate::outcome::{Counters, Outcome};
-
-/// One step's measurements for the current interval.
-#[derive(Debug)]
-struct StepInterval {
-    latency: Histogram<u64>,
-    service_time: Histogram<u64>,
-    counters: Counters,
-    statuses: BTreeMap<u16, u64>,
-}
-
-impl StepInterval {
-    fn new() -> Self {
-        Self {
-            latency: new_histogram(),
-            service_time: new_histogram(),
-            counters: Counters::default(),
-            statuses: BTreeMap::new(),
-        }
-    }
-}
+use crate::histogram::record;
+use crate::merged::{StepSnapshot, StepStats};
+use crate::outcome::Outcome;
 
 /// One attempt, as the load engine reports it.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +29,7 @@ pub struct Attempt {
 #[derive(Debug)]
 pub struct Recorder {
     names: Vec<String>,
-    steps: Vec<StepInterval>,
+    steps: Vec<StepStats>,
     /// How many of `steps` (the first ones) are scenario steps; the rest are
     /// auxiliary (token fetches), reported with `auxiliary = true`.
     scenario_steps: usize,
@@ -63,7 +40,7 @@ impl Recorder {
     /// A recorder for the scenario's steps, in order.
     pub fn new(step_names: impl IntoIterator<Item = String>) -> Self {
         let names: Vec<String> = step_names.into_iter().collect();
-        let steps = names.iter().map(|_| StepInterval::new()).collect();
+        let steps = names.iter().map(|_| StepStats::default()).collect();
         Self {
             scenario_steps: names.len(),
             names,
@@ -78,7 +55,7 @@ impl Recorder {
     /// Returns the index to [`record`](Self::record) its attempts under.
     pub fn add_auxiliary(&mut self, name: impl Into<String>) -> usize {
         self.names.push(name.into());
-        self.steps.push(StepInterval::new());
+        self.steps.push(StepStats::default());
         self.steps.len() - 1
     }
 
@@ -127,28 +104,19 @@ impl Recorder {
     }
 
     /// Close the interval: return its per-step snapshots and the offered count, and
-    /// start a fresh interval.
-    pub fn take(&mut self) -> (Vec<pb::StepSnapshot>, u64) {
+    /// start a fresh interval. Encoding for the wire is the caller's (the agent's
+    /// session) business.
+    pub fn take(&mut self) -> (Vec<StepSnapshot>, u64) {
         let scenario_steps = self.scenario_steps;
         let steps = self
             .names
             .iter()
             .zip(self.steps.iter_mut())
             .enumerate()
-            .map(|(index, (name, step))| {
-                let done = std::mem::replace(step, StepInterval::new());
-                pb::StepSnapshot {
-                    step: name.clone(),
-                    latency: encode(&done.latency),
-                    service_time: encode(&done.service_time),
-                    counters: Some((&done.counters).into()),
-                    statuses: done
-                        .statuses
-                        .into_iter()
-                        .map(|(k, v)| (u32::from(k), v))
-                        .collect(),
-                    auxiliary: index >= scenario_steps,
-                }
+            .map(|(index, (name, step))| StepSnapshot {
+                step: name.clone(),
+                auxiliary: index >= scenario_steps,
+                stats: std::mem::take(step),
             })
             .collect();
         (steps, std::mem::take(&mut self.offered))
@@ -182,10 +150,10 @@ mod tests {
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].step, "update");
         assert!(!steps[0].auxiliary);
-        let counters = steps[0].counters.as_ref().unwrap();
+        let counters = &steps[0].stats.counters;
         assert_eq!((counters.requests, counters.auth_refreshes), (1, 1));
         assert_eq!(steps[1].step, "auth.token");
         assert!(steps[1].auxiliary);
-        assert_eq!(steps[1].counters.as_ref().unwrap().requests, 1);
+        assert_eq!(steps[1].stats.counters.requests, 1);
     }
 }

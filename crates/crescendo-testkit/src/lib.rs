@@ -80,7 +80,7 @@ impl Fleet {
             Some(files) => crescendo_plan::parse_with(&text, "test plan", files)?,
             None => crescendo_plan::parse(&text, "test plan")?,
         };
-        let mut request = RunRequest::new(plan, text, agents);
+        let mut request = RunRequest::new(plan, text, agents)?;
         request.files = files;
         request.wait_for_agents = Duration::from_secs(20);
         let outcome = self.controller.run(request).await?;

@@ -114,7 +114,7 @@ impl Fixture {
         let (steps, _) = self.recorder.lock().unwrap().take();
         let step = steps.iter().find(|s| s.step == TOKEN_STEP).unwrap();
         assert!(step.auxiliary);
-        let c = step.counters.as_ref().unwrap();
+        let c = &step.stats.counters;
         (c.requests, c.ok, c.throttled, c.client_errors)
     }
 }

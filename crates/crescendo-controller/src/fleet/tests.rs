@@ -37,22 +37,22 @@ fn shares() -> Vec<(String, Share)> {
         .collect()
 }
 
-fn throttle(key: &str) -> pb::Throttle {
-    pb::Throttle {
+fn throttle(key: &str) -> Throttle {
+    Throttle {
         limit_key: key.to_owned(),
         status: 429,
-        retry_after_s: Some(2.0),
+        retry_after: Some(Duration::from_secs(2)),
         rate_rps: 10.0,
         ..Default::default()
     }
 }
 
-fn quota(key: &str) -> pb::Quota {
-    pb::Quota {
+fn quota(key: &str) -> Quota {
+    Quota {
         limit_key: key.to_owned(),
         remaining: 290.0,
         limit: Some(300.0),
-        reset_s: Some(59.5),
+        reset: Some(Duration::from_millis(59_500)),
         ..Default::default()
     }
 }
@@ -76,8 +76,8 @@ fn a_cut_on_one_client_reaches_only_its_agents() {
     }
     let now = Duration::from_secs(6);
     // A Retry-After of 2.5 s: not whole seconds, so nobody scouts and all wait.
-    let t = pb::Throttle {
-        retry_after_s: Some(2.5),
+    let t = Throttle {
+        retry_after: Some(Duration::from_millis(2_500)),
         ..throttle("client-a")
     };
     let adjusts = f.on_throttle(now, "agent-0", &t, &shares, "run");
@@ -85,13 +85,17 @@ fn a_cut_on_one_client_reaches_only_its_agents() {
     // Client A's whole rate, split between its two agents, both paused.
     let total: f64 = adjusts.iter().filter_map(|(_, a)| a.max_rate_rps).sum();
     assert!((total - f.governor.allowed_rate("client-a")).abs() < 1e-9);
-    assert!(adjusts.iter().all(|(_, a)| a.pause_ms >= 2_000));
+    assert!(
+        adjusts
+            .iter()
+            .all(|(_, a)| a.pause >= Duration::from_millis(2_000))
+    );
     assert!(f.governor.paused_until("client-b", now).is_none());
     // B's pacing goes to B's agents only.
     let b = f.on_quota(
         now,
         "agent-3",
-        &pb::Quota {
+        &Quota {
             remaining: 20.0,
             ..quota("client-b")
         },
@@ -142,7 +146,7 @@ fn an_agent_joining_a_paused_key_is_paused_too() {
     let now = Duration::from_millis(1_500);
     let joined = f.on_quota(now, "agent-1", &quota("client-a"), &shares, "run");
     let (_, adjust) = joined.iter().find(|(a, _)| a == "agent-1").expect("placed");
-    assert!(adjust.pause_ms >= 1_500, "{adjust:?}");
+    assert!(adjust.pause >= Duration::from_millis(1_500), "{adjust:?}");
 }
 
 #[test]
@@ -157,22 +161,21 @@ fn the_throttled_agent_scouts_and_its_opening_resumes_every_agent() {
     for (agent, a) in &adjusts {
         if agent == "agent-2" {
             // Retry-After 2 s: the scout resumes a second early, replacing its own pause.
-            assert_eq!(a.pause_ms, 1_000);
+            assert_eq!(a.pause, Duration::from_millis(1_000));
             assert!(a.replace_pause);
-            assert!(a.scout_ms >= 1_000, "{a:?}");
+            assert!(a.scout >= Duration::from_millis(1_000), "{a:?}");
             assert!(a.max_rate_rps.unwrap() <= 10.0);
         } else {
             assert!(
-                a.pause_ms >= 2_000 && !a.replace_pause && a.scout_ms == 0,
+                a.pause >= Duration::from_millis(2_000) && !a.replace_pause && a.scout.is_zero(),
                 "{a:?}"
             );
         }
     }
     // Someone else's word opens nothing; the scout's does, for every agent.
-    let opened = |limit_key: &str| pb::Opened {
+    let opened = |limit_key: &str| Opened {
         run_id: "run".into(),
         limit_key: limit_key.into(),
-        at_ms: 0,
     };
     let later = Duration::from_millis(7_300);
     assert!(
@@ -186,7 +189,7 @@ fn the_throttled_agent_scouts_and_its_opening_resumes_every_agent() {
     );
     for (_, a) in &resume {
         assert!(
-            a.replace_pause && a.pause_ms == 0 && a.scout_ms == 0,
+            a.replace_pause && a.pause.is_zero() && a.scout.is_zero(),
             "{a:?}"
         );
         assert!(a.max_rate_rps.unwrap() > 0.0);

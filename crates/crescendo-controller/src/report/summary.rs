@@ -341,7 +341,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         last_quota: agg.last_quota.as_ref().map(|q| QuotaSummary {
             remaining: q.remaining,
             limit: q.limit,
-            reset_s: q.reset_s,
+            reset_s: q.reset.map(|r| r.as_secs_f64()),
             at_s: q.at_ms as f64 / 1000.0,
         }),
     }

@@ -1,0 +1,343 @@
+//! The agent registry: the one task that knows every attached agent, outlives runs,
+//! and lends agents to runs.
+//!
+//! The gRPC edge reports streams opening, messages and streams closing
+//! ([`AgentEvent`]); [`crate::Controller`] and the admin service send [`Command`]s. A
+//! run request waits in a queue until enough idle agents are attached, then gets its
+//! own actor (`run::actor`) with those agents' streams; from then on the registry
+//! routes those agents' messages to the run's inbox, and takes the agents back when
+//! the run tells it it ended. Runs on disjoint agents may go at once.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::ControllerError;
+use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
+use crate::progress::ProgressMode;
+use crate::run::actor::{Crew, RunEnded, RunInput, RunStart, run_actor, sleep_until_or_never};
+use crate::run::request::{RunOutcome, RunRequest};
+use crate::run::state::Seen;
+
+/// Room in a run's inbox: agent messages wait here while the run merges.
+const RUN_INBOX: usize = 4096;
+
+/// Requests to the registry (from [`crate::Controller`] and the admin service).
+#[derive(Debug)]
+pub(crate) enum Command {
+    Run {
+        request: Box<RunRequest>,
+        reply: oneshot::Sender<Result<RunOutcome, ControllerError>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusView>,
+    },
+    Cancel {
+        reason: String,
+        reply: oneshot::Sender<CancelView>,
+    },
+}
+
+/// One known agent: attached, or away while it is part of a run.
+#[derive(Debug)]
+struct Known {
+    hello: Hello,
+    conn: u64,
+    /// `None` while away (kept only while a run holds it).
+    tx: Option<AgentTx>,
+    /// The run it is lent to.
+    run: Option<String>,
+}
+
+/// A run request waiting for agents.
+#[derive(Debug)]
+struct Waiting {
+    request: Box<RunRequest>,
+    reply: oneshot::Sender<Result<RunOutcome, ControllerError>>,
+    deadline: Instant,
+    /// The idle count last shown, so progress prints only changes.
+    shown: Option<usize>,
+}
+
+/// The registry task's state.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    agents: BTreeMap<String, Known>,
+    waiting: VecDeque<Waiting>,
+    runs: BTreeMap<String, mpsc::Sender<RunInput>>,
+    ended_tx: mpsc::Sender<RunEnded>,
+    ended: mpsc::Receiver<RunEnded>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Registry {
+    pub(crate) fn new(shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        let (ended_tx, ended) = mpsc::channel(16);
+        Self {
+            agents: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            runs: BTreeMap::new(),
+            ended_tx,
+            ended,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// Serve until shut down and every run has ended.
+    pub(crate) async fn serve(
+        mut self,
+        mut events: mpsc::Receiver<AgentEvent>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            let next_deadline = self.waiting.iter().map(|w| w.deadline).min();
+            tokio::select! {
+                _ = self.shutdown.cancelled(), if !self.waiting.is_empty() => {
+                    for w in self.waiting.drain(..) {
+                        let _ = w.reply.send(Err(ControllerError::Cancelled { phase: "while waiting for agents: the controller is shutting down" }));
+                    }
+                }
+                _ = self.shutdown.cancelled(), if self.runs.is_empty() => break,
+                _ = sleep_until_or_never(next_deadline) => self.expire_waiting(),
+                Some(ended) = self.ended.recv() => self.on_ended(ended),
+                Some(event) = events.recv() => self.observe(event).await,
+                Some(command) = commands.recv() => self.on_command(command),
+                else => break,
+            }
+            self.start_runs();
+        }
+    }
+
+    fn idle(&self) -> impl Iterator<Item = (&String, &Known)> {
+        self.agents
+            .iter()
+            .filter(|(_, k)| k.run.is_none() && k.tx.is_some())
+    }
+
+    /// Start every waiting run whose agents are there, oldest first.
+    fn start_runs(&mut self) {
+        while let Some(w) = self.waiting.front() {
+            let want = w.request.agents();
+            let idle = self.idle().count();
+            if idle < want {
+                self.show_waiting(idle);
+                return;
+            }
+            let w = self.waiting.pop_front().expect("a waiting run");
+            self.launch(w);
+        }
+    }
+
+    fn show_waiting(&mut self, idle: usize) {
+        let Some(w) = self.waiting.front_mut() else {
+            return;
+        };
+        w.request.live.waiting(idle);
+        if matches!(w.request.progress, ProgressMode::Plain | ProgressMode::Bar)
+            && w.shown != Some(idle)
+        {
+            w.shown = Some(idle);
+            println!("waiting for agents: {idle}/{} attached", w.request.agents());
+        }
+    }
+
+    fn launch(&mut self, w: Waiting) {
+        let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let want = w.request.agents();
+        let chosen: Vec<String> = self.idle().take(want).map(|(id, _)| id.clone()).collect();
+        let mut crew: Crew = Vec::with_capacity(want);
+        for id in chosen {
+            let known = self.agents.get_mut(&id).expect("an idle agent");
+            known.run = Some(run_id.clone());
+            let tx = known.tx.clone().expect("idle agents are attached");
+            crew.push((id, known.hello.host.clone(), tx));
+        }
+        let (inbox_tx, inbox) = mpsc::channel(RUN_INBOX);
+        self.runs.insert(run_id.clone(), inbox_tx);
+        tracing::info!(run_id = %run_id, agents = want, "run starts");
+        self.tracker.spawn(run_actor(RunStart {
+            run_id,
+            request: *w.request,
+            crew,
+            inbox,
+            ended: self.ended_tx.clone(),
+            reply: w.reply,
+            shutdown: self.shutdown.clone(),
+        }));
+    }
+
+    fn expire_waiting(&mut self) {
+        let now = Instant::now();
+        let idle = self.idle().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            self.waiting.drain(..).partition(|w| w.deadline <= now);
+        self.waiting = kept.into();
+        for w in expired {
+            let want = w.request.agents();
+            let _ = w.reply.send(Err(ControllerError::AgentsMissing {
+                waited: w.request.wait_for_agents,
+                want,
+                attached: idle.join(", "),
+                missing: want.saturating_sub(idle.len()),
+            }));
+        }
+    }
+
+    fn on_ended(&mut self, ended: RunEnded) {
+        self.runs.remove(&ended.run_id);
+        self.agents.retain(|_, k| {
+            if k.run.as_deref() == Some(ended.run_id.as_str()) {
+                k.run = None;
+            }
+            // An agent that was away when its run ended is forgotten.
+            k.tx.is_some()
+        });
+    }
+
+    /// Keep the registry current and route run members' news to their run.
+    async fn observe(&mut self, event: AgentEvent) {
+        match event {
+            AgentEvent::Attached { hello, conn, tx } => {
+                let agent = hello.agent_id.clone();
+                tracing::info!(agent = %agent, host = %hello.host, "agent attached");
+                let resume_run_id = hello.resume_run_id.clone();
+                // A reconnect replaces the old stream; dropping its sender ends it.
+                let run = self.agents.remove(&agent).and_then(|k| k.run);
+                if let Some(run_id) = &run {
+                    let seen = Seen::Attached {
+                        resume_run_id,
+                        tx: tx.clone(),
+                    };
+                    self.route(run_id, agent.clone(), seen).await;
+                }
+                let known = Known {
+                    hello,
+                    conn,
+                    tx: Some(tx),
+                    run,
+                };
+                self.agents.insert(agent, known);
+            }
+            AgentEvent::Message {
+                agent,
+                conn,
+                message,
+            } => {
+                let Some(known) = self.agents.get(&agent).filter(|k| k.conn == conn) else {
+                    return;
+                };
+                if let Some(run_id) = known.run.clone() {
+                    self.route(&run_id, agent, Seen::Message(message)).await;
+                }
+            }
+            AgentEvent::Detached { agent, conn } => {
+                let Some(known) = self.agents.get_mut(&agent).filter(|k| k.conn == conn) else {
+                    return;
+                };
+                tracing::info!(agent = %agent, "agent detached");
+                match known.run.clone() {
+                    Some(run_id) => {
+                        known.tx = None;
+                        self.route(&run_id, agent, Seen::Detached).await;
+                    }
+                    None => {
+                        self.agents.remove(&agent);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand a member's news to its run. Waits for room: a run merging a burst slows
+    /// the registry down rather than losing a snapshot.
+    async fn route(&self, run_id: &str, agent: String, seen: Seen) {
+        if let Some(inbox) = self.runs.get(run_id) {
+            let _ = inbox.send(RunInput::Agent { agent, seen }).await;
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Run { request, reply } => {
+                if self.shutdown.is_cancelled() {
+                    let _ = reply.send(Err(ControllerError::Gone));
+                    return;
+                }
+                let deadline = Instant::now() + request.wait_for_agents;
+                self.waiting.push_back(Waiting {
+                    request,
+                    reply,
+                    deadline,
+                    shown: None,
+                });
+            }
+            Command::Status { reply } => self.status(reply),
+            Command::Cancel { reason, reply } => self.cancel(reason, reply),
+        }
+    }
+
+    fn status(&self, reply: oneshot::Sender<StatusView>) {
+        let agents: Vec<AgentView> = self
+            .agents
+            .iter()
+            .filter(|(_, k)| k.tx.is_some())
+            .map(|(id, k)| AgentView {
+                id: id.clone(),
+                host: k.hello.host.clone(),
+                version: k.hello.version.clone(),
+                run_id: k.run.clone().unwrap_or_default(),
+            })
+            .collect();
+        let waiting = !self.waiting.is_empty();
+        let run = self.runs.values().next().cloned();
+        // A run answers from its own task; the registry does not wait for it.
+        tokio::spawn(async move {
+            let mut view = RunView {
+                state: if waiting { "waiting" } else { "idle" },
+                ..RunView::default()
+            };
+            if let Some(inbox) = run {
+                let (tx, rx) = oneshot::channel();
+                if inbox.send(RunInput::Status { reply: tx }).await.is_ok()
+                    && let Ok(v) = rx.await
+                {
+                    view = v;
+                }
+            }
+            let _ = reply.send(StatusView { agents, run: view });
+        });
+    }
+
+    /// Cancel what is waiting and every run in progress.
+    fn cancel(&mut self, reason: String, reply: oneshot::Sender<CancelView>) {
+        let mut cancelled = !self.waiting.is_empty();
+        for w in self.waiting.drain(..) {
+            let _ = w.reply.send(Err(ControllerError::Cancelled {
+                phase: "while waiting for agents",
+            }));
+        }
+        let runs: Vec<mpsc::Sender<RunInput>> = self.runs.values().cloned().collect();
+        cancelled |= !runs.is_empty();
+        tokio::spawn(async move {
+            let mut run_id = String::new();
+            for inbox in runs {
+                let (tx, rx) = oneshot::channel();
+                let input = RunInput::Cancel {
+                    reason: reason.clone(),
+                    reply: tx,
+                };
+                if inbox.send(input).await.is_ok()
+                    && let Ok(view) = rx.await
+                {
+                    run_id = view.run_id;
+                }
+            }
+            let _ = reply.send(CancelView { cancelled, run_id });
+        });
+    }
+}

@@ -1,0 +1,128 @@
+//! What a run is asked to do ([`RunRequest`]) and what it produced ([`RunOutcome`]).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crescendo_backoff::governor::GovernorEvent;
+use crescendo_plan::{Plan, Share};
+use tokio::time::Instant;
+
+use crate::aggregate::Aggregate;
+use crate::error::ControllerError;
+use crate::live::LiveMetrics;
+use crate::messages::{AgentTx, Finished};
+use crate::progress::ProgressMode;
+use crate::thresholds::Aborted;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub plan: Plan,
+    /// The plan's TOML text, sent to agents as is (they validate it again).
+    pub plan_text: String,
+    /// Each agent's share, split once when the request is made.
+    shares: Vec<Share>,
+    /// How long to wait for the agents to attach.
+    pub wait_for_agents: Duration,
+    /// The start barrier: every agent starts this long after its `Start` arrives.
+    pub start_delay: Duration,
+    /// An agent away longer than this is lost; the run goes on without it.
+    pub lost_after: Duration,
+    /// How to show progress each second.
+    pub progress: ProgressMode,
+    /// Tell agents they may exit when the run is over.
+    pub release_agents: bool,
+    /// Where the live results go (`--metrics-listen` serves them).
+    pub live: LiveMetrics,
+    /// Where the plan's `body_file` and data files are read from (the plan's
+    /// directory); needed only when the plan names files.
+    pub files: Option<crescendo_plan::DirFiles>,
+}
+
+impl RunRequest {
+    /// Run `plan` on `agents` agents. Fails when the plan cannot be split that way
+    /// (no agents, fewer data rows or VUs than agents …), before anyone waits.
+    pub fn new(plan: Plan, plan_text: String, agents: u32) -> Result<Self, ControllerError> {
+        if agents == 0 {
+            return Err(ControllerError::NoAgents);
+        }
+        let shares = crescendo_plan::split(&plan, agents)?;
+        Ok(Self {
+            plan,
+            plan_text,
+            shares,
+            wait_for_agents: Duration::from_secs(60),
+            start_delay: Duration::from_millis(500),
+            lost_after: Duration::from_secs(15),
+            progress: ProgressMode::None,
+            release_agents: false,
+            live: LiveMetrics::default(),
+            files: None,
+        })
+    }
+
+    /// How many agents the run needs.
+    pub fn agents(&self) -> usize {
+        self.shares.len()
+    }
+
+    pub(crate) fn shares(&self) -> &[Share] {
+        &self.shares
+    }
+}
+
+/// One agent's part in the run.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) host: String,
+    pub(crate) share: Share,
+    /// Its stream while attached; `None` while it is away.
+    pub(crate) tx: Option<AgentTx>,
+    pub(crate) ready: bool,
+    pub(crate) finished: Option<Finished>,
+    pub(crate) away_since: Option<Instant>,
+    pub(crate) lost: bool,
+    /// When this agent started its load, on the controller's clock: the arrival of its
+    /// first snapshot minus the time that snapshot covers (an upper bound on the start,
+    /// so the spread across agents bounds the start skew, whatever their clocks say).
+    pub(crate) started_at: Option<Instant>,
+}
+
+impl Member {
+    pub(crate) fn new(host: String, share: Share, tx: AgentTx) -> Self {
+        Self {
+            host,
+            share,
+            tx: Some(tx),
+            ready: false,
+            finished: None,
+            away_since: None,
+            lost: false,
+            started_at: None,
+        }
+    }
+}
+
+/// Everything a finished run produced, for reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub plan: Plan,
+    pub plan_text: String,
+    pub started_at: SystemTime,
+    /// From the start barrier to the end of load (the plan's duration unless stopped).
+    pub load_duration: Duration,
+    pub(crate) members: BTreeMap<String, Member>,
+    pub(crate) aggregate: Aggregate,
+    /// Why the run ended early, if it did.
+    pub stopped: Option<String>,
+    /// Errors agents reported (plan rejected, daily quota …).
+    pub agent_errors: Vec<String>,
+    pub throttle_reports: u64,
+    /// The governor's decisions (coordinated policy).
+    pub governor_events: Vec<GovernorEvent>,
+    /// Spread of the agents' load starts (see `Member::started_at`).
+    pub start_skew: Option<Duration>,
+    /// Set when an `abort_on_fail` threshold stopped the run early.
+    pub aborted: Option<Aborted>,
+}

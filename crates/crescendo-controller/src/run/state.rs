@@ -1,0 +1,259 @@
+//! The state one run owns while its load goes ([`ActiveRun`]) and how each agent
+//! message changes it. Only the run's actor touches it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crescendo_plan::Share;
+use tokio::time::Instant;
+
+use super::request::Member;
+use crate::aggregate::Aggregate;
+use crate::fleet::{Adjustment, Fleet};
+use crate::live::watch::RunWatch;
+use crate::messages::{AgentTx, FromAgent, Stop, ToAgent};
+
+/// What the registry tells a run about one of its agents.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// The agent (re)attached on a new stream.
+    Attached {
+        resume_run_id: String,
+        tx: AgentTx,
+    },
+    Message(FromAgent),
+    /// Its stream ended.
+    Detached,
+}
+
+/// State of the run in progress.
+#[derive(Debug)]
+pub(crate) struct ActiveRun {
+    pub(crate) run_id: String,
+    pub(crate) members: BTreeMap<String, Member>,
+    pub(crate) aggregate: Aggregate,
+    pub(crate) started: Option<Instant>,
+    pub(crate) load_end: Option<Instant>,
+    pub(crate) stopped: Option<String>,
+    pub(crate) agent_errors: Vec<String>,
+    pub(crate) throttle_reports: u64,
+    /// Progress, live metrics and `abort_on_fail` (crate::live).
+    pub(crate) watch: RunWatch,
+    /// The governor, under the coordinated policy.
+    pub(crate) fleet: Option<Fleet>,
+}
+
+impl ActiveRun {
+    /// Send to a member without ever blocking the run on a slow peer.
+    pub(crate) fn send(&self, agent: &str, message: ToAgent) -> bool {
+        let Some(tx) = self.members.get(agent).and_then(|m| m.tx.as_ref()) else {
+            return false;
+        };
+        match tx.try_send(message) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(agent, "could not send to agent: {e}");
+                false
+            }
+        }
+    }
+
+    /// Tell every member to stop (and, with `release`, that it may exit).
+    pub(crate) fn send_stop(&self, reason: &str, release: bool) {
+        for agent in self.members.keys() {
+            let stop = Stop {
+                run_id: self.run_id.clone(),
+                reason: reason.to_owned(),
+                release,
+            };
+            self.send(agent, ToAgent::Stop(stop));
+        }
+    }
+
+    /// End the load early, everywhere, for `reason`.
+    pub(crate) fn stop_fleet(&mut self, reason: &str) {
+        self.stop_load(reason);
+        self.send_stop(reason, false);
+    }
+
+    /// The spread of the agents' starts, when at least two reported one.
+    pub(crate) fn start_skew(&self) -> Option<Duration> {
+        let starts: Vec<Instant> = self.members.values().filter_map(|m| m.started_at).collect();
+        let (first, last) = (starts.iter().min()?, starts.iter().max()?);
+        (starts.len() >= 2).then(|| last.saturating_duration_since(*first))
+    }
+
+    /// Time since the start barrier.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| {
+            Instant::now().saturating_duration_since(s)
+        })
+    }
+
+    /// The shares of the agents still in the run.
+    pub(crate) fn shares(&self) -> Vec<(String, Share)> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.lost)
+            .map(|(a, m)| (a.clone(), m.share))
+            .collect()
+    }
+
+    /// Members neither lost nor away.
+    pub(crate) fn attached(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| !m.lost && m.tx.is_some())
+            .count()
+    }
+
+    /// Every agent finished with all its snapshots merged, or was lost.
+    pub(crate) fn done(&self) -> bool {
+        self.members.iter().all(|(agent, m)| {
+            m.lost
+                || m.finished
+                    .as_ref()
+                    .is_some_and(|f| self.aggregate.complete(agent, f.last_seq))
+        })
+    }
+
+    pub(crate) fn stop_load(&mut self, reason: &str) {
+        if self.stopped.is_none() {
+            self.stopped = Some(reason.to_owned());
+        }
+        let now = Instant::now();
+        let end = self.load_end.map_or(now, |e| e.min(now));
+        self.load_end = Some(self.started.map_or(end, |s| end.max(s)));
+    }
+
+    pub(crate) fn mark_lost(&mut self, after: Duration) {
+        for (agent, m) in &mut self.members {
+            if !m.lost && m.away_since.is_some_and(|t| t.elapsed() >= after) {
+                tracing::warn!(agent = %agent, "agent lost: away for {after:?}");
+                m.lost = true;
+            }
+        }
+    }
+
+    /// The governor's tick: periodic, and at the instants it asks for.
+    pub(crate) fn tick_governor(&mut self) {
+        let ok = self.aggregate.ok();
+        let (now, shares) = (self.elapsed(), self.shares());
+        if let Some(fleet) = &mut self.fleet {
+            let adjustments = fleet.on_tick(now, ok, &shares, &self.run_id);
+            self.adjust(adjustments);
+        }
+    }
+
+    fn adjust(&self, adjustments: Vec<Adjustment>) {
+        for (agent, adjust) in adjustments {
+            self.send(&agent, ToAgent::Adjust(adjust));
+        }
+    }
+
+    /// A member (re)attached, left, or said something during the load.
+    pub(crate) fn on_seen(&mut self, agent: &str, seen: Seen) {
+        let Some(member) = self.members.get_mut(agent) else {
+            return;
+        };
+        match seen {
+            Seen::Attached { resume_run_id, tx } => {
+                if resume_run_id == self.run_id {
+                    tracing::info!(
+                        agent,
+                        "agent reconnected; it resends what was not acknowledged"
+                    );
+                }
+                if member.lost {
+                    tracing::warn!(
+                        agent,
+                        "lost agent came back; its resent snapshots still count"
+                    );
+                }
+                member.away_since = None;
+                member.tx = Some(tx);
+            }
+            Seen::Detached => {
+                member.away_since = Some(Instant::now());
+                member.tx = None;
+            }
+            Seen::Message(message) if message.run_id() == Some(self.run_id.as_str()) => {
+                self.on_message(agent, message);
+            }
+            Seen::Message(_) => {}
+        }
+    }
+
+    fn on_message(&mut self, agent: &str, message: FromAgent) {
+        match message {
+            FromAgent::Snapshot(s) => {
+                if s.seq == 1
+                    && let Some(m) = self.members.get_mut(agent)
+                    && m.started_at.is_none()
+                {
+                    m.started_at = Instant::now().checked_sub(Duration::from_millis(s.end_ms));
+                }
+                match self.aggregate.merge(agent, &s) {
+                    Ok(true) => self.watch.merged(&self.aggregate),
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.aggregate.rejected += 1;
+                        tracing::error!(agent, seq = s.seq, "snapshot rejected: {e}");
+                    }
+                }
+                self.ack(agent, s.seq);
+            }
+            FromAgent::Rejected { seq, error, .. } => {
+                self.aggregate.rejected += 1;
+                tracing::error!(agent, seq, "snapshot rejected: {error}");
+                self.ack(agent, seq);
+            }
+            FromAgent::Throttle(t) => {
+                self.throttle_reports += 1;
+                let (now, shares) = (self.elapsed(), self.shares());
+                if let Some(fleet) = &mut self.fleet {
+                    let adjustments = fleet.on_throttle(now, agent, &t, &shares, &self.run_id);
+                    self.adjust(adjustments);
+                }
+            }
+            FromAgent::Quota(q) => {
+                let (now, shares) = (self.elapsed(), self.shares());
+                if let Some(fleet) = &mut self.fleet {
+                    let adjustments = fleet.on_quota(now, agent, &q, &shares, &self.run_id);
+                    self.adjust(adjustments);
+                }
+            }
+            FromAgent::Opened(o) => {
+                let (now, shares) = (self.elapsed(), self.shares());
+                if let Some(fleet) = &mut self.fleet {
+                    let adjustments = fleet.on_opened(now, agent, &o, &shares, &self.run_id);
+                    self.adjust(adjustments);
+                }
+            }
+            FromAgent::Finished(f) => {
+                if !f.error.is_empty() {
+                    let message = format!("{agent}: {}", f.error);
+                    if !self.agent_errors.contains(&message) {
+                        self.agent_errors.push(message);
+                    }
+                    // An agent that aborts (e.g. a daily quota) stops the whole fleet.
+                    if self.stopped.is_none() {
+                        self.stop_fleet(&f.error);
+                    }
+                }
+                if let Some(m) = self.members.get_mut(agent) {
+                    m.finished = Some(f);
+                }
+            }
+            FromAgent::Ready { .. } | FromAgent::Other => {}
+        }
+    }
+
+    fn ack(&self, agent: &str, seq: u64) {
+        let ack = ToAgent::Ack {
+            run_id: self.run_id.clone(),
+            seq,
+        };
+        self.send(agent, ack);
+    }
+}
