@@ -82,13 +82,18 @@ pub async fn start_flowsim(
     Ok(format!("http://{addr}"))
 }
 
-/// Start one in-process agent attached to `controller_url`.
-pub fn start_agent(controller_url: &str, id: &str, shutdown: &CancellationToken) {
+/// Start one in-process agent attached to `controller_url`; the task ends when the
+/// agent is released or `shutdown` is cancelled.
+pub fn start_agent(
+    controller_url: &str,
+    id: &str,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let config = crescendo_agent::AgentConfig::new(controller_url, id);
     let token = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = crescendo_agent::run(config, token).await {
             tracing::error!("agent failed: {e}");
         }
-    });
+    })
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crescendo_metrics::MetricsError;
 use crescendo_plan::{PlanError, RowError};
 
 /// Why a run could not be carried out.
@@ -86,4 +87,17 @@ pub enum ShipError {
         agents: usize,
         rows: u64,
     },
+}
+
+/// An agent's message that cannot be taken as sent.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WireError {
+    #[error("step {step:?}: {source}")]
+    Histogram {
+        step: String,
+        #[source]
+        source: MetricsError,
+    },
+    #[error("step {step:?}: status {status} is not an HTTP status")]
+    Status { step: String, status: u32 },
 }

@@ -55,13 +55,10 @@ pub mod thresholds;
 mod wire;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -85,31 +82,13 @@ impl Controller {
         let addr = listener.local_addr()?;
         let (events_tx, events) = mpsc::channel(4096);
         let (commands_tx, commands) = mpsc::channel(64);
-        let agent_control = server::AgentControlService {
-            events: events_tx,
-            next_conn: AtomicU64::new(1),
-        };
-        let admin = server::AdminService {
-            commands: commands_tx.clone(),
-        };
-        let router = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(5)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(pb::agent_control_server::AgentControlServer::new(
-                agent_control,
-            ))
-            .add_service(pb::admin_server::AdminServer::new(admin));
         let tracker = TaskTracker::new();
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            let incoming = TcpListenerStream::new(listener);
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await
-            {
-                tracing::error!("grpc server failed: {e}");
-            }
-        });
+        tracker.spawn(server::serve(
+            listener,
+            events_tx,
+            commands_tx.clone(),
+            shutdown.clone(),
+        ));
         let registry = Registry::new(shutdown, tracker.clone());
         tracker.spawn(registry.serve(events, commands));
         Ok(Self {

@@ -12,7 +12,7 @@ use crescendo_metrics::StepSnapshot;
 use crescendo_plan::Share;
 use tokio::sync::mpsc;
 
-use crate::wire::WireError;
+use crate::error::WireError;
 
 /// Messages to one agent; a failed send means the agent is gone. Dropping every
 /// sender ends the agent's stream.

@@ -14,8 +14,9 @@ use std::time::Duration;
 use crescendo_proto::v1 as pb;
 use futures::{Stream, StreamExt};
 use pb::agent_message::Kind as Out;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -39,11 +40,42 @@ impl From<ControllerError> for Status {
     }
 }
 
+/// Serve both services on `listener` until `shutdown` is cancelled; then stop
+/// accepting and let open streams end (each agent's ends once the registry and its run
+/// dropped their senders, after what is queued on it).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    events: mpsc::Sender<AgentEvent>,
+    commands: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+) {
+    let agent_control = AgentControlService {
+        events,
+        next_conn: AtomicU64::new(1),
+    };
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(pb::agent_control_server::AgentControlServer::new(
+            agent_control,
+        ))
+        .add_service(pb::admin_server::AdminServer::new(AdminService {
+            commands,
+        }));
+    let incoming = TcpListenerStream::new(listener);
+    if let Err(e) = router
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!("grpc server failed: {e}");
+    }
+}
+
 /// The `AgentControl` service.
 #[derive(Debug)]
-pub(crate) struct AgentControlService {
-    pub(crate) events: mpsc::Sender<AgentEvent>,
-    pub(crate) next_conn: AtomicU64,
+struct AgentControlService {
+    events: mpsc::Sender<AgentEvent>,
+    next_conn: AtomicU64,
 }
 
 type ControllerStream = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
@@ -162,8 +194,8 @@ fn valid_id(id: &str) -> bool {
 
 /// The `Admin` service, a thin shim over coordinator commands.
 #[derive(Debug)]
-pub(crate) struct AdminService {
-    pub(crate) commands: mpsc::Sender<Command>,
+struct AdminService {
+    commands: mpsc::Sender<Command>,
 }
 
 #[tonic::async_trait]

@@ -6,28 +6,16 @@
 
 use std::time::Duration;
 
-use crescendo_metrics::{Counters, MetricsError, StepSnapshot, StepStats, decode};
+use crescendo_metrics::{Counters, StepSnapshot, StepStats, decode};
 use crescendo_proto::v1 as pb;
 use pb::agent_message::Kind as Out;
 use pb::controller_message::Kind as In;
 
+use crate::error::WireError;
 use crate::messages::{
     Adjust, AgentView, Assign, CancelView, DataChunk, Finished, FromAgent, Hello, Opened, Quota,
     Snapshot, StatusView, Stop, Throttle, ToAgent,
 };
-
-/// An agent's message that cannot be taken as sent.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WireError {
-    #[error("step {step:?}: {source}")]
-    Histogram {
-        step: String,
-        #[source]
-        source: MetricsError,
-    },
-    #[error("step {step:?}: status {status} is not an HTTP status")]
-    Status { step: String, status: u32 },
-}
 
 /// An agent's message in domain terms; a snapshot that cannot be decoded becomes
 /// [`FromAgent::Rejected`].

@@ -27,13 +27,21 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    // watch for Ctrl-C before anything slow, so an early interrupt is not lost
+    // watch for SIGINT and SIGTERM before anything slow, so an early one is not lost
     let shutdown = CancellationToken::new();
-    let on_ctrl_c = shutdown.clone();
+    let on_signal = shutdown.clone();
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("watching SIGTERM")?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
     });
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

@@ -1,0 +1,133 @@
+//! SIGTERM on the real controller binary mid-run: it stops the load everywhere,
+//! merges the agents' last snapshots, writes the reports, releases the agents and
+//! exits by itself, as Kubernetes, systemd and docker expect of a stop signal.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crescendo_controller::demo;
+use tokio_util::sync::CancellationToken;
+
+/// A plan that would run 60 s at 20 iterations a second against `base_url`.
+fn plan(base_url: &str) -> String {
+    format!(
+        r#"name = "sigterm"
+[target]
+base_url = "{base_url}"
+[[scenario.steps]]
+name = "update"
+method = "PUT"
+path = "/api/v2/flows/flow-1"
+body = '{{"name": "x"}}'
+[load]
+stages = [ {{ duration = "60s", target = 20 }} ]
+"#
+    )
+}
+
+fn kill(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_writes_the_reports_and_releases_the_agents() {
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let base_url = demo::start_flowsim(demo::flowsim_config(), &shutdown)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, plan(&base_url)).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args(["--progress", "json", "run"])
+        .arg(&plan_path)
+        .args(["--agents", "1", "--listen", "127.0.0.1:0", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stderr names the address it bound (JSON progress owns stdout).
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = addr_tx.send(url.trim_end_matches([';', ',']).to_owned());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let url = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the controller names its address");
+    let agent = demo::start_agent(&url, "agent-1", &shutdown);
+    // Wait for load to be measured: the progress lines carry the request count.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = stdout.lines().map_while(Result::ok);
+    let seen = lines
+        .by_ref()
+        .find(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["requests"].as_u64())
+                .is_some_and(|n| n > 0)
+        })
+        .expect("progress with requests before the controller ended");
+    kill(child.id(), "TERM");
+    let stdout_rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    let stderr = stderr_reader.join().unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+            .unwrap_or_else(|e| panic!("summary.json: {e}\n{stderr}"));
+    assert_eq!(summary["stopped"], "interrupted", "{summary}");
+    assert!(
+        summary["duration_s"].as_f64().unwrap() < 60.0,
+        "the load stopped early: {summary}"
+    );
+    let requests = summary["totals"]["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{seen}");
+    assert!(
+        summary["lost_agents"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+    assert!(
+        stderr.contains("SIGTERM: stopping the run on every agent"),
+        "{stderr}"
+    );
+    assert!(
+        status.code().is_some(),
+        "exited by itself: {status:?}\n{stderr}"
+    );
+    // The agent was released: its task ends without anyone cancelling it.
+    tokio::time::timeout(Duration::from_secs(30), agent)
+        .await
+        .expect("the released agent exits")
+        .unwrap();
+    // Every request flowsim took is in the summary: the last snapshot was merged.
+    let stats: serde_json::Value = reqwest::get(format!("{base_url}/__sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen_by_flowsim =
+        stats["accepted"].as_u64().unwrap() + stats["throttled"].as_u64().unwrap();
+    assert_eq!(
+        requests,
+        seen_by_flowsim,
+        "{stats}\n{}",
+        stdout_rest.join("\n")
+    );
+}
