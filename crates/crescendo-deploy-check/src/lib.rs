@@ -14,7 +14,10 @@
 //! - [`cli`]: the real binaries' `--help` text ([`cli::HelpCache`]) and argv checks
 //!   ([`cli::check_argv`]), shared by the Kubernetes and Compose checks.
 //! - [`fleet`]: cross-document checks on a Kubernetes base (workloads, containers,
-//!   ports, probes, Services, NetworkPolicies, replicas, the plan).
+//!   ports, probes, Services, NetworkPolicies); `run_check` adds the controller's run
+//!   against the agents, their replicas and the plan.
+//! - [`workload`]: Deployments and Jobs as [`workload::Workload`]s, and how Services
+//!   and selectors reach them.
 //! - [`compose`]: `docker-compose.yml` commands with `${VAR:-default}` expanded.
 
 #![forbid(unsafe_code)]
@@ -23,6 +26,8 @@ pub mod cli;
 pub mod compose;
 pub mod fleet;
 pub mod manifest;
+mod run_check;
+pub mod workload;
 
 use std::path::PathBuf;
 

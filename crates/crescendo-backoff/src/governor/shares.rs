@@ -5,7 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use super::{FleetDecision, SCOUT_RATE};
+use super::types::{FleetDecision, SCOUT_RATE};
 
 /// One agent's part of a [`FleetDecision`].
 #[derive(Debug, Clone, PartialEq)]

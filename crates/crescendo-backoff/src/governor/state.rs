@@ -8,7 +8,7 @@ mod bracket;
 mod pacing;
 
 use super::quota::{Observed, QuotaWindow};
-use super::{GovernorConfig, QuotaReport, Scout, ThrottleReport};
+use super::types::{GovernorConfig, QuotaReport, Scout, ThrottleReport};
 
 /// A pause is only extended when the new end is later than this.
 const PAUSE_EXTEND: Duration = Duration::from_secs(1);

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::{EventKind, Governor, GovernorEvent};
+use super::Governor;
+use super::types::{EventKind, GovernorEvent};
 
 /// The timeline keeps at most this many events (cuts and pauses always fit first).
 const MAX_EVENTS: usize = 10_000;
