@@ -272,7 +272,9 @@ fn cancel_on_signal(controller: Controller) {
     tokio::spawn(async move {
         if let Some(signal) = stop_signal().await {
             eprintln!("{signal}: stopping the run on every agent (again to exit now)");
-            let _ = controller.cancel("interrupted").await;
+            let _ = controller
+                .interrupt(&format!("interrupted ({signal})"))
+                .await;
         }
         if stop_signal().await.is_some() {
             std::process::exit(130);
@@ -315,14 +317,7 @@ async fn execute_and_report(
     let summary = report::write_all(&outcome, &dir)?;
     say(progress, report::text(&summary).trim_end());
     say(progress, format_args!("reports: {}", dir.display()));
-    if !outcome.agent_errors.is_empty() && summary.totals.requests == 0 {
-        return Ok(EXIT_FAILURE);
-    }
-    Ok(if summary.passed {
-        EXIT_OK
-    } else {
-        EXIT_THRESHOLD
-    })
+    Ok(summary.outcome.exit_code())
 }
 
 async fn demo_cmd(

@@ -64,7 +64,7 @@ use tokio_util::task::TaskTracker;
 
 pub use error::{ControllerError, ShipError};
 pub use progress::ProgressMode;
-pub use run::{RunOutcome, RunRequest};
+pub use run::{RunOutcome, RunRequest, StopCause};
 
 use registry::{Command, Registry};
 
@@ -131,12 +131,23 @@ impl Controller {
         rx.await.map_err(|_| ControllerError::Gone)?
     }
 
-    /// Stop the run in progress on every agent.
+    /// Stop the run in progress on every agent: the run ends `cancelled`.
     pub async fn cancel(&self, reason: &str) -> Result<bool, ControllerError> {
+        self.stop(reason, StopCause::Cancelled).await
+    }
+
+    /// Stop the run in progress on every agent because of a signal: the run ends
+    /// `interrupted`.
+    pub async fn interrupt(&self, reason: &str) -> Result<bool, ControllerError> {
+        self.stop(reason, StopCause::Interrupted).await
+    }
+
+    async fn stop(&self, reason: &str, cause: StopCause) -> Result<bool, ControllerError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Cancel {
                 reason: reason.to_owned(),
+                cause,
                 reply,
             })
             .await

@@ -19,7 +19,7 @@ use crate::error::ControllerError;
 use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunEnded, RunInput, RunStart, run_actor, sleep_until_or_never};
-use crate::run::request::{RunOutcome, RunRequest};
+use crate::run::request::{RunOutcome, RunRequest, StopCause};
 use crate::run::state::Seen;
 
 /// Room in a run's inbox: agent messages wait here while the run merges.
@@ -35,8 +35,11 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<StatusView>,
     },
+    /// Stop what is waiting and every run in progress; `cause` says whether someone
+    /// cancelled it or a signal interrupted it.
     Cancel {
         reason: String,
+        cause: StopCause,
         reply: oneshot::Sender<CancelView>,
     },
 }
@@ -277,7 +280,11 @@ impl Registry {
                 });
             }
             Command::Status { reply } => self.status(reply),
-            Command::Cancel { reason, reply } => self.cancel(reason, reply),
+            Command::Cancel {
+                reason,
+                cause,
+                reply,
+            } => self.cancel(reason, cause, reply),
         }
     }
 
@@ -314,7 +321,7 @@ impl Registry {
     }
 
     /// Cancel what is waiting and every run in progress.
-    fn cancel(&mut self, reason: String, reply: oneshot::Sender<CancelView>) {
+    fn cancel(&mut self, reason: String, cause: StopCause, reply: oneshot::Sender<CancelView>) {
         let mut cancelled = !self.waiting.is_empty();
         for w in self.waiting.drain(..) {
             let _ = w.reply.send(Err(ControllerError::Cancelled {
@@ -329,6 +336,7 @@ impl Registry {
                 let (tx, rx) = oneshot::channel();
                 let input = RunInput::Cancel {
                     reason: reason.clone(),
+                    cause,
                     reply: tx,
                 };
                 if inbox.send(input).await.is_ok()

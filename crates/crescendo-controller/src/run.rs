@@ -11,4 +11,4 @@ pub(crate) mod actor;
 pub(crate) mod request;
 pub(crate) mod state;
 
-pub use request::{RunOutcome, RunRequest};
+pub use request::{RunOutcome, RunRequest, StopCause};

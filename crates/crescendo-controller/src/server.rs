@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::error::ControllerError;
 use crate::messages::{AGENT_QUEUE, AgentEvent};
 use crate::registry::Command;
+use crate::run::request::StopCause;
 use crate::wire;
 
 impl From<ControllerError> for Status {
@@ -216,7 +217,13 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::CancelReply>, Status> {
         let (reply, rx) = oneshot::channel();
         let reason = request.into_inner().reason;
-        self.command(Command::Cancel { reason, reply }).await?;
+        let cause = StopCause::Cancelled;
+        self.command(Command::Cancel {
+            reason,
+            cause,
+            reply,
+        })
+        .await?;
         let answer = rx.await.map_err(|_| ControllerError::Gone)?;
         Ok(Response::new(wire::cancel_reply(answer)))
     }

@@ -1,6 +1,7 @@
 //! SIGTERM on the real controller binary mid-run: it stops the load everywhere,
 //! merges the agents' last snapshots, writes the reports, releases the agents and
-//! exits by itself, as Kubernetes, systemd and docker expect of a stop signal.
+//! exits by itself with the `interrupted` verdict's code, as Kubernetes, systemd and
+//! docker expect of a stop signal.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -91,7 +92,10 @@ async fn sigterm_mid_run_writes_the_reports_and_releases_the_agents() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
             .unwrap_or_else(|e| panic!("summary.json: {e}\n{stderr}"));
-    assert_eq!(summary["stopped"], "interrupted", "{summary}");
+    assert_eq!(summary["stopped"], "interrupted (SIGTERM)", "{summary}");
+    // A stopped run is never "passed".
+    assert_eq!(summary["outcome"], "interrupted", "{summary}");
+    assert_eq!(summary["passed"], false, "{summary}");
     assert!(
         summary["duration_s"].as_f64().unwrap() < 60.0,
         "the load stopped early: {summary}"
@@ -130,4 +134,60 @@ async fn sigterm_mid_run_writes_the_reports_and_releases_the_agents() {
         "{stats}\n{}",
         stdout_rest.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_from_the_command_line_is_cancelled_not_passed() {
+    use crescendo_controller::report::Verdict;
+    use crescendo_controller::{Controller, RunRequest};
+
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let base_url = demo::start_flowsim(demo::flowsim_config(), &shutdown)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let controller = Controller::start(listener, shutdown.clone()).unwrap();
+    demo::start_agent(&controller.url(), "agent-1", &shutdown);
+    let text = plan(&base_url);
+    let plan = crescendo_plan::parse(&text, "cancel.toml").unwrap();
+    let request = RunRequest::new(plan, text, 1).unwrap();
+    let run = tokio::spawn({
+        let controller = controller.clone();
+        async move { controller.run(request).await }
+    });
+    // Wait until the run is under way, as `status` (the real binary) shows it.
+    let url = controller.url();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+            .args(["status", "--controller", &url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.starts_with("state running") && !text.contains("requests 0\n") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never running: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args(["cancel", "--controller", &url, "--reason", "wrong target"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let outcome = run.await.unwrap().unwrap();
+    let summary = crescendo_controller::report::summarize(&outcome);
+    assert_eq!(
+        summary.outcome,
+        Verdict::Cancelled,
+        "{:?}",
+        summary.outcome_reasons
+    );
+    assert_eq!(summary.outcome.exit_code(), 3);
+    assert!(!summary.passed);
+    assert_eq!(summary.outcome_reasons, ["stopped: wrong target"]);
 }

@@ -85,6 +85,8 @@ pub(crate) fn summary() -> Summary {
             },
         ],
         passed: false,
+        outcome: super::Verdict::Failed,
+        outcome_reasons: vec!["threshold failed: errors == 0".into()],
         stopped: None,
         agent_errors: vec![],
         throttle_reports: 0,

@@ -74,7 +74,7 @@ fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)], spans: &[Sp
 }
 
 pub(crate) fn render(s: &Summary) -> String {
-    let verdict = if s.passed { "PASSED" } else { "FAILED" };
+    let verdict = s.outcome.label();
     let mut out = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Crescendo {} {}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}table{{border-collapse:collapse}}\
@@ -88,6 +88,13 @@ pub(crate) fn render(s: &Summary) -> String {
         s.duration_s,
         s.agents.len()
     );
+    if !s.passed && !s.outcome_reasons.is_empty() {
+        out.push_str("<ul class=\"fail\" id=\"outcome-reasons\">");
+        for reason in &s.outcome_reasons {
+            let _ = write!(out, "<li>{}</li>", esc(reason));
+        }
+        out.push_str("</ul>");
+    }
     if let Some(a) = &s.aborted {
         let _ = write!(
             out,

@@ -6,17 +6,26 @@
 
 use std::fmt::Write;
 
+use super::verdict::Verdict;
 use super::{Summary, escape};
 
 pub(crate) fn render(s: &Summary) -> String {
     let failures = s.thresholds.iter().filter(|t| !t.ok).count();
+    // A fault of the run itself (cancelled, interrupted, degraded, error) is one more
+    // test case, in error, so no CI system reads the run as green.
+    let fault = !matches!(
+        s.outcome,
+        Verdict::Passed | Verdict::Failed | Verdict::Aborted
+    );
+    let errors = usize::from(fault);
     let name = escape(&s.plan_name);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <testsuites name=\"crescendo\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n\
-         \x20 <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n\
-         \x20   <properties><property name=\"run_id\" value=\"{run}\"/>{aborted}</properties>\n",
-        tests = s.thresholds.len(),
+         <testsuites name=\"crescendo\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">\n\
+         \x20 <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{time:.3}\">\n\
+         \x20   <properties><property name=\"run_id\" value=\"{run}\"/><property name=\"outcome\" value=\"{outcome}\"/>{aborted}</properties>\n",
+        tests = s.thresholds.len() + errors,
+        outcome = s.outcome.label().to_lowercase(),
         time = s.duration_s,
         run = escape(&s.run_id),
         aborted = s.aborted.as_ref().map_or(String::new(), |a| format!(
@@ -42,6 +51,14 @@ pub(crate) fn render(s: &Summary) -> String {
                 msg = escape(&failure_message(s, t)),
             );
         }
+    }
+    if fault {
+        let _ = write!(
+            out,
+            "    <testcase name=\"run\" classname=\"{name}\" time=\"0\">\n      <error message=\"{msg}\" type=\"{kind}\">{msg}</error>\n    </testcase>\n",
+            kind = s.outcome.label().to_lowercase(),
+            msg = escape(&s.outcome_reasons.join("; ")),
+        );
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out

@@ -12,11 +12,13 @@ mod junit;
 mod plan_text;
 pub mod summary;
 mod text;
+pub mod verdict;
 
 use std::path::Path;
 
 use crate::run::RunOutcome;
 pub use summary::Summary;
+pub use verdict::Verdict;
 
 /// Write every report file into `dir` (created if needed); returns the summary.
 pub fn write_all(outcome: &RunOutcome, dir: &Path) -> std::io::Result<Summary> {

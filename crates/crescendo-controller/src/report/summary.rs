@@ -10,6 +10,8 @@ use crate::aggregate::sum;
 use crate::run::RunOutcome;
 use crate::thresholds::{Aborted, ThresholdResult, evaluate, mark_aborted};
 
+use super::verdict::{Verdict, judge};
+
 /// The run's result. Read back (`report`, `compare`) with every field missing from an
 /// older `summary.json` taken as its default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,8 +45,14 @@ pub struct Summary {
     /// (OAuth token fetches).
     pub auxiliary: BTreeMap<String, StepSummary>,
     pub thresholds: Vec<ThresholdResult>,
-    /// Every threshold held and none aborted the run.
+    /// `outcome` is `passed`: the run went as planned and every threshold held.
     pub passed: bool,
+    /// How the run went: `passed`, `failed` (thresholds), `aborted` (abort_on_fail),
+    /// `cancelled`, `interrupted`, `degraded` (agents lost or failed) or `error`.
+    pub outcome: Verdict,
+    /// Everything that counts against the run (stops, lost agents, agent errors,
+    /// failed thresholds); empty when it passed.
+    pub outcome_reasons: Vec<String>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
     /// Set when an `abort_on_fail` threshold stopped the run: why, and when (seconds
@@ -286,6 +294,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             }
         })
         .collect();
+    let (verdict, outcome_reasons) = judge(outcome, &thresholds, c.requests);
     let started_at_unix_s = outcome
         .started_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -296,7 +305,9 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         plan_name: outcome.plan.name.clone(),
         started_at_unix_s,
         duration_s,
-        passed: thresholds.iter().all(|t| t.ok) && outcome.aborted.is_none(),
+        passed: verdict == Verdict::Passed,
+        outcome: verdict,
+        outcome_reasons,
         agents,
         lost_agents: outcome
             .members

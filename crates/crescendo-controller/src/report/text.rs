@@ -63,10 +63,11 @@ pub(crate) fn render(s: &Summary) -> String {
             th.verdict()
         );
     }
-    let _ = writeln!(
-        out,
-        "  verdict: {}",
-        if s.passed { "PASSED" } else { "FAILED" }
-    );
+    let _ = writeln!(out, "  verdict: {}", s.outcome.label());
+    if !s.passed {
+        for reason in &s.outcome_reasons {
+            let _ = writeln!(out, "    {reason}");
+        }
+    }
     out
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::request::{Member, RunOutcome, RunRequest};
+use super::request::{Member, RunOutcome, RunRequest, StopCause};
 use super::state::{ActiveRun, Seen};
 use crate::aggregate::Aggregate;
 use crate::error::ControllerError;
@@ -37,6 +37,7 @@ pub(crate) enum RunInput {
     },
     Cancel {
         reason: String,
+        cause: StopCause,
         reply: oneshot::Sender<CancelView>,
     },
     Status {
@@ -129,6 +130,7 @@ impl RunActor {
             started: None,
             load_end: None,
             stopped: None,
+            stop_cause: None,
             agent_errors: Vec::new(),
             throttle_reports: 0,
             watch,
@@ -163,6 +165,7 @@ impl RunActor {
             members: run.members,
             aggregate: run.aggregate,
             stopped: run.stopped,
+            stop_cause: run.stop_cause,
             agent_errors: run.agent_errors,
             throttle_reports: run.throttle_reports,
             governor_events: run.fleet.as_ref().map(Fleet::events).unwrap_or_default(),
@@ -280,7 +283,7 @@ impl RunActor {
                         load_running: run.stopped.is_none() && Instant::now() < planned_end,
                     };
                     if let Some(reason) = run.watch.tick(input) {
-                        run.stop_fleet(&reason);
+                        run.stop_fleet(&reason, StopCause::Aborted);
                     }
                 }
                 _ = sleep_until_or_never(wake) => run.tick_governor(),
@@ -289,14 +292,14 @@ impl RunActor {
                     // Stop the load; the agents' last snapshots still merge while the
                     // drain lasts (the controller bounds its own shutdown).
                     shutting_down = true;
-                    run.stop_fleet("controller shutting down");
+                    run.stop_fleet("controller shutting down", StopCause::Interrupted);
                 }
                 input = self.inbox.recv() => match input {
                     Some(RunInput::Agent { agent, seen }) => run.on_seen(&agent, seen),
-                    Some(RunInput::Cancel { reason, reply }) => {
+                    Some(RunInput::Cancel { reason, cause, reply }) => {
                         let reason = if reason.is_empty() { "cancelled".to_owned() } else { reason };
-                        tracing::warn!("run cancelled: {reason}");
-                        run.stop_fleet(&reason);
+                        tracing::warn!("run stopped: {reason}");
+                        run.stop_fleet(&reason, cause);
                         let _ = reply.send(CancelView { cancelled: true, run_id: run.run_id.clone() });
                     }
                     Some(RunInput::Status { reply }) => {

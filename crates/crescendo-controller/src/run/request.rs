@@ -103,6 +103,20 @@ impl Member {
     }
 }
 
+/// Why a run's load ended before the plan's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// Someone asked for it (`cancel`, the admin service).
+    Cancelled,
+    /// A signal (SIGINT, SIGTERM) or the controller shutting down.
+    Interrupted,
+    /// An `abort_on_fail` threshold failed.
+    Aborted,
+    /// An agent stopped with an error (a daily quota, data rows exhausted with
+    /// `on_exhausted = "stop-run"`, a rejected plan …) and the fleet with it.
+    AgentFailed,
+}
+
 /// Everything a finished run produced, for reports.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -114,8 +128,10 @@ pub struct RunOutcome {
     pub load_duration: Duration,
     pub(crate) members: BTreeMap<String, Member>,
     pub(crate) aggregate: Aggregate,
-    /// Why the run ended early, if it did.
+    /// Why the run ended early, if it did, in words …
     pub stopped: Option<String>,
+    /// … and in kind.
+    pub stop_cause: Option<StopCause>,
     /// Errors agents reported (plan rejected, daily quota …).
     pub agent_errors: Vec<String>,
     pub throttle_reports: u64,

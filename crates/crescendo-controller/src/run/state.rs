@@ -7,7 +7,7 @@ use std::time::Duration;
 use crescendo_plan::Share;
 use tokio::time::Instant;
 
-use super::request::Member;
+use super::request::{Member, StopCause};
 use crate::aggregate::Aggregate;
 use crate::fleet::{Adjustment, Fleet};
 use crate::live::watch::RunWatch;
@@ -35,6 +35,7 @@ pub(crate) struct ActiveRun {
     pub(crate) started: Option<Instant>,
     pub(crate) load_end: Option<Instant>,
     pub(crate) stopped: Option<String>,
+    pub(crate) stop_cause: Option<StopCause>,
     pub(crate) agent_errors: Vec<String>,
     pub(crate) throttle_reports: u64,
     /// Progress, live metrics and `abort_on_fail` (crate::live).
@@ -71,8 +72,8 @@ impl ActiveRun {
     }
 
     /// End the load early, everywhere, for `reason`.
-    pub(crate) fn stop_fleet(&mut self, reason: &str) {
-        self.stop_load(reason);
+    pub(crate) fn stop_fleet(&mut self, reason: &str, cause: StopCause) {
+        self.stop_load(reason, cause);
         self.send_stop(reason, false);
     }
 
@@ -117,9 +118,11 @@ impl ActiveRun {
         })
     }
 
-    pub(crate) fn stop_load(&mut self, reason: &str) {
+    /// The first cause to stop the load is the one reported.
+    pub(crate) fn stop_load(&mut self, reason: &str, cause: StopCause) {
         if self.stopped.is_none() {
             self.stopped = Some(reason.to_owned());
+            self.stop_cause = Some(cause);
         }
         let now = Instant::now();
         let end = self.load_end.map_or(now, |e| e.min(now));
@@ -238,7 +241,7 @@ impl ActiveRun {
                     }
                     // An agent that aborts (e.g. a daily quota) stops the whole fleet.
                     if self.stopped.is_none() {
-                        self.stop_fleet(&f.error);
+                        self.stop_fleet(&f.error, StopCause::AgentFailed);
                     }
                 }
                 if let Some(m) = self.members.get_mut(agent) {
