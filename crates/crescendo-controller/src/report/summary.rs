@@ -24,7 +24,9 @@ pub struct Summary {
     /// From the start barrier to the end of load.
     pub duration_s: f64,
     pub agents: Vec<AgentSummary>,
-    pub lost_agents: Vec<String>,
+    /// Agents counted as lost: when (seconds since the start) and why. Their figures up
+    /// to their last merged snapshot are in the totals.
+    pub lost_agents: Vec<LostAgent>,
     pub totals: Totals,
     /// Intended-time (coordinated-omission corrected) latency of successful requests.
     #[serde(with = "LatencyDef")]
@@ -78,6 +80,42 @@ pub struct Summary {
     pub latency_distribution: Vec<(f64, f64)>,
     /// The plan as run, with secret values (authorization, tokens, keys) masked.
     pub plan_text: String,
+}
+
+/// An agent the run lost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LostAgentRead")]
+pub struct LostAgent {
+    pub id: String,
+    /// Seconds since the start when it was counted as lost.
+    pub at_s: f64,
+    pub reason: String,
+}
+
+/// `lost_agents` entries as written now, or as bare ids by older versions.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LostAgentRead {
+    Id(String),
+    Full {
+        id: String,
+        #[serde(default)]
+        at_s: f64,
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+impl From<LostAgentRead> for LostAgent {
+    fn from(read: LostAgentRead) -> Self {
+        match read {
+            LostAgentRead::Id(id) => LostAgent {
+                id,
+                ..LostAgent::default()
+            },
+            LostAgentRead::Full { id, at_s, reason } => LostAgent { id, at_s, reason },
+        }
+    }
 }
 
 /// `crescendo_metrics::LatencySummary` is `Serialize` only; this mirror lets a
@@ -312,8 +350,14 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         lost_agents: outcome
             .members
             .iter()
-            .filter(|(_, m)| m.lost)
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, m)| {
+                let (at, reason) = m.lost_at.clone()?;
+                Some(LostAgent {
+                    id: id.clone(),
+                    at_s: at.as_secs_f64(),
+                    reason,
+                })
+            })
             .collect(),
         totals: Totals::of(&c, agg.offered),
         latency_ms: LatencySummary::of(&total.latency),
@@ -355,5 +399,24 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             reset_s: q.reset.map(|r| r.as_secs_f64()),
             at_s: q.at_ms as f64 / 1000.0,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_agents_read_back_from_old_and_new_summaries() {
+        let old: Summary = serde_json::from_str(r#"{"lost_agents": ["agent-2"]}"#).unwrap();
+        assert_eq!(old.lost_agents[0].id, "agent-2");
+        let lost = LostAgent {
+            id: "agent-3".into(),
+            at_s: 7.5,
+            reason: "connection lost for 15s".into(),
+        };
+        let json = serde_json::json!({ "lost_agents": [lost] }).to_string();
+        let new: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(new.lost_agents, [lost]);
     }
 }

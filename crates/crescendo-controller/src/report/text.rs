@@ -43,8 +43,12 @@ pub(crate) fn render(s: &Summary) -> String {
         "  service time ms                   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         st.p50, st.p90, st.p99, st.p999, st.max
     );
-    if !s.lost_agents.is_empty() {
-        let _ = writeln!(out, "  LOST agents: {}", s.lost_agents.join(", "));
+    for lost in &s.lost_agents {
+        let _ = writeln!(
+            out,
+            "  LOST agent {} at {:.1} s: {}",
+            lost.id, lost.at_s, lost.reason
+        );
     }
     if let Some(a) = &s.aborted {
         let _ = writeln!(out, "  ABORTED at {:.1} s: {}", a.at_s, a.reason);

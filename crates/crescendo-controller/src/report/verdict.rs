@@ -74,8 +74,13 @@ pub(crate) fn judge(
     if stop.is_some() {
         reasons.push(format!("stopped: {}", stopped()));
     }
-    for (id, _) in outcome.members.iter().filter(|(_, m)| m.lost) {
-        reasons.push(format!("agent {id} lost"));
+    for (id, m) in &outcome.members {
+        if let Some((at, why)) = &m.lost_at {
+            reasons.push(format!(
+                "agent {id} lost at {:.1} s: {why}",
+                at.as_secs_f64()
+            ));
+        }
     }
     for error in &outcome.agent_errors {
         reasons.push(format!("agent error: {error}"));

@@ -255,13 +255,17 @@ impl RunActor {
                 run.load_end = Some(planned_end);
             }
             if now >= run.load_end.unwrap_or(planned_end) + drain {
+                let at = run.elapsed();
                 for (agent, m) in run
                     .members
                     .iter_mut()
                     .filter(|(_, m)| m.finished.is_none() && !m.lost)
                 {
                     tracing::warn!(agent = %agent, "agent did not finish in time: counted as lost");
-                    m.lost = true;
+                    m.mark_lost(
+                        at,
+                        format!("did not finish within {drain:?} of the load's end"),
+                    );
                 }
                 break;
             }

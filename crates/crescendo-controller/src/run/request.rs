@@ -82,6 +82,8 @@ pub(crate) struct Member {
     pub(crate) finished: Option<Finished>,
     pub(crate) away_since: Option<Instant>,
     pub(crate) lost: bool,
+    /// When (since the start barrier) and why it was counted as lost.
+    pub(crate) lost_at: Option<(Duration, String)>,
     /// When this agent started its load, on the controller's clock: the arrival of its
     /// first snapshot minus the time that snapshot covers (an upper bound on the start,
     /// so the spread across agents bounds the start skew, whatever their clocks say).
@@ -89,6 +91,15 @@ pub(crate) struct Member {
 }
 
 impl Member {
+    /// Count this agent as lost `at` (since the start) for `reason`; its figures up to
+    /// its last merged snapshot stay in the result.
+    pub(crate) fn mark_lost(&mut self, at: Duration, reason: String) {
+        if !self.lost {
+            self.lost = true;
+            self.lost_at = Some((at, reason));
+        }
+    }
+
     pub(crate) fn new(host: String, share: Share, tx: AgentTx) -> Self {
         Self {
             host,
@@ -98,6 +109,7 @@ impl Member {
             finished: None,
             away_since: None,
             lost: false,
+            lost_at: None,
             started_at: None,
         }
     }

@@ -130,10 +130,11 @@ impl ActiveRun {
     }
 
     pub(crate) fn mark_lost(&mut self, after: Duration) {
+        let now = self.elapsed();
         for (agent, m) in &mut self.members {
             if !m.lost && m.away_since.is_some_and(|t| t.elapsed() >= after) {
                 tracing::warn!(agent = %agent, "agent lost: away for {after:?}");
-                m.lost = true;
+                m.mark_lost(now, format!("connection lost for {after:?}"));
             }
         }
     }
