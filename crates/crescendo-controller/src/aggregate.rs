@@ -55,9 +55,9 @@ pub(crate) struct Aggregate {
     pub(crate) agents: BTreeMap<String, Counters>,
     pub(crate) intervals: BTreeMap<u64, Interval>,
     pub(crate) offered: u64,
-    seen: BTreeMap<String, BTreeSet<u64>>,
-    /// Snapshots refused as malformed (at the edge or here).
-    pub(crate) rejected: u64,
+    seen: BTreeMap<String, SeqSet>,
+    /// Messages refused, by reason (see `run::guard`).
+    pub(crate) rejected: BTreeMap<&'static str, u64>,
     /// The API's quota as last reported to any agent (by the agents' run clocks).
     pub(crate) last_quota: Option<Quota>,
     /// The longest reset the API reported: about its window length.
@@ -71,7 +71,7 @@ impl Aggregate {
         if self
             .seen
             .get(agent)
-            .is_some_and(|seen| seen.contains(&snapshot.seq))
+            .is_some_and(|seen| seen.contains(snapshot.seq))
         {
             return Ok(false);
         }
@@ -121,9 +121,17 @@ impl Aggregate {
 
     /// Whether every snapshot 1..=last of `agent` has been merged.
     pub(crate) fn complete(&self, agent: &str, last: u64) -> bool {
-        self.seen
-            .get(agent)
-            .map_or(last == 0, |seen| (1..=last).all(|s| seen.contains(&s)))
+        self.merged_upto(agent) >= last
+    }
+
+    /// The last sequence number of `agent`'s up to which every one was merged.
+    pub(crate) fn merged_upto(&self, agent: &str) -> u64 {
+        self.seen.get(agent).map_or(0, SeqSet::upto)
+    }
+
+    /// Count a refused message.
+    pub(crate) fn reject(&mut self, reason: &'static str) {
+        *self.rejected.entry(reason).or_default() += 1;
     }
 
     /// All steps added up.
@@ -136,6 +144,36 @@ impl Aggregate {
         self.agents
             .values()
             .fold(0, |sum, c| sum.saturating_add(c.ok))
+    }
+}
+
+/// The sequence numbers merged for one agent: all up to `upto`, and a bounded set
+/// beyond it (out of order, after a reconnect).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SeqSet {
+    upto: u64,
+    beyond: BTreeSet<u64>,
+}
+
+impl SeqSet {
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        seq <= self.upto || self.beyond.contains(&seq)
+    }
+
+    /// Record `seq` as merged (callers keep it within `run::guard::SEQ_WINDOW` of `upto`).
+    pub(crate) fn insert(&mut self, seq: u64) {
+        if seq <= self.upto {
+            return;
+        }
+        self.beyond.insert(seq);
+        while self.beyond.remove(&(self.upto + 1)) {
+            self.upto += 1;
+        }
+    }
+
+    /// The last sequence number up to which every one was merged.
+    pub(crate) fn upto(&self) -> u64 {
+        self.upto
     }
 }
 
@@ -171,5 +209,17 @@ mod tests {
         assert_eq!(agg.offered, u64::MAX);
         assert_eq!(agg.intervals[&0].offered, u64::MAX);
         assert_eq!(agg.ok(), u64::MAX);
+    }
+
+    #[test]
+    fn merged_sequence_numbers_stay_a_prefix_and_a_small_set() {
+        let mut seen = SeqSet::default();
+        for seq in [2, 3, 1, 5] {
+            seen.insert(seq);
+        }
+        assert_eq!(seen.upto(), 3);
+        assert!(seen.contains(5) && !seen.contains(4));
+        seen.insert(4);
+        assert_eq!((seen.upto(), seen.beyond.len()), (5, 0));
     }
 }

@@ -18,9 +18,9 @@ use tokio_util::task::TaskTracker;
 use crate::error::ControllerError;
 use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
 use crate::progress::ProgressMode;
-use crate::run::actor::{Crew, RunEnded, RunInput, RunStart, run_actor, sleep_until_or_never};
+use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
 use crate::run::request::{RunOutcome, RunRequest, StopCause};
-use crate::run::state::Seen;
+use crate::run::state::{RunNews, Seen};
 
 /// Room in a run's inbox: agent messages wait here while the run merges.
 const RUN_INBOX: usize = 4096;
@@ -71,21 +71,21 @@ pub(crate) struct Registry {
     agents: BTreeMap<String, Known>,
     waiting: VecDeque<Waiting>,
     runs: BTreeMap<String, mpsc::Sender<RunInput>>,
-    ended_tx: mpsc::Sender<RunEnded>,
-    ended: mpsc::Receiver<RunEnded>,
+    news_tx: mpsc::Sender<RunNews>,
+    news: mpsc::Receiver<RunNews>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Registry {
     pub(crate) fn new(shutdown: CancellationToken, tracker: TaskTracker) -> Self {
-        let (ended_tx, ended) = mpsc::channel(16);
+        let (news_tx, news) = mpsc::channel(64);
         Self {
             agents: BTreeMap::new(),
             waiting: VecDeque::new(),
             runs: BTreeMap::new(),
-            ended_tx,
-            ended,
+            news_tx,
+            news,
             shutdown,
             tracker,
         }
@@ -107,7 +107,7 @@ impl Registry {
                 }
                 _ = self.shutdown.cancelled(), if self.runs.is_empty() => break,
                 _ = sleep_until_or_never(next_deadline) => self.expire_waiting(),
-                Some(ended) = self.ended.recv() => self.on_ended(ended),
+                Some(news) = self.news.recv() => self.on_news(news),
                 Some(event) = events.recv() => self.observe(event).await,
                 Some(command) = commands.recv() => self.on_command(command),
                 else => break,
@@ -168,7 +168,7 @@ impl Registry {
             request: *w.request,
             crew,
             inbox,
-            ended: self.ended_tx.clone(),
+            news: self.news_tx.clone(),
             reply: w.reply,
             shutdown: self.shutdown.clone(),
         }));
@@ -191,15 +191,23 @@ impl Registry {
         }
     }
 
-    fn on_ended(&mut self, ended: RunEnded) {
-        self.runs.remove(&ended.run_id);
-        self.agents.retain(|_, k| {
-            if k.run.as_deref() == Some(ended.run_id.as_str()) {
-                k.run = None;
+    fn on_news(&mut self, news: RunNews) {
+        match news {
+            RunNews::Ended { run_id } => {
+                self.runs.remove(&run_id);
+                self.agents.retain(|_, k| {
+                    if k.run.as_deref() == Some(run_id.as_str()) {
+                        k.run = None;
+                    }
+                    // An agent that was away when its run ended is forgotten.
+                    k.tx.is_some()
+                });
             }
-            // An agent that was away when its run ended is forgotten.
-            k.tx.is_some()
-        });
+            RunNews::Disconnect { agent } => {
+                // Dropping its sender ends the stream; a reconnect starts afresh, idle.
+                self.agents.remove(&agent);
+            }
+        }
     }
 
     /// Keep the registry current and route run members' news to their run.

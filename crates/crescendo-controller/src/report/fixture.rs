@@ -91,6 +91,7 @@ pub(crate) fn summary() -> Summary {
         agent_errors: vec![],
         throttle_reports: 0,
         rejected_snapshots: 0,
+        rejected_messages: Default::default(),
         timeline: (0..10)
             .map(|t| IntervalSummary {
                 t,

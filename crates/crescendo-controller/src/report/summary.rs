@@ -62,7 +62,11 @@ pub struct Summary {
     pub aborted: Option<Aborted>,
     pub agent_errors: Vec<String>,
     pub throttle_reports: u64,
+    /// Snapshots refused (undecodable, unknown steps, inconsistent or implausible
+    /// counters, outside the run): acknowledged, never merged.
     pub rejected_snapshots: u64,
+    /// Every refused message by reason, rate-limited reports included.
+    pub rejected_messages: BTreeMap<String, u64>,
     /// One entry per second of the run.
     pub timeline: Vec<IntervalSummary>,
     /// The fleet governor's decisions (coordinated policy): time, kind, old and new rate, reason.
@@ -386,7 +390,17 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         aborted: outcome.aborted.clone(),
         agent_errors: outcome.agent_errors.clone(),
         throttle_reports: outcome.throttle_reports,
-        rejected_snapshots: agg.rejected,
+        rejected_snapshots: agg
+            .rejected
+            .iter()
+            .filter(|(reason, _)| **reason != "rate-limited")
+            .map(|(_, n)| n)
+            .sum(),
+        rejected_messages: agg
+            .rejected
+            .iter()
+            .map(|(reason, n)| ((*reason).to_owned(), *n))
+            .collect(),
         timeline,
         governor_events: outcome.governor_events.iter().map(Into::into).collect(),
         longest_reset_s: agg.longest_reset_s,

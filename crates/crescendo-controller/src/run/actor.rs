@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::Guard;
 use super::request::{Member, RunOutcome, RunRequest, StopCause};
-use super::state::{ActiveRun, Seen};
+use super::state::{ActiveRun, RunNews, Seen};
 use crate::aggregate::Aggregate;
 use crate::error::ControllerError;
 use crate::fleet::{self, Fleet};
@@ -48,12 +49,6 @@ pub(crate) enum RunInput {
 /// A run's agents, chosen by the registry: id, host and stream, in share order.
 pub(crate) type Crew = Vec<(String, String, AgentTx)>;
 
-/// Told to the registry when a run is over: its agents are free again.
-#[derive(Debug)]
-pub(crate) struct RunEnded {
-    pub(crate) run_id: String,
-}
-
 /// Everything a run's actor is started with.
 #[derive(Debug)]
 pub(crate) struct RunStart {
@@ -61,7 +56,7 @@ pub(crate) struct RunStart {
     pub(crate) request: RunRequest,
     pub(crate) crew: Crew,
     pub(crate) inbox: mpsc::Receiver<RunInput>,
-    pub(crate) ended: mpsc::Sender<RunEnded>,
+    pub(crate) news: mpsc::Sender<RunNews>,
     pub(crate) reply: oneshot::Sender<Result<RunOutcome, ControllerError>>,
     /// Cancelled when the controller shuts down: the run stops its fleet and drains.
     pub(crate) shutdown: CancellationToken,
@@ -74,7 +69,7 @@ pub(crate) async fn run_actor(start: RunStart) {
         request,
         crew,
         inbox,
-        ended,
+        news,
         reply,
         shutdown,
     } = start;
@@ -84,10 +79,11 @@ pub(crate) async fn run_actor(start: RunStart) {
         inbox,
         shutdown,
         request,
+        news: news.clone(),
     };
     let outcome = actor.execute(run_id.clone(), crew).await;
     // Free the agents first, so a caller that submits again finds them idle.
-    let _ = ended.send(RunEnded { run_id }).await;
+    let _ = news.send(RunNews::Ended { run_id }).await;
     let _ = reply.send(outcome);
 }
 
@@ -96,6 +92,7 @@ struct RunActor {
     inbox: mpsc::Receiver<RunInput>,
     shutdown: CancellationToken,
     request: RunRequest,
+    news: mpsc::Sender<RunNews>,
 }
 
 impl RunActor {
@@ -114,7 +111,11 @@ impl RunActor {
             if let Err(e) = tx.try_send(ToAgent::Assign(Box::new(assign))) {
                 tracing::warn!(agent = %agent, "could not assign: {e}");
             }
-            members.insert(agent.clone(), Member::new(host.clone(), *share, tx.clone()));
+            let guard = Guard::new(&request.plan, share, request.drain());
+            members.insert(
+                agent.clone(),
+                Member::new(host.clone(), *share, tx.clone(), guard),
+            );
         }
         let watch = RunWatch::new(
             &request.plan,
@@ -135,6 +136,7 @@ impl RunActor {
             throttle_reports: 0,
             watch,
             fleet: Fleet::for_plan(&request.plan),
+            news: self.news.clone(),
         };
         if shipment.streams_rows() {
             let agents: Vec<(String, AgentTx)> =
@@ -240,8 +242,7 @@ impl RunActor {
         let started = Instant::now() + request.start_delay;
         run.started = Some(started);
         let planned_end = started + request.plan.duration();
-        // Agents drain in-flight requests (bounded by the target's timeout) after the load.
-        let drain = request.plan.target.timeout * 2 + request.lost_after + Duration::from_secs(5);
+        let drain = request.drain();
         let mut tick =
             tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
         let mut governor_tick = tokio::time::interval_at(started, fleet::TICK);

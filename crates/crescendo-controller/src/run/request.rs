@@ -7,6 +7,7 @@ use crescendo_backoff::governor::GovernorEvent;
 use crescendo_plan::{Plan, Share};
 use tokio::time::Instant;
 
+use super::guard::Guard;
 use crate::aggregate::Aggregate;
 use crate::error::ControllerError;
 use crate::live::LiveMetrics;
@@ -69,6 +70,12 @@ impl RunRequest {
     pub(crate) fn shares(&self) -> &[Share] {
         &self.shares
     }
+
+    /// How long agents have after the load's end to finish: in-flight requests drain
+    /// (bounded by the target's timeout) and their last snapshots arrive.
+    pub(crate) fn drain(&self) -> Duration {
+        self.plan.target.timeout * 2 + self.lost_after + Duration::from_secs(5)
+    }
 }
 
 /// One agent's part in the run.
@@ -88,6 +95,10 @@ pub(crate) struct Member {
     /// first snapshot minus the time that snapshot covers (an upper bound on the start,
     /// so the spread across agents bounds the start skew, whatever their clocks say).
     pub(crate) started_at: Option<Instant>,
+    /// What it may report.
+    pub(crate) guard: Guard,
+    /// Messages of its refused.
+    pub(crate) rejections: u64,
 }
 
 impl Member {
@@ -100,8 +111,10 @@ impl Member {
         }
     }
 
-    pub(crate) fn new(host: String, share: Share, tx: AgentTx) -> Self {
+    pub(crate) fn new(host: String, share: Share, tx: AgentTx, guard: Guard) -> Self {
         Self {
+            guard,
+            rejections: 0,
             host,
             share,
             tx: Some(tx),

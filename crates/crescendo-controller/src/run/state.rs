@@ -5,13 +5,24 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crescendo_plan::Share;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::guard::{MAX_REJECTIONS, Rejection};
 use super::request::{Member, StopCause};
 use crate::aggregate::Aggregate;
 use crate::fleet::{Adjustment, Fleet};
 use crate::live::watch::RunWatch;
 use crate::messages::{AgentTx, FromAgent, Stop, ToAgent};
+
+/// What a run tells the registry.
+#[derive(Debug)]
+pub(crate) enum RunNews {
+    /// The run is over: its agents are free again.
+    Ended { run_id: String },
+    /// This agent broke the protocol too often: drop its stream.
+    Disconnect { agent: String },
+}
 
 /// What the registry tells a run about one of its agents.
 #[derive(Debug)]
@@ -42,6 +53,8 @@ pub(crate) struct ActiveRun {
     pub(crate) watch: RunWatch,
     /// The governor, under the coordinated policy.
     pub(crate) fleet: Option<Fleet>,
+    /// To the registry.
+    pub(crate) news: mpsc::Sender<RunNews>,
 }
 
 impl ActiveRun {
@@ -132,7 +145,9 @@ impl ActiveRun {
     pub(crate) fn mark_lost(&mut self, after: Duration) {
         let now = self.elapsed();
         for (agent, m) in &mut self.members {
-            if !m.lost && m.away_since.is_some_and(|t| t.elapsed() >= after) {
+            // An agent that finished (stopped by a signal, out of rows) may be gone.
+            let finished = m.finished.is_some();
+            if !m.lost && !finished && m.away_since.is_some_and(|t| t.elapsed() >= after) {
                 tracing::warn!(agent = %agent, "agent lost: away for {after:?}");
                 m.mark_lost(now, format!("connection lost for {after:?}"));
             }
@@ -191,6 +206,14 @@ impl ActiveRun {
     fn on_message(&mut self, agent: &str, message: FromAgent) {
         match message {
             FromAgent::Snapshot(s) => {
+                let checked = self
+                    .members
+                    .get(agent)
+                    .map(|m| m.guard.check(&s, self.aggregate.merged_upto(agent)));
+                if let Some(Err(why)) = checked {
+                    self.refuse(agent, why, s.seq);
+                    return;
+                }
                 if s.seq == 1
                     && let Some(m) = self.members.get_mut(agent)
                     && m.started_at.is_none()
@@ -201,17 +224,18 @@ impl ActiveRun {
                     Ok(true) => self.watch.merged(&self.aggregate),
                     Ok(false) => {}
                     Err(e) => {
-                        self.aggregate.rejected += 1;
-                        tracing::error!(agent, seq = s.seq, "snapshot rejected: {e}");
+                        tracing::error!(agent, seq = s.seq, "snapshot not merged: {e}");
+                        self.refuse(agent, Rejection::Inconsistent, s.seq);
+                        return;
                     }
                 }
                 self.ack(agent, s.seq);
             }
             FromAgent::Rejected { seq, error, .. } => {
-                self.aggregate.rejected += 1;
-                tracing::error!(agent, seq, "snapshot rejected: {error}");
-                self.ack(agent, seq);
+                tracing::error!(agent, seq, "snapshot undecodable: {error}");
+                self.refuse(agent, Rejection::Undecodable, seq);
             }
+            FromAgent::Throttle(_) | FromAgent::Quota(_) if !self.report_fits(agent) => {}
             FromAgent::Throttle(t) => {
                 self.throttle_reports += 1;
                 let (now, shares) = (self.elapsed(), self.shares());
@@ -251,6 +275,49 @@ impl ActiveRun {
             }
             FromAgent::Ready { .. } | FromAgent::Other => {}
         }
+    }
+
+    /// Count a refused snapshot (acknowledged, so the agent does not resend it, never
+    /// merged); an agent that keeps sending them is disconnected and counted as lost.
+    fn refuse(&mut self, agent: &str, why: Rejection, seq: u64) {
+        self.aggregate.reject(why.name());
+        tracing::warn!(agent, seq, reason = why.name(), "snapshot refused");
+        self.ack(agent, seq);
+        self.count_rejection(agent);
+    }
+
+    fn count_rejection(&mut self, agent: &str) {
+        let at = self.elapsed();
+        let Some(m) = self.members.get_mut(agent) else {
+            return;
+        };
+        m.rejections += 1;
+        if m.rejections == MAX_REJECTIONS {
+            tracing::error!(
+                agent,
+                "disconnecting an agent that sent {MAX_REJECTIONS} invalid messages"
+            );
+            m.mark_lost(
+                at,
+                format!("disconnected after {MAX_REJECTIONS} invalid messages"),
+            );
+            m.tx = None;
+            let _ = self.news.try_send(RunNews::Disconnect {
+                agent: agent.to_owned(),
+            });
+        }
+    }
+
+    /// Whether a throttle or quota report fits the agent's budget (counted when not).
+    fn report_fits(&mut self, agent: &str) -> bool {
+        let fits = self
+            .members
+            .get_mut(agent)
+            .is_some_and(|m| m.guard.take_report());
+        if !fits {
+            self.aggregate.reject(Rejection::RateLimited.name());
+        }
+        fits
     }
 
     fn ack(&self, agent: &str, seq: u64) {
