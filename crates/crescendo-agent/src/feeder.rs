@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::spool::SpoolFile;
+use crate::spool::{SpoolError, SpoolFile};
 
 /// One row: column name to value.
 pub(crate) type Row = BTreeMap<String, String>;
@@ -24,6 +24,16 @@ pub(crate) enum Mode {
     Cycle,
     /// Each row once; then the feeder is exhausted.
     Once,
+}
+
+/// What an agent does when its `unique` data rows run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum OnExhausted {
+    /// Start no more iterations; finish the ones in flight and report as at a normal end.
+    #[default]
+    StopAgent,
+    /// Stop the whole run: the agent finishes with "data rows exhausted".
+    StopRun,
 }
 
 /// What the next iteration gets.
@@ -89,9 +99,11 @@ impl Feeder {
     }
 
     /// Rows streamed from a spool file, which is deleted when the feeder is dropped.
-    pub(crate) fn spool(file: SpoolFile, mode: Mode) -> Result<Self, String> {
-        let opened = File::open(file.path())
-            .map_err(|e| format!("cannot open data spool {}: {e}", file.path().display()))?;
+    pub(crate) fn spool(file: SpoolFile, mode: Mode) -> Result<Self, SpoolError> {
+        let opened = File::open(file.path()).map_err(|source| SpoolError::Open {
+            path: file.path().to_owned(),
+            source,
+        })?;
         Ok(Self {
             mode,
             source: Source::Spool {
@@ -168,8 +180,8 @@ impl SpoolReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::DataChunk;
     use crate::spool::SpoolWriter;
-    use crescendo_proto::v1 as pb;
 
     fn row(n: u64) -> Row {
         Row::from([("flowId".to_owned(), format!("flow-{n}"))])
@@ -191,7 +203,7 @@ mod tests {
             let text: String = (n..end)
                 .map(|i| format!("{{\"flowId\":\"flow-{i}\"}}\n"))
                 .collect();
-            let chunk = pb::DataChunk {
+            let chunk = DataChunk {
                 run_id: "feeder-test".into(),
                 rows_jsonl: text.into_bytes(),
                 rows: end - n,

@@ -1,13 +1,11 @@
 //! The bridge from the plan's model (`crescendo_plan`) to the agent's own run
-//! configuration: auth with its secrets resolved, data feeding, step captures and
-//! checks. Everything else in the agent programs against the agent's types.
+//! configuration: auth with its secrets resolved, and data feeding. (Steps, with
+//! their captures and checks, are prepared from the plan in `request`.)
 
-use crescendo_plan::{Auth, DataSource, Partition, Plan, Share, Step};
+use crescendo_plan::{Auth, DataSource, Partition, Plan, Share};
 
-use crate::auth::{AuthConfig, OAuthSettings, SecretSpec, resolve};
-use crate::capture::{CaptureRule, CheckRule, Expected};
-use crate::context::OnExhausted;
-use crate::feeder::{Mode, Row};
+use crate::auth::{AuthConfig, OAuthSettings, SecretError, SecretSpec, resolve};
+use crate::feeder::{Mode, OnExhausted, Row};
 
 /// How this agent gets its data rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,27 +26,6 @@ pub(crate) struct DataSetup {
     pub(crate) on_exhausted: OnExhausted,
 }
 
-/// The step's captures and checks.
-pub(crate) fn step_rules(step: &Step) -> (Vec<CaptureRule>, Vec<CheckRule>) {
-    let captures = step
-        .captures
-        .iter()
-        .map(|c| CaptureRule {
-            var: c.var.clone(),
-            pointer: c.pointer.clone(),
-        })
-        .collect();
-    let checks = step
-        .checks
-        .iter()
-        .map(|c| CheckRule {
-            pointer: c.pointer.clone(),
-            expected: Expected::from_value(c.equals.clone()),
-        })
-        .collect();
-    (captures, checks)
-}
-
 fn secret(spec: &crescendo_plan::Secret) -> SecretSpec {
     match spec {
         crescendo_plan::Secret::Env(name) => SecretSpec::Env(name.clone()),
@@ -56,27 +33,38 @@ fn secret(spec: &crescendo_plan::Secret) -> SecretSpec {
     }
 }
 
+/// Why the plan's auth cannot be set up on this agent.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AuthSetupError {
+    #[error("auth {what}")]
+    Secret {
+        /// Which secret: `token`, `client_id` or `client_secret`.
+        what: &'static str,
+        #[source]
+        source: SecretError,
+    },
+    #[error("auth: no oauth client")]
+    NoClient,
+}
+
 /// The plan's auth for agent `share.index`, with secrets read from this agent's
 /// environment or files.
-pub(crate) fn auth_config(plan: &Plan, share: &Share) -> Result<AuthConfig, String> {
+pub(crate) fn auth_config(plan: &Plan, share: &Share) -> Result<AuthConfig, AuthSetupError> {
+    let read = |what, spec| {
+        resolve(&secret(spec)).map_err(|source| AuthSetupError::Secret { what, source })
+    };
     Ok(match &plan.auth {
         Auth::None => AuthConfig::None,
-        Auth::Bearer { token } => {
-            AuthConfig::Bearer(resolve(&secret(token)).map_err(|e| format!("auth token: {e}"))?)
-        }
+        Auth::Bearer { token } => AuthConfig::Bearer(read("token", token)?),
         Auth::OAuth2ClientCredentials(oauth) => {
             if oauth.clients.is_empty() {
-                return Err("auth: no oauth client".into());
+                return Err(AuthSetupError::NoClient);
             }
             let client = oauth.client_for(share.index);
-            let client_id =
-                resolve(&secret(&client.client_id)).map_err(|e| format!("auth client_id: {e}"))?;
-            let client_secret = resolve(&secret(&client.client_secret))
-                .map_err(|e| format!("auth client_secret: {e}"))?;
             AuthConfig::OAuth(OAuthSettings {
                 token_url: oauth.token_url.clone(),
-                client_id,
-                client_secret,
+                client_id: read("client_id", &client.client_id)?,
+                client_secret: read("client_secret", &client.client_secret)?,
                 scope: oauth.scope.clone(),
                 refresh_before: oauth.refresh_before,
                 max_retry_after: plan.backoff.max_retry_after,

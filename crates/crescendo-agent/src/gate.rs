@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::Pacing;
+use crate::pacing::Pacing;
 use crate::schedule::Limits;
 
 /// Below this rate the gate spaces requests as if at this rate (100 s apart).

@@ -37,13 +37,13 @@ pub(crate) async fn run_iteration(ctx: Arc<RunContext>, id: IterationId, row: Op
         seq,
         iteration: id.iteration,
         vu: id.vu,
-        agent: &ctx.agent_id,
+        agent: &ctx.setup.agent_id,
         uuid: ctx.uses_uuid.then(|| uuid::Uuid::new_v4().to_string()),
         row: row.as_deref(),
         captured: Vec::new(),
     };
     let mut intended = id.intended;
-    for index in 0..ctx.steps.len() {
+    for index in 0..ctx.setup.steps.len() {
         if !run_step(&ctx, index, &mut vars, intended).await {
             return;
         }
@@ -78,8 +78,12 @@ async fn run_step(
     ctx.budget.record_first_attempt();
     loop {
         let admitted = if retries == 0 {
-            let admitted = ctx.gate.admit(&ctx.pacing, index, &ctx.stop).await;
-            if ctx.gate.paces() {
+            let admitted = ctx
+                .setup
+                .gate
+                .admit(&ctx.setup.pacing, index, &ctx.setup.stop)
+                .await;
+            if ctx.setup.gate.paces() {
                 // A closed-model VU intends its request when its own pacing lets it go:
                 // that wait is the client keeping to the fleet's rate, not the API's
                 // latency. A retry's wait still counts, from here.
@@ -87,7 +91,10 @@ async fn run_step(
             }
             admitted
         } else {
-            ctx.gate.admit_retry(&ctx.pacing, index, &ctx.stop).await
+            ctx.setup
+                .gate
+                .admit_retry(&ctx.setup.pacing, index, &ctx.setup.stop)
+                .await
         };
         if !admitted {
             return false;
@@ -116,12 +123,12 @@ async fn run_step(
             // The token provider already waited out throttles; the iteration ends. A
             // closed-model VU, which no schedule spaces, waits out the provider's
             // failure hold before its next iteration rather than spin through it.
-            if ctx.gate.paces() {
+            if ctx.setup.gate.paces() {
                 wait(ctx, crate::auth::oauth::FAILURE_HOLD).await;
             }
             return false;
         }
-        ctx.observe_quota(&info);
+        ctx.reports.observe_quota(&info);
         let scouted = ctx.react(outcome, &info, sent);
         match outcome {
             Outcome::Ok => {
@@ -131,7 +138,7 @@ async fn run_step(
             // The API answered as expected but not what the scenario needs: the
             // iteration cannot go on, and resending would not change the answer.
             Outcome::CheckFailed => return false,
-            Outcome::Throttled if !scouted => ctx.report_throttle(status.unwrap_or(429), &info),
+            Outcome::Throttled if !scouted => ctx.reports.throttle(status.unwrap_or(429), &info),
             _ => {}
         }
         let signal = match outcome {
@@ -141,7 +148,7 @@ async fn run_step(
             Outcome::ServerError | Outcome::Timeout | Outcome::ConnectError => Signal::ServerError,
         };
         let decision = crescendo_backoff::decide(
-            &ctx.retry,
+            &ctx.setup.retry,
             retries,
             signal,
             &info,
@@ -169,11 +176,11 @@ async fn run_step(
 /// Send step `index` once (twice after a 401 to a refreshable token) and classify
 /// the answer. `None` when the run stopped while waiting for a token.
 async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answer> {
-    let step = &ctx.steps[index];
+    let step = &ctx.setup.steps[index];
     let mut refreshed = false;
     loop {
         let asked = Instant::now();
-        let token = match ctx.auth.token(&ctx.stop).await {
+        let token = match ctx.setup.auth.token(&ctx.setup.stop).await {
             Ok(token) => token,
             Err(e) => {
                 return Some(Answer {
@@ -186,18 +193,19 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
                 });
             }
         };
-        let request = step.build(&ctx.client, &ctx.base_url, vars, token.as_ref());
+        let request = step.build(&ctx.setup.client, &ctx.setup.base_url, vars, token.as_ref());
         let sent = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return Some(transport_failure(&e, sent)),
         };
         let status = response.status().as_u16();
-        if status == 401 && !refreshed && ctx.auth.refreshable() && !step.expected(status) {
+        if status == 401 && !refreshed && ctx.setup.auth.refreshable() && !step.expected(status) {
             if let Some(token) = &token {
-                ctx.auth.invalidate(token);
+                ctx.setup.auth.invalidate(token);
             }
-            ctx.recorder
+            ctx.setup
+                .recorder
                 .lock()
                 .expect("recorder lock")
                 .auth_refreshed(index);
@@ -274,6 +282,6 @@ fn transport_failure(e: &reqwest::Error, sent: Instant) -> Answer {
 async fn wait(ctx: &RunContext, after: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(after) => true,
-        _ = ctx.stop.cancelled() => false,
+        _ = ctx.setup.stop.cancelled() => false,
     }
 }

@@ -7,39 +7,58 @@
 //! second. Snapshots are kept until the controller acknowledges them and are resent
 //! after a reconnect, so a brief partition loses nothing; if the controller stays
 //! away longer than the orphan grace period the run stops, so a run never outlives
-//! its controller.
+//! its controller. Cancelling the root token stops the load and flushes the last
+//! snapshot and `Finished` before [`run`] returns (bounded; see [`session`]).
 //!
 //! # Layout
-//! - [`session`]: the controller connection, reconnects, the unacknowledged outbox.
+//! The gRPC edge, the only files that know the generated protobuf types:
+//! - [`session`]: the controller connection, reconnects, the unacknowledged outbox,
+//!   the graceful shutdown.
+//! - `wire`: protobuf to and from the domain messages; a controller message that
+//!   cannot be taken (an assignment without a valid share) is refused here.
+//!
+//! The core, in domain types:
+//! - `config`: [`AgentConfig`] and the public [`AgentError`].
+//! - `messages`: the protocol as the core sees it (`ToController`, `FromController`).
 //! - `prepare`: an `Assign` checked and prepared (plan, share, secrets, streamed
 //!   data rows) into a run waiting for `Start`.
 //! - `run`: one prepared run, started by `Start`, adjusted by `Adjust`, reporting
-//!   snapshots until it finishes (at the plan's end, on `Stop`, or when its `unique`
-//!   rows run out).
+//!   snapshots until it finishes (at the plan's end, on `Stop` or shutdown, or when
+//!   its `unique` rows run out).
 //! - `schedule`: the open model's drift-free arrival times with backoff limits.
-//! - `context`: the state one run's tasks share (`RunContext`).
+//! - `pacing`: one run's backoff limits (pauses, the rate cap, scouting), shared by
+//!   the session's decisions and the request tasks' reactions.
+//! - `gate`: holds requests no schedule times during a pause or past the rate cap.
+//! - `context`: the state one run's tasks share (`RunContext`, holding its
+//!   `RunSetup`).
+//! - `reports`: the run's outbox and its throttle, quota and scout reports.
 //! - `iteration`: one iteration of the scenario: rendering, sending with the run's
 //!   token (one refresh and resend after a 401), classifying, checking, capturing,
 //!   retrying.
-//! - `request`: steps prepared once per run from the plan's templates; the
-//!   iteration's variables (built-ins, data row, captures).
+//! - `request`: steps prepared once per run from the plan's templates, captures and
+//!   checks; the iteration's variables (built-ins, data row, captures).
 //! - `auth`: bearer tokens and OAuth2 client credentials (cached, single-flight,
 //!   refreshed, measured as the auxiliary step `auth.token`); secrets resolved on the
 //!   agent, never logged.
 //! - `capture`: JSON Pointer captures and checks on response bodies.
 //! - `feeder`: data rows for iterations, cycling or each once, from memory or
-//!   streamed from a spool file.
+//!   streamed from a spool file; what to do when they run out.
 //! - `spool`: the spool file that receives streamed `DataChunk`s before `Ready`.
-//! - `from_plan`: the bridge from the plan's model to the agent's own configuration.
+//! - `from_plan`: the bridge from the plan's model to the agent's auth and data
+//!   configuration.
 
 mod auth;
 mod capture;
+mod config;
 mod context;
 mod feeder;
 mod from_plan;
 mod gate;
 mod iteration;
+mod messages;
+mod pacing;
 mod prepare;
+mod reports;
 mod request;
 mod run;
 mod schedule;

@@ -1,8 +1,15 @@
 //! `crescendo-agent --controller URL [--id ID]`: attach to a controller and serve runs.
+//!
+//! SIGTERM and the first Ctrl-C mean the same: stop the load, let the requests on the
+//! wire finish, flush the last snapshot and `Finished`, exit. A second one exits at once.
+//!
+//! Exit codes: 0 released by the controller or stopped by a signal; 1 an error (a bad
+//! URL, no controller); 130 a second signal cut the shutdown short.
 
 use std::time::Duration;
 
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
 
 /// A Crescendo load agent.
 #[derive(Debug, Parser)]
@@ -20,7 +27,14 @@ struct Cli {
     /// Exit when no controller answers for this long while idle (default: keep trying).
     #[arg(long, value_parser = humantime::parse_duration)]
     give_up_after: Option<Duration>,
+    /// On a signal, wait this long past the run's drain for the controller to
+    /// acknowledge the last snapshot.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
 }
+
+/// The exit code when a second signal cuts the shutdown short.
+const INTERRUPTED: i32 = 130;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,12 +51,47 @@ async fn main() -> anyhow::Result<()> {
     let mut config = crescendo_agent::AgentConfig::new(cli.controller, id);
     config.orphan_grace = cli.orphan_grace;
     config.give_up_after = cli.give_up_after;
-    let shutdown = tokio_util::sync::CancellationToken::new();
+    config.shutdown_grace = cli.shutdown_grace;
+    let shutdown = CancellationToken::new();
+    let mut signals = Signals::new()?;
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let first = signals.next().await;
+        tracing::info!("{first}: stopping the load and flushing (again to exit at once)");
         on_signal.cancel();
+        let second = signals.next().await;
+        tracing::warn!("{second} again: exiting without flushing");
+        std::process::exit(INTERRUPTED);
     });
     crescendo_agent::run(config, shutdown).await?;
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, which mean the same.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        tokio::select! {
+            Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }

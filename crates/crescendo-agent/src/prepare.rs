@@ -2,13 +2,32 @@
 //! controller shipped), the share checked, secrets resolved, and streamed data rows
 //! received into the run's spool file before the agent answers `Ready`.
 
-use crescendo_plan::{Plan, Share};
-use crescendo_proto::v1 as pb;
+use crescendo_plan::{Plan, PlanError, Share};
 
 use crate::auth::AuthConfig;
 use crate::feeder::Feeder;
-use crate::from_plan::{self, DataInput, DataSetup};
-use crate::spool::{SpoolFile, SpoolWriter};
+use crate::from_plan::{self, AuthSetupError, DataInput, DataSetup};
+use crate::messages::{Assign, DataChunk};
+use crate::spool::{SpoolError, SpoolFile, SpoolWriter};
+
+/// Why an assigned run cannot be prepared (the controller hears it in `Finished`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error("the plan reads a data file but the controller streams no rows")]
+    RowsNotStreamed,
+    #[error("data rows streamed for a plan without a data file")]
+    RowsUnexpected,
+    #[error("data rows arrived that were not expected")]
+    ChunkUnexpected,
+    #[error("data rows were not received")]
+    RowsMissing,
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
 
 /// A run that was assigned and validated, waiting for its data rows (when the
 /// controller streams them) and its start.
@@ -33,35 +52,26 @@ enum Spool {
 
 /// Validate an assignment on agent `agent_id`: the plan must parse here too, and its
 /// secrets must resolve from this agent's environment or files.
-pub(crate) fn prepare_run(assign: pb::Assign, agent_id: &str) -> Result<PreparedRun, String> {
-    let files = crescendo_plan::BundleFiles(assign.files.into_iter().collect());
-    let plan = crescendo_plan::parse_with(&assign.plan_toml, "assigned plan", &files)
-        .map_err(|e| e.to_string())?;
-    let share = assign.share.ok_or("assignment without a share")?;
-    if share.count == 0 || share.index >= share.count {
-        return Err(format!("bad share {}/{}", share.index, share.count));
-    }
-    let share = Share {
-        index: share.index,
-        count: share.count,
-        rate_fraction: share.rate_fraction,
-        vus: share.vus,
-        max_in_flight: share.max_in_flight.max(1),
-    };
+pub(crate) fn prepare_run(assign: Assign, agent_id: &str) -> Result<PreparedRun, PrepareError> {
+    let Assign {
+        run_id,
+        plan_toml,
+        share,
+        files,
+        data_streamed,
+    } = assign;
+    let files = crescendo_plan::BundleFiles(files.into_iter().collect());
+    let plan = crescendo_plan::parse_with(&plan_toml, "assigned plan", &files)?;
     let auth = from_plan::auth_config(&plan, &share)?;
     let data = from_plan::data_setup(&plan, &share);
-    let spool = match (&data.input, assign.data_streamed) {
-        (DataInput::Streamed, true) => {
-            Spool::Receiving(SpoolWriter::create(&assign.run_id, agent_id)?)
-        }
-        (DataInput::Streamed, false) => {
-            return Err("the plan reads a data file but the controller streams no rows".into());
-        }
-        (_, true) => return Err("data rows streamed for a plan without a data file".into()),
+    let spool = match (&data.input, data_streamed) {
+        (DataInput::Streamed, true) => Spool::Receiving(SpoolWriter::create(&run_id, agent_id)?),
+        (DataInput::Streamed, false) => return Err(PrepareError::RowsNotStreamed),
+        (_, true) => return Err(PrepareError::RowsUnexpected),
         (_, false) => Spool::NotStreamed,
     };
     Ok(PreparedRun {
-        run_id: assign.run_id,
+        run_id,
         plan,
         share,
         auth,
@@ -78,9 +88,9 @@ impl PreparedRun {
 
     /// Take one chunk of streamed rows; true once the last one has arrived. An error
     /// (a malformed chunk, a full disk) fails the preparation.
-    pub(crate) fn receive(&mut self, chunk: &pb::DataChunk) -> Result<bool, String> {
+    pub(crate) fn receive(&mut self, chunk: &DataChunk) -> Result<bool, PrepareError> {
         let Spool::Receiving(writer) = &mut self.spool else {
-            return Err("data rows arrived that were not expected".into());
+            return Err(PrepareError::ChunkUnexpected);
         };
         writer.append(chunk)?;
         if !chunk.last {
@@ -97,7 +107,7 @@ impl PreparedRun {
     }
 
     /// The run's feeder (consumes the received spool file).
-    pub(crate) fn feeder(&mut self) -> Result<Feeder, String> {
+    pub(crate) fn feeder(&mut self) -> Result<Feeder, PrepareError> {
         let mode = self.data.mode;
         match (
             std::mem::replace(&mut self.data.input, DataInput::None),
@@ -105,8 +115,8 @@ impl PreparedRun {
         ) {
             (DataInput::None, _) => Ok(Feeder::none()),
             (DataInput::Rows(rows), _) => Ok(Feeder::memory(rows, mode)),
-            (DataInput::Streamed, Spool::Received(file)) => Feeder::spool(file, mode),
-            (DataInput::Streamed, _) => Err("data rows were not received".into()),
+            (DataInput::Streamed, Spool::Received(file)) => Ok(Feeder::spool(file, mode)?),
+            (DataInput::Streamed, _) => Err(PrepareError::RowsMissing),
         }
     }
 }

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crescendo_plan::{Plan, StepTemplates, Template};
+use crescendo_plan::{Plan, Step, StepTemplates, Template};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderName};
 
 use crate::auth::Token;
-use crate::capture::{CaptureRule, CheckRule};
+use crate::capture::{CaptureRule, CheckRule, Expected};
 
 /// Values for one iteration's template variables.
 #[derive(Debug)]
@@ -124,24 +124,39 @@ impl PreparedStep {
     }
 }
 
+/// A step the agent cannot send (the controller validated the plan, so only an agent
+/// of another version should ever meet one).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error("step {step}: bad method {method}")]
+    Method { step: String, method: String },
+    #[error("step {step}: bad header name {name}")]
+    Header { step: String, name: String },
+}
+
 /// Prepare every step of the plan's scenario.
-pub(crate) fn prepare(plan: &Plan) -> Result<Vec<PreparedStep>, String> {
+pub(crate) fn prepare(plan: &Plan) -> Result<Vec<PreparedStep>, StepError> {
     plan.scenario
         .steps
         .iter()
         .zip(plan.step_templates())
         .map(|(step, templates)| {
-            let method = Method::from_bytes(step.method.as_bytes())
-                .map_err(|_| format!("step {}: bad method {}", step.name, step.method))?;
+            let method =
+                Method::from_bytes(step.method.as_bytes()).map_err(|_| StepError::Method {
+                    step: step.name.clone(),
+                    method: step.method.clone(),
+                })?;
             let headers = templates
                 .headers
                 .iter()
                 .map(|(name, _)| {
-                    HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| format!("step {}: bad header name {name}", step.name))
+                    HeaderName::from_bytes(name.as_bytes()).map_err(|_| StepError::Header {
+                        step: step.name.clone(),
+                        name: name.clone(),
+                    })
                 })
                 .collect::<Result<_, _>>()?;
-            let (captures, checks) = crate::from_plan::step_rules(step);
+            let (captures, checks) = rules(step);
             Ok(PreparedStep {
                 method,
                 templates,
@@ -152,6 +167,27 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<PreparedStep>, String> {
             })
         })
         .collect()
+}
+
+/// The step's captures and checks.
+fn rules(step: &Step) -> (Vec<CaptureRule>, Vec<CheckRule>) {
+    let captures = step
+        .captures
+        .iter()
+        .map(|c| CaptureRule {
+            var: c.var.clone(),
+            pointer: c.pointer.clone(),
+        })
+        .collect();
+    let checks = step
+        .checks
+        .iter()
+        .map(|c| CheckRule {
+            pointer: c.pointer.clone(),
+            expected: Expected::from_value(c.equals.clone()),
+        })
+        .collect();
+    (captures, checks)
 }
 
 /// Whether any step uses `{uuid}` (so iterations that do not, skip generating one).

@@ -1,15 +1,14 @@
 //! One prepared run on this agent: started after the controller's delay, adjusted by
-//! backoff decisions, reporting until it finishes: at the plan's end, on `Stop`, on
-//! an abort reason, or when its `unique` data rows run out (`OnExhausted`).
+//! backoff decisions, reporting until it finishes: at the plan's end, on `Stop` or
+//! the agent's shutdown, on an abort reason, or when its `unique` data rows run out
+//! (`OnExhausted`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crescendo_backoff::{Policy, RetryConfig};
 use crescendo_metrics::Recorder;
 use crescendo_plan::{Load, Plan, Share};
-use crescendo_proto::v1 as pb;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +18,11 @@ use crate::auth::Credentials;
 use crate::context::{RunContext, RunSetup};
 use crate::gate::RequestGate;
 use crate::iteration::{IterationId, run_iteration};
-use crate::prepare::PreparedRun;
-use crate::request::prepare;
+use crate::messages::{Adjust, Finished, Snapshot, ToController};
+use crate::pacing::Pacing;
+use crate::prepare::{PrepareError, PreparedRun};
+use crate::reports::Reports;
+use crate::request::{StepError, prepare};
 use crate::schedule::{ArrivalSchedule, Limits};
 
 /// Controls of a started run.
@@ -29,192 +31,83 @@ pub(crate) struct RunHandle {
     pub(crate) run_id: String,
     pacing: Arc<Pacing>,
     stop: CancellationToken,
-}
-
-/// Backoff limits of one run, shared by the session (fleet decisions) and the
-/// request tasks (local reactions to the API's answers).
-#[derive(Debug)]
-pub(crate) struct Pacing {
-    limits: watch::Sender<Limits>,
-    t0: Instant,
-    /// Seconds paused since the last snapshot (counted when a pause is set; negative
-    /// when a pause counted in an earlier snapshot was cut short).
-    paused: std::sync::Mutex<f64>,
-    /// While scouting a fleet pause: when this agent resumed and until when it scouts
-    /// (seconds since start) …
-    scout: std::sync::Mutex<Option<(f64, f64)>>,
-    /// … and whether it does, so that every ok answer need not take the lock.
-    scouting: AtomicBool,
-}
-
-impl Pacing {
-    /// Pacing for a run starting at `t0`, with no pause and no rate cap.
-    pub(crate) fn new(t0: Instant) -> (Self, watch::Receiver<Limits>) {
-        let (limits, rx) = watch::channel(Limits::default());
-        let pacing = Self {
-            limits,
-            t0,
-            paused: std::sync::Mutex::new(0.0),
-            scout: std::sync::Mutex::new(None),
-            scouting: AtomicBool::new(false),
-        };
-        (pacing, rx)
-    }
-
-    pub(crate) fn t0(&self) -> Instant {
-        self.t0
-    }
-
-    fn since_start(&self) -> f64 {
-        Instant::now()
-            .saturating_duration_since(self.t0)
-            .as_secs_f64()
-    }
-
-    /// Hold new iterations for `pause` from now (never shortening a longer pause).
-    pub(crate) fn pause(&self, pause: Duration) {
-        self.hold(pause, false);
-    }
-
-    /// Hold new iterations for `pause` from now, replacing the pause in force even when
-    /// that is longer (zero ends it).
-    pub(crate) fn replace_pause(&self, pause: Duration) {
-        self.hold(pause, true);
-    }
-
-    /// Moves the end of the pause to `pause` from now (earlier only when `shorten`),
-    /// counting the time added or taken off.
-    fn hold(&self, pause: Duration, shorten: bool) {
-        let now = self.since_start();
-        let until = now + pause.as_secs_f64();
-        self.limits.send_if_modified(|limits| {
-            let old = limits.not_before.max(now);
-            if until <= limits.not_before && !(shorten && old > now) {
-                return false;
-            }
-            *self.paused.lock().expect("paused lock") += until - old;
-            limits.not_before = until;
-            true
-        });
-    }
-
-    /// Scout the fleet's pause for `span` after this agent's own pause ends (zero: stop
-    /// scouting).
-    pub(crate) fn scout(&self, span: Duration) {
-        let scout = (!span.is_zero()).then(|| {
-            let resume = self.limits.borrow().not_before.max(self.since_start());
-            (resume, resume + span.as_secs_f64())
-        });
-        let mut current = self.scout.lock().expect("scout lock");
-        self.scouting.store(scout.is_some(), Ordering::Release);
-        *current = scout;
-    }
-
-    /// Whether a throttle asking to wait `retry_after` is one a scout takes without
-    /// pausing or reporting it: while it scouts, unless the wait runs more than a second
-    /// past the scouting (another limit).
-    pub(crate) fn scout_takes(&self, retry_after: Option<Duration>) -> bool {
-        let now = self.since_start();
-        let wait = retry_after.map_or(0.0, |w| w.as_secs_f64());
-        self.scout
-            .lock()
-            .expect("scout lock")
-            .is_some_and(|(_, until)| now < until && now + wait <= until + 1.0)
-    }
-
-    /// An answer that got through to a request sent at `sent`: true (once) when it
-    /// ends a scouting, to be reported. A request sent before the scout resumed
-    /// proves nothing about the pause.
-    pub(crate) fn scout_got_through(&self, sent: Instant) -> bool {
-        if !self.scouting.load(Ordering::Acquire) {
-            return false;
-        }
-        let sent = sent.saturating_duration_since(self.t0).as_secs_f64();
-        let mut scout = self.scout.lock().expect("scout lock");
-        let through =
-            scout.is_some_and(|(resume, until)| sent >= resume && self.since_start() < until);
-        if through {
-            *scout = None;
-            self.scouting.store(false, Ordering::Release);
-        }
-        through
-    }
-
-    /// Notified of every change of the limits (pauses, rate caps) from now on.
-    pub(crate) fn changes(&self) -> watch::Receiver<Limits> {
-        self.limits.subscribe()
-    }
-
-    /// How long the current pause still lasts.
-    pub(crate) fn pause_left(&self) -> Duration {
-        let left = self.limits.borrow().not_before - self.since_start();
-        Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO)
-    }
-
-    /// The fleet governor's rate cap for this agent (requests per second), if any.
-    pub(crate) fn max_rate(&self) -> Option<f64> {
-        self.limits.borrow().max_rate
-    }
-
-    /// Set the fleet governor's rate cap for this agent.
-    pub(crate) fn set_max_rate(&self, rate: Option<f64>) {
-        self.limits.send_if_modified(|limits| {
-            let changed = limits.max_rate != rate;
-            limits.max_rate = rate;
-            changed
-        });
-    }
-
-    /// Time paused since the last call; a pause cut short after it was counted is
-    /// taken off the next ones.
-    fn take_paused(&self) -> Duration {
-        let mut paused = self.paused.lock().expect("paused lock");
-        if *paused <= 0.0 {
-            return Duration::ZERO;
-        }
-        Duration::from_secs_f64(std::mem::take(&mut *paused))
-    }
+    /// How long the run may still take once stopped: its requests on the wire finish
+    /// within the target's timeout.
+    drain: Duration,
 }
 
 impl RunHandle {
     /// Apply a fleet decision.
-    pub(crate) fn adjust(&self, adjust: &pb::Adjust) {
-        let rate = adjust.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0);
-        self.pacing.set_max_rate(rate);
-        let pause = Duration::from_millis(adjust.pause_ms.min(3_600_000));
+    pub(crate) fn adjust(&self, adjust: &Adjust) {
+        self.pacing.set_max_rate(adjust.max_rate);
         if adjust.replace_pause {
-            self.pacing.replace_pause(pause);
-        } else if !pause.is_zero() {
-            self.pacing.pause(pause);
+            self.pacing.replace_pause(adjust.pause);
+        } else if !adjust.pause.is_zero() {
+            self.pacing.pause(adjust.pause);
         }
-        self.pacing
-            .scout(Duration::from_millis(adjust.scout_ms.min(60_000)));
+        self.pacing.scout(adjust.scout);
     }
 
     /// Stop issuing load; the run still drains and reports.
     pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
+
+    /// An upper bound of the time from [`stop`](Self::stop) to the run's `Finished`.
+    pub(crate) fn drain(&self) -> Duration {
+        self.drain
+    }
 }
 
-/// Start a prepared run `delay` from now. Its snapshots and `Finished` go to `outbox`.
+/// Start a prepared run `delay` from now on `tracker`. Its snapshots and `Finished`
+/// go to `outbox`; cancelling `stop` (or calling [`RunHandle::stop`]) stops its load.
 pub(crate) fn start_run(
     prepared: PreparedRun,
     agent_id: String,
     delay: Duration,
-    outbox: mpsc::Sender<pb::AgentMessage>,
+    outbox: mpsc::Sender<ToController>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
 ) -> RunHandle {
     let t0 = Instant::now() + delay;
     let (pacing, limits_rx) = Pacing::new(t0);
     let pacing = Arc::new(pacing);
-    let stop = CancellationToken::new();
     let handle = RunHandle {
         run_id: prepared.run_id.clone(),
         pacing: pacing.clone(),
         stop: stop.clone(),
+        // A token fetch and then the request, each within the timeout; the last
+        // snapshot and `Finished` follow at once.
+        drain: prepared.plan.target.timeout * 2 + Duration::from_secs(1),
     };
-    tokio::spawn(drive(prepared, agent_id, pacing, limits_rx, stop, outbox));
+    let inputs = RunInputs {
+        agent_id,
+        pacing,
+        stop,
+        outbox,
+    };
+    tracker.spawn(drive(prepared, inputs, limits_rx));
     handle
+}
+
+/// Why a started run could not begin sending.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Steps(#[from] StepError),
+    #[error("http client")]
+    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Data(#[from] PrepareError),
+}
+
+/// What a run gets from the agent besides its preparation.
+#[derive(Debug)]
+struct RunInputs {
+    agent_id: String,
+    pacing: Arc<Pacing>,
+    stop: CancellationToken,
+    outbox: mpsc::Sender<ToController>,
 }
 
 fn retry_config(plan: &Plan) -> RetryConfig {
@@ -234,77 +127,63 @@ fn retry_config(plan: &Plan) -> RetryConfig {
     }
 }
 
-async fn drive(
-    mut prepared: PreparedRun,
-    agent_id: String,
-    pacing: Arc<Pacing>,
-    limits: watch::Receiver<Limits>,
-    stop: CancellationToken,
-    outbox: mpsc::Sender<pb::AgentMessage>,
-) {
-    let t0 = pacing.t0;
-    let feeder = prepared.feeder();
-    let PreparedRun {
-        run_id,
-        plan,
-        share,
-        auth,
-        data,
-        ..
-    } = prepared;
-    let finish = |error: String, last_seq: u64| pb::AgentMessage {
-        kind: Some(pb::agent_message::Kind::Finished(pb::Finished {
-            run_id: run_id.clone(),
-            last_seq,
-            error,
-        })),
-    };
-    let steps = match prepare(&plan) {
-        Ok(steps) => steps,
-        Err(e) => {
-            let _ = outbox.send(finish(e, 0)).await;
-            return;
-        }
-    };
-    let client = match reqwest::Client::builder()
+/// The run's shared context: steps, HTTP client and feeder prepared, credentials
+/// started.
+fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, StartError> {
+    let feeder = prepared.feeder()?;
+    let plan = &prepared.plan;
+    let steps = prepare(plan)?;
+    let client = reqwest::Client::builder()
         .timeout(plan.target.timeout)
-        .pool_max_idle_per_host(usize::try_from(share.max_in_flight).unwrap_or(1024))
+        .pool_max_idle_per_host(usize::try_from(prepared.share.max_in_flight).unwrap_or(1024))
         .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = outbox.send(finish(format!("http client: {e}"), 0)).await;
-            return;
-        }
-    };
-    let feeder = match feeder {
-        Ok(feeder) => feeder,
-        Err(e) => {
-            let _ = outbox.send(finish(e, 0)).await;
-            return;
-        }
-    };
+        .map_err(StartError::Client)?;
     let recorder = Arc::new(Mutex::new(Recorder::new(
         plan.scenario.steps.iter().map(|s| s.name.clone()),
     )));
-    let limit_key = auth.limit_key();
-    let ctx = Arc::new(RunContext::new(RunSetup {
-        run_id: run_id.clone(),
-        agent_id,
+    let retry = retry_config(plan);
+    let reports = Reports::new(
+        prepared.run_id.clone(),
+        prepared.auth.limit_key(),
+        inputs.outbox,
+        inputs.pacing.t0(),
+        retry.policy == Policy::Coordinated,
+    );
+    let setup = RunSetup {
+        run_id: prepared.run_id.clone(),
+        agent_id: inputs.agent_id,
         base_url: plan.target.base_url.clone(),
-        auth: Credentials::start(auth, client.clone(), &recorder),
+        auth: Credentials::start(
+            std::mem::take(&mut prepared.auth),
+            client.clone(),
+            &recorder,
+        ),
         client,
         steps,
         feeder,
-        on_exhausted: data.on_exhausted,
-        limit_key,
-        retry: retry_config(&plan),
+        on_exhausted: prepared.data.on_exhausted,
+        retry,
         recorder,
-        outbox: outbox.clone(),
-        stop: stop.clone(),
-        pacing: pacing.clone(),
+        stop: inputs.stop,
+        pacing: inputs.pacing,
         gate: RequestGate::new(matches!(plan.load, Load::Closed(_))),
-    }));
+    };
+    Ok(RunContext::new(setup, reports))
+}
+
+async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Receiver<Limits>) {
+    let outbox = inputs.outbox.clone();
+    let ctx = match context(&mut prepared, inputs) {
+        Ok(ctx) => Arc::new(ctx),
+        Err(e) => {
+            let finished = Finished::failed(prepared.run_id, 0, &e);
+            let _ = outbox.send(ToController::Finished(finished)).await;
+            return;
+        }
+    };
+    drop(outbox);
+    let (plan, share, stop) = (&prepared.plan, prepared.share, &ctx.setup.stop);
+    let t0 = ctx.t0();
     tokio::select! {
         _ = tokio::time::sleep_until(t0) => {}
         _ = stop.cancelled() => {}
@@ -349,7 +228,12 @@ async fn drive(
         .expect("abort lock")
         .clone()
         .unwrap_or_default();
-    let _ = outbox.send(finish(error, last_seq)).await;
+    let finished = Finished {
+        run_id: prepared.run_id.clone(),
+        last_seq,
+        error,
+    };
+    ctx.reports.send(ToController::Finished(finished)).await;
 }
 
 /// The governor caps requests per second; an iteration of `steps` steps sends that
@@ -371,7 +255,7 @@ async fn drive_open(
     let in_flight = Arc::new(Semaphore::new(share.max_in_flight as usize));
     let mut iteration = 0u64;
     loop {
-        let current = per_iteration(*limits.borrow_and_update(), ctx.steps.len());
+        let current = per_iteration(*limits.borrow_and_update(), ctx.setup.steps.len());
         let Some(due) = schedule.peek(current) else {
             break;
         };
@@ -390,7 +274,7 @@ async fn drive_open(
                 let Ok(row) = ctx.next_row() else {
                     break;
                 };
-                ctx.recorder.lock().expect("recorder lock").offered();
+                ctx.setup.recorder.lock().expect("recorder lock").offered();
                 let id = IterationId {
                     iteration,
                     vu: 0,
@@ -403,7 +287,7 @@ async fn drive_open(
                 });
             }
             Err(_) => {
-                let mut recorder = ctx.recorder.lock().expect("recorder lock");
+                let mut recorder = ctx.setup.recorder.lock().expect("recorder lock");
                 recorder.offered();
                 recorder.dropped();
             }
@@ -435,7 +319,7 @@ async fn drive_vu(
         let Ok(row) = ctx.next_row() else {
             return;
         };
-        ctx.recorder.lock().expect("recorder lock").offered();
+        ctx.setup.recorder.lock().expect("recorder lock").offered();
         let id = IterationId {
             iteration: round * u64::from(share.vus.max(1)) + u64::from(vu),
             vu: u64::from(vu),
@@ -471,30 +355,32 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
         )
         .unwrap_or(u64::MAX);
         let (steps, offered) = {
-            let mut recorder = ctx.recorder.lock().expect("recorder lock");
-            recorder.paused(ctx.pacing.take_paused());
+            let mut recorder = ctx.setup.recorder.lock().expect("recorder lock");
+            recorder.paused(ctx.setup.pacing.take_paused());
             recorder.take()
         };
         let attempts: u64 = steps.iter().map(|s| s.stats.counters.requests).sum();
         let interval_s = end_ms.saturating_sub(start_ms) as f64 / 1000.0;
         if interval_s > 0.0 {
-            ctx.set_rate(attempts as f64 / interval_s);
+            ctx.reports.set_rate(attempts as f64 / interval_s);
         }
-        let snapshot = pb::Snapshot {
-            run_id: ctx.run_id.clone(),
+        let snapshot = Snapshot {
+            run_id: ctx.setup.run_id.clone(),
             seq,
             start_ms,
             end_ms,
-            steps: steps.iter().map(crate::wire::step_to_pb).collect(),
+            steps,
             offered,
             last,
-            quota: ctx.last_quota.lock().expect("quota lock").take(),
+            quota: ctx.reports.take_quota(),
         };
         start_ms = end_ms;
-        let message = pb::AgentMessage {
-            kind: Some(pb::agent_message::Kind::Snapshot(snapshot)),
-        };
-        if ctx.outbox.send(message).await.is_err() || last {
+        if !ctx
+            .reports
+            .send(ToController::Snapshot(Box::new(snapshot)))
+            .await
+            || last
+        {
             return seq;
         }
     }

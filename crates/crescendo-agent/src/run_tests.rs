@@ -13,11 +13,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use crescendo_metrics::Counters;
-use crescendo_proto::v1 as pb;
+use crescendo_plan::Share;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::start_run;
+use super::{RunHandle, start_run};
+use crate::messages::{Adjust, Assign, DataChunk, Throttle, ToController, chain};
 use crate::prepare::{PreparedRun, prepare_run};
 
 /// The test API's memory.
@@ -91,65 +94,60 @@ async fn serve() -> (String, Arc<Api>) {
     (format!("http://{addr}"), api)
 }
 
-fn assign(plan: String, files: HashMap<String, Vec<u8>>, streamed: bool) -> pb::Assign {
-    pb::Assign {
+fn assign(plan: String, files: HashMap<String, Vec<u8>>, streamed: bool) -> Assign {
+    Assign {
         run_id: "run-t".into(),
         plan_toml: plan,
-        share: Some(pb::Share {
+        share: Share {
             index: 0,
             count: 1,
             rate_fraction: 1.0,
             vus: 1,
             max_in_flight: 1,
-        }),
-        files,
+        },
+        files: files.into_iter().collect(),
         data_streamed: streamed,
     }
+}
+
+/// Start `prepared` now, on its own stop token and tracker.
+fn start(prepared: PreparedRun, outbox: mpsc::Sender<ToController>) -> RunHandle {
+    let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+    start_run(
+        prepared,
+        "agent-t".into(),
+        Duration::ZERO,
+        outbox,
+        stop,
+        &tracker,
+    )
 }
 
 /// What one run reported.
 #[derive(Debug, Default)]
 struct Report {
     steps: BTreeMap<String, (Counters, bool)>,
-    throttles: Vec<pb::Throttle>,
+    throttles: Vec<Throttle>,
     error: String,
-}
-
-/// The counters as the controller reads them off the wire.
-fn counters_of(c: &pb::Counters) -> Counters {
-    Counters {
-        requests: c.requests,
-        ok: c.ok,
-        throttled: c.throttled,
-        client_errors: c.client_errors,
-        server_errors: c.server_errors,
-        timeouts: c.timeouts,
-        connect_errors: c.connect_errors,
-        retries: c.retries,
-        dropped: c.dropped,
-        paused_ms: c.paused_ms,
-        check_failed: c.check_failed,
-        auth_refreshes: c.auth_refreshes,
-    }
 }
 
 /// Start `prepared` now and collect its messages until `Finished` (bounded).
 async fn run_to_end(prepared: PreparedRun) -> Report {
     let (tx, mut rx) = mpsc::channel(1024);
-    let _handle = start_run(prepared, "agent-t".into(), Duration::ZERO, tx);
+    let _handle = start(prepared, tx);
     let mut report = Report::default();
     let collect = async {
         while let Some(message) = rx.recv().await {
-            match message.kind {
-                Some(pb::agent_message::Kind::Snapshot(s)) => {
+            match message {
+                ToController::Snapshot(s) => {
                     for step in s.steps {
                         let entry = report.steps.entry(step.step).or_default();
-                        entry.0.add(&counters_of(step.counters.as_ref().unwrap()));
+                        entry.0.add(&step.stats.counters);
                         entry.1 = step.auxiliary;
                     }
                 }
-                Some(pb::agent_message::Kind::Throttle(t)) => report.throttles.push(t),
-                Some(pb::agent_message::Kind::Finished(f)) => {
+                ToController::Throttle(t) => report.throttles.push(t),
+                ToController::Finished(f) => {
                     report.error = f.error;
                     return;
                 }
@@ -304,6 +302,7 @@ path = "/"
 stages = [{ duration = "1s", target = 1 }]
 "#;
     let err = prepare_run(assign(plan.into(), HashMap::new(), false), "a").unwrap_err();
+    let err = chain(&err);
     assert!(err.contains("CRESCENDO_TEST_NO_SUCH_TOKEN"), "{err}");
 }
 
@@ -324,11 +323,11 @@ on_exhausted = "{on_exhausted}"
     )
 }
 
-fn rows_chunk(from: u64, to: u64, last: bool) -> pb::DataChunk {
+fn rows_chunk(from: u64, to: u64, last: bool) -> DataChunk {
     let text: String = (from..to)
         .map(|n| format!("{{\"flowId\":\"f{n}\"}}\n"))
         .collect();
-    pb::DataChunk {
+    DataChunk {
         run_id: "run-t".into(),
         rows_jsonl: text.into_bytes(),
         rows: to - from,
@@ -400,10 +399,10 @@ async fn a_garbage_chunk_fails_preparation_and_streaming_must_match_the_plan() {
     let mut prepared = prepare_run(assign(plan.clone(), files.clone(), true), "agent-g").unwrap();
     let mut garbage = rows_chunk(0, 1, true);
     garbage.rows_jsonl = b"{\"flowId\": 7}\n".to_vec();
-    let err = prepared.receive(&garbage).unwrap_err();
+    let err = prepared.receive(&garbage).unwrap_err().to_string();
     assert!(err.contains("column flowId is not a string"), "{err}");
     let err = prepare_run(assign(plan, files, false), "agent-g").unwrap_err();
-    assert!(err.contains("streams no rows"), "{err}");
+    assert!(err.to_string().contains("streams no rows"), "{err}");
 }
 
 /// Answers 429 with `Retry-After: 1` to the first three requests.
@@ -449,20 +448,19 @@ max_retries = 0
     );
     let prepared = prepare_run(assign(plan, HashMap::new(), false), "agent-t").unwrap();
     let (tx, mut rx) = mpsc::channel(1024);
-    let handle = start_run(prepared, "agent-t".into(), Duration::ZERO, tx);
-    let adjust = |scout_ms: u64, max_rate_rps: Option<f64>| pb::Adjust {
+    let handle = start(prepared, tx);
+    let adjust = |scout_ms: u64, max_rate: Option<f64>| Adjust {
         run_id: "run-t".into(),
-        max_rate_rps,
-        pause_ms: 0,
-        reason: String::new(),
+        max_rate,
+        pause: Duration::ZERO,
         replace_pause: true,
-        scout_ms,
+        scout: Duration::from_millis(scout_ms),
     };
     let (mut throttles, mut opened, mut ok) = (Vec::new(), Vec::new(), 0);
     let collect = async {
         while let Some(message) = rx.recv().await {
-            match message.kind {
-                Some(pb::agent_message::Kind::Throttle(t)) => {
+            match message {
+                ToController::Throttle(t) => {
                     // The controller's answer: this agent scouts, resuming now at 10/s
                     // although its 429 asked it to wait a second.
                     if throttles.is_empty() {
@@ -470,14 +468,14 @@ max_retries = 0
                     }
                     throttles.push(t);
                 }
-                Some(pb::agent_message::Kind::Opened(o)) => {
+                ToController::Opened(o) => {
                     handle.adjust(&adjust(0, None));
                     opened.push(o);
                 }
-                Some(pb::agent_message::Kind::Snapshot(s)) => {
-                    ok += s.steps.iter().map(|s| s.counters.unwrap().ok).sum::<u64>();
+                ToController::Snapshot(s) => {
+                    ok += s.steps.iter().map(|s| s.stats.counters.ok).sum::<u64>();
                 }
-                Some(pb::agent_message::Kind::Finished(_)) => return,
+                ToController::Finished(_) => return,
                 _ => {}
             }
         }
@@ -494,39 +492,4 @@ max_retries = 0
     assert_eq!(opened[0].run_id, "run-t");
     assert!(opened[0].at_ms >= throttles[0].at_ms);
     assert_eq!(ok + throttled as u64, 30);
-}
-
-#[tokio::test]
-async fn only_an_answer_to_a_request_sent_after_the_resume_ends_a_scouting() {
-    let t0 = tokio::time::Instant::now();
-    let (pacing, _) = super::Pacing::new(t0);
-    pacing.pause(Duration::from_millis(200));
-    pacing.scout(Duration::from_secs(5));
-    // Throttles within the scouting are taken; one asking for far longer is not.
-    assert!(pacing.scout_takes(Some(Duration::from_secs(1))));
-    assert!(!pacing.scout_takes(Some(Duration::from_secs(60))));
-    // A success of a request sent before the scout resumed proves nothing …
-    assert!(!pacing.scout_got_through(t0));
-    // … one sent after it does, once.
-    let after = t0 + Duration::from_millis(250);
-    assert!(pacing.scout_got_through(after));
-    assert!(!pacing.scout_got_through(after));
-    assert!(!pacing.scout_takes(Some(Duration::from_secs(1))));
-}
-
-#[tokio::test]
-async fn a_pause_cut_short_is_taken_off_the_paused_time() {
-    let (pacing, _) = super::Pacing::new(tokio::time::Instant::now());
-    pacing.pause(Duration::from_secs(2));
-    let counted = pacing.take_paused();
-    assert!(counted >= Duration::from_millis(1_900), "{counted:?}");
-    // The fleet resumed right away: the 2 s counted already come off the next ones.
-    pacing.replace_pause(Duration::ZERO);
-    assert_eq!(pacing.take_paused(), Duration::ZERO);
-    pacing.pause(Duration::from_secs(3));
-    let next = pacing.take_paused();
-    assert!(
-        next >= Duration::from_millis(900) && next <= Duration::from_millis(1_100),
-        "{next:?}"
-    );
 }

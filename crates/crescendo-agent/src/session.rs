@@ -1,10 +1,19 @@
-//! The agent's connection to its controller: attach, reconnect, keep the outbox.
+//! The agent's connection to its controller: attach, reconnect, keep the outbox,
+//! stop gracefully.
 //!
 //! One task owns the session. It forwards the run's messages to the controller,
 //! keeps every snapshot until the controller acknowledges it, and resends the
 //! unacknowledged ones (and a `Finished`) after a reconnect. When the controller
 //! stays unreachable longer than [`AgentConfig::orphan_grace`] during a run, the run
 //! stops: a run never outlives its controller.
+//!
+//! # Shutdown
+//! Cancelling the root token (the binary does on SIGTERM or Ctrl-C) stops the run's
+//! load at once. Requests on the wire finish within the target's timeout, the last
+//! snapshot and `Finished` go out, and the session waits, at most
+//! [`AgentConfig::shutdown_grace`] past that, until the controller has acknowledged
+//! every snapshot; then it ends its stream and waits (within the same bound) for the
+//! controller to close its side. Idle, or with no stream, it returns at once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,55 +21,17 @@ use std::time::Duration;
 use crescendo_proto::v1 as pb;
 use crescendo_proto::v1::agent_control_client::AgentControlClient;
 use pb::agent_message::Kind as Out;
-use pb::controller_message::Kind as In;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+pub use crate::config::{AgentConfig, AgentError};
+use crate::messages::{Finished, FromController, ToController};
 use crate::prepare::{PreparedRun, prepare_run};
 use crate::run::{RunHandle, start_run};
-
-/// How an agent finds and treats its controller.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    /// The controller's gRPC URL, e.g. `http://127.0.0.1:7700`.
-    pub controller: String,
-    /// This agent's id, unique in the fleet.
-    pub id: String,
-    /// Concurrent requests this agent is willing to hold.
-    pub capacity: u32,
-    /// Stop a run when the controller has been unreachable this long.
-    pub orphan_grace: Duration,
-    /// Give up when no controller answers for this long while idle (`None`: never).
-    pub give_up_after: Option<Duration>,
-}
-
-impl AgentConfig {
-    /// A config with defaults for everything but the controller URL and id.
-    pub fn new(controller: impl Into<String>, id: impl Into<String>) -> Self {
-        Self {
-            controller: controller.into(),
-            id: id.into(),
-            capacity: 10_000,
-            orphan_grace: Duration::from_secs(10),
-            give_up_after: None,
-        }
-    }
-}
-
-/// Why an agent stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error("bad controller url {url}: {source}")]
-    BadUrl {
-        url: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
-    #[error("no controller answered at {0}")]
-    Unreachable(String),
-}
+use crate::wire::{self, WireError};
 
 /// The run this agent takes part in, from assignment to the last acknowledgement.
 #[derive(Debug)]
@@ -78,13 +49,20 @@ struct Session {
     /// Snapshots not yet acknowledged, by sequence number.
     unacked: BTreeMap<u64, pb::Snapshot>,
     finished: Option<pb::Finished>,
-    outbox_tx: mpsc::Sender<pb::AgentMessage>,
+    outbox_tx: mpsc::Sender<ToController>,
     /// The controller said it is done with this agent.
     release_requested: bool,
     released: bool,
+    /// The root token: cancelled, the agent stops gracefully.
+    shutdown: CancellationToken,
+    /// The tasks of started runs.
+    tracker: TaskTracker,
+    /// Once the shutdown began: how long the session waits to flush.
+    flush_until: Option<Instant>,
 }
 
-/// Attach to the controller and serve runs until released or `shutdown` is cancelled.
+/// Attach to the controller and serve runs until released, or until `shutdown` is
+/// cancelled and the run in progress is flushed (see the module docs).
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     let endpoint = tonic::transport::Endpoint::from_shared(config.controller.clone())
         .map_err(|source| AgentError::BadUrl {
@@ -94,6 +72,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true);
     let (outbox_tx, mut outbox_rx) = mpsc::channel(1024);
+    let grace = config.shutdown_grace;
     let mut session = Session {
         config,
         run: RunState::Idle,
@@ -103,60 +82,74 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         outbox_tx,
         release_requested: false,
         released: false,
+        shutdown,
+        tracker: TaskTracker::new(),
+        flush_until: None,
     };
-    let mut lost_since = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        if shutdown.is_cancelled() || session.released {
-            session.stop_run();
-            return Ok(());
-        }
-        let channel = tokio::select! {
-            c = endpoint.connect() => c,
-            _ = shutdown.cancelled() => continue,
-        };
-        match channel {
-            Ok(channel) => {
-                delay = Duration::from_millis(100);
-                let mut client = AgentControlClient::new(channel);
-                session
-                    .attached(&mut client, &mut outbox_rx, &shutdown)
-                    .await;
-                session.drop_partial_data();
-                lost_since = Instant::now();
-            }
-            Err(e) => tracing::debug!(error = %e, "controller not reachable"),
-        }
-        if session.released || shutdown.is_cancelled() {
-            continue;
-        }
-        let away = lost_since.elapsed();
-        if session.is_running() && away >= session.config.orphan_grace {
-            tracing::warn!(run_id = %session.run_id, "controller gone for {away:?}: stopping the run");
-            session.stop_run();
-        }
-        if !session.is_running()
-            && session
-                .config
-                .give_up_after
-                .is_some_and(|limit| away >= limit)
-        {
-            return Err(AgentError::Unreachable(session.config.controller.clone()));
-        }
-        // Keep draining the run's messages while away, so nothing blocks or is lost.
-        let until = Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => break,
-                _ = shutdown.cancelled() => break,
-                Some(message) = outbox_rx.recv() => session.keep(&message),
-            }
-        }
-        delay = (delay * 2).min(Duration::from_secs(2));
+    let result = session.serve(&endpoint, &mut outbox_rx).await;
+    session.stop_run();
+    drop(outbox_rx);
+    let tracker = session.tracker.clone();
+    drop(session);
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("the run's tasks did not end within {grace:?}: abandoned");
     }
+    result
 }
 
 impl Session {
+    /// Attach, serve, reconnect, until released or shut down.
+    async fn serve(
+        &mut self,
+        endpoint: &tonic::transport::Endpoint,
+        outbox_rx: &mut mpsc::Receiver<ToController>,
+    ) -> Result<(), AgentError> {
+        let mut lost_since = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            // Shut down while no stream is up: nobody to flush to.
+            if self.shutdown.is_cancelled() || self.released {
+                return Ok(());
+            }
+            let channel = tokio::select! {
+                c = endpoint.connect() => c,
+                _ = self.shutdown.cancelled() => continue,
+            };
+            match channel {
+                Ok(channel) => {
+                    delay = Duration::from_millis(100);
+                    let mut client = AgentControlClient::new(channel);
+                    self.attached(&mut client, outbox_rx).await;
+                    self.drop_partial_data();
+                    lost_since = Instant::now();
+                }
+                Err(e) => tracing::debug!(error = %e, "controller not reachable"),
+            }
+            if self.released || self.shutdown.is_cancelled() {
+                continue;
+            }
+            let away = lost_since.elapsed();
+            if self.is_running() && away >= self.config.orphan_grace {
+                tracing::warn!(run_id = %self.run_id, "controller gone for {away:?}: stopping the run");
+                self.stop_run();
+            }
+            if !self.is_running() && self.config.give_up_after.is_some_and(|limit| away >= limit) {
+                return Err(AgentError::Unreachable(self.config.controller.clone()));
+            }
+            // Keep draining the run's messages while away, so nothing blocks or is lost.
+            let until = Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = self.shutdown.cancelled() => break,
+                    Some(message) = outbox_rx.recv() => self.keep(&message_of(message)),
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
     /// A run is in progress until its `Finished` has been produced.
     fn is_running(&self) -> bool {
         match self.run {
@@ -208,12 +201,48 @@ impl Session {
         }
     }
 
-    /// Serve one attached stream until it breaks.
+    /// The shutdown began on an attached stream: stop the run's load and arrange the
+    /// flush. False when there is nothing to flush (the session may end at once).
+    async fn begin_shutdown(&mut self, tx: &mpsc::Sender<pb::AgentMessage>) -> bool {
+        let grace = self.config.shutdown_grace;
+        let drain = match &self.run {
+            RunState::Started(handle) if self.finished.is_none() => {
+                tracing::info!(run_id = %self.run_id, "shutting down: stopping the load, flushing the last snapshot");
+                handle.stop();
+                handle.drain()
+            }
+            RunState::Prepared(_) => {
+                tracing::info!(run_id = %self.run_id, "shutting down before the start");
+                self.run = RunState::Idle;
+                let f = Finished {
+                    run_id: self.run_id.clone(),
+                    last_seq: 0,
+                    error: "agent shut down before the start".into(),
+                };
+                let m = message_of(ToController::Finished(f));
+                self.keep(&m);
+                if tx.send(m).await.is_err() {
+                    return false;
+                }
+                Duration::ZERO
+            }
+            _ if self.unacked.is_empty() => return false,
+            _ => Duration::ZERO,
+        };
+        self.flush_until = Some(Instant::now() + drain + grace);
+        true
+    }
+
+    /// Shutting down, and everything is out: `Finished` sent, snapshots acknowledged.
+    fn flushed(&self) -> bool {
+        self.flush_until.is_some() && !self.is_running() && self.unacked.is_empty()
+    }
+
+    /// Serve one attached stream until it breaks, or until the shutdown is flushed.
     async fn attached(
         &mut self,
         client: &mut AgentControlClient<tonic::transport::Channel>,
-        outbox_rx: &mut mpsc::Receiver<pb::AgentMessage>,
-        shutdown: &CancellationToken,
+        outbox_rx: &mut mpsc::Receiver<ToController>,
     ) {
         let (tx, rx) = mpsc::channel::<pb::AgentMessage>(1024);
         let hello = pb::Hello {
@@ -227,14 +256,15 @@ impl Session {
                 String::new()
             },
         };
-        let mut pending = vec![message(Out::Hello(hello))];
-        pending.extend(
-            self.unacked
-                .values()
-                .cloned()
-                .map(|s| message(Out::Snapshot(s))),
-        );
-        pending.extend(self.finished.clone().map(|f| message(Out::Finished(f))));
+        let mut pending = vec![pb::AgentMessage {
+            kind: Some(Out::Hello(hello)),
+        }];
+        pending.extend(self.unacked.values().cloned().map(|s| pb::AgentMessage {
+            kind: Some(Out::Snapshot(s)),
+        }));
+        pending.extend(self.finished.clone().map(|f| pb::AgentMessage {
+            kind: Some(Out::Finished(f)),
+        }));
         for m in pending {
             if tx.send(m).await.is_err() {
                 return;
@@ -247,18 +277,28 @@ impl Session {
                 return;
             }
         };
+        let shutdown = self.shutdown.clone();
         loop {
+            let flush_until = self.flush_until;
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                received = inbound.message() => match received {
-                    Ok(Some(m)) => {
-                        if let Some(kind) = m.kind {
-                            self.handle(kind, &tx).await;
-                        }
-                        if self.released {
-                            return;
-                        }
+                _ = shutdown.cancelled(), if flush_until.is_none() => {
+                    if !self.begin_shutdown(&tx).await {
+                        return;
                     }
+                }
+                _ = sleep_until_or_never(flush_until) => {
+                    tracing::warn!(
+                        unacknowledged = self.unacked.len(),
+                        "shutting down: gave up waiting for the controller"
+                    );
+                    return;
+                }
+                received = inbound.message() => match received {
+                    Ok(Some(m)) => match m.kind.map(wire::from_controller) {
+                        Some(Ok(message)) => self.handle(message, &tx).await,
+                        Some(Err(refused)) => self.refuse(refused, &tx).await,
+                        None => {}
+                    },
                     Ok(None) => return,
                     Err(status) => {
                         tracing::warn!(%status, "controller stream broke");
@@ -266,33 +306,43 @@ impl Session {
                     }
                 },
                 Some(m) = outbox_rx.recv() => {
+                    let m = message_of(m);
                     self.keep(&m);
                     if tx.send(m).await.is_err() {
                         return;
                     }
-                    if self.released {
-                        return;
-                    }
                 }
             }
+            if self.released {
+                return;
+            }
+            if self.flushed() {
+                break;
+            }
         }
+        // Ending this side tells the controller that nothing more comes; it closes
+        // its side once it has taken everything (or the bound passes).
+        drop(tx);
+        let closed = async { while let Ok(Some(_)) = inbound.message().await {} };
+        let until = self.flush_until.unwrap_or_else(Instant::now);
+        if tokio::time::timeout_at(until, closed).await.is_err() {
+            tracing::warn!("shutting down: the controller did not close the stream");
+        }
+        tracing::info!(run_id = %self.run_id, "shut down: the last snapshot is acknowledged");
     }
 
-    async fn handle(&mut self, kind: In, tx: &mpsc::Sender<pb::AgentMessage>) {
-        match kind {
-            In::Welcome(w) => tracing::info!(controller = %w.controller_version, "attached"),
-            In::Assign(assign) => {
-                if self.is_running() && assign.run_id != self.run_id {
-                    let busy = pb::Finished {
-                        run_id: assign.run_id,
-                        last_seq: 0,
-                        error: format!("agent busy with run {}", self.run_id),
-                    };
-                    let _ = tx.send(message(Out::Finished(busy))).await;
+    async fn handle(&mut self, message: FromController, tx: &mpsc::Sender<pb::AgentMessage>) {
+        match message {
+            FromController::Welcome { controller_version } => {
+                tracing::info!(controller = %controller_version, "attached");
+            }
+            FromController::Assign(assign) => {
+                if let Some(busy) = self.busy(&assign.run_id) {
+                    let _ = tx.send(message_of(ToController::Finished(busy))).await;
                     return;
                 }
                 let run_id = assign.run_id.clone();
-                match prepare_run(assign, &self.config.id) {
+                match prepare_run(*assign, &self.config.id) {
                     Ok(prepared) => {
                         self.run_id = run_id.clone();
                         self.unacked.clear();
@@ -301,45 +351,48 @@ impl Session {
                         let ready = !prepared.awaiting_data();
                         self.run = RunState::Prepared(Box::new(prepared));
                         if ready {
-                            let _ = tx.send(message(Out::Ready(pb::Ready { run_id }))).await;
+                            let _ = tx.send(message_of(ToController::Ready { run_id })).await;
                         }
                     }
-                    Err(error) => self.fail_preparation(run_id, error, tx).await,
+                    Err(error) => {
+                        let failed = Finished::failed(run_id, 0, &error);
+                        self.fail_preparation(failed, tx).await;
+                    }
                 }
             }
-            In::Data(chunk) if chunk.run_id == self.run_id => {
+            FromController::Data(chunk) if chunk.run_id == self.run_id => {
                 let RunState::Prepared(prepared) = &mut self.run else {
                     return;
                 };
                 match prepared.receive(&chunk) {
                     Ok(false) => {}
                     Ok(true) => {
-                        let ready = pb::Ready {
-                            run_id: self.run_id.clone(),
-                        };
-                        let _ = tx.send(message(Out::Ready(ready))).await;
+                        let run_id = self.run_id.clone();
+                        let _ = tx.send(message_of(ToController::Ready { run_id })).await;
                     }
                     Err(error) => {
                         // Dropping the prepared run deletes its spool file.
                         self.run = RunState::Idle;
-                        self.fail_preparation(self.run_id.clone(), error, tx).await;
+                        let failed = Finished::failed(self.run_id.clone(), 0, &error);
+                        self.fail_preparation(failed, tx).await;
                     }
                 }
             }
-            In::Start(start) if start.run_id == self.run_id => {
+            FromController::Start { run_id, delay } if run_id == self.run_id => {
                 if matches!(&self.run, RunState::Prepared(p) if p.awaiting_data()) {
                     tracing::warn!(run_id = %self.run_id, "start before the last data chunk: ignored");
                     return;
                 }
                 let run = std::mem::replace(&mut self.run, RunState::Idle);
                 if let RunState::Prepared(prepared) = run {
-                    let delay = Duration::from_millis(start.delay_ms.min(60_000));
                     tracing::info!(run_id = %self.run_id, ?delay, "starting");
                     let handle = start_run(
                         *prepared,
                         self.config.id.clone(),
                         delay,
                         self.outbox_tx.clone(),
+                        self.shutdown.child_token(),
+                        &self.tracker,
                     );
                     self.run = RunState::Started(handle);
                 } else {
@@ -347,17 +400,17 @@ impl Session {
                     self.run = run;
                 }
             }
-            In::Adjust(adjust) => {
+            FromController::Adjust(adjust) => {
                 if let RunState::Started(handle) = &self.run
                     && handle.run_id == adjust.run_id
                 {
                     handle.adjust(&adjust);
                 }
             }
-            In::Ack(ack) if ack.run_id == self.run_id => {
-                self.unacked.remove(&ack.seq);
+            FromController::Ack { run_id, seq } if run_id == self.run_id => {
+                self.unacked.remove(&seq);
             }
-            In::Stop(stop) => {
+            FromController::Stop(stop) => {
                 if stop.run_id.is_empty() || stop.run_id == self.run_id {
                     tracing::info!(reason = %stop.reason, "stop");
                     match &self.run {
@@ -372,28 +425,58 @@ impl Session {
             _ => {}
         }
     }
-}
 
-impl Session {
-    /// Report a preparation that failed; the controller sees `Finished { error }`.
-    async fn fail_preparation(
-        &self,
-        run_id: String,
-        error: String,
-        tx: &mpsc::Sender<pb::AgentMessage>,
-    ) {
-        tracing::warn!(%run_id, %error, "run preparation failed");
-        let f = pb::Finished {
-            run_id,
+    /// The answer to an assignment of run `run_id` that this agent cannot take now:
+    /// it is busy with another run, or shutting down.
+    fn busy(&self, run_id: &str) -> Option<Finished> {
+        let error = if self.flush_until.is_some() {
+            "agent shutting down".to_owned()
+        } else if self.is_running() && run_id != self.run_id {
+            format!("agent busy with run {}", self.run_id)
+        } else {
+            return None;
+        };
+        Some(Finished {
+            run_id: run_id.to_owned(),
             last_seq: 0,
             error,
-        };
-        let _ = tx.send(message(Out::Finished(f))).await;
+        })
+    }
+
+    /// A controller message refused at the edge (an assignment without a valid share):
+    /// the controller sees `Finished { error }` for its run.
+    async fn refuse(&self, refused: WireError, tx: &mpsc::Sender<pb::AgentMessage>) {
+        let run_id = refused.run_id().to_owned();
+        match self.busy(&run_id) {
+            Some(busy) => {
+                let _ = tx.send(message_of(ToController::Finished(busy))).await;
+            }
+            None => {
+                let failed = Finished::failed(run_id, 0, &refused);
+                self.fail_preparation(failed, tx).await;
+            }
+        }
+    }
+
+    /// Report a preparation that failed; the controller sees `Finished { error }`.
+    async fn fail_preparation(&self, finished: Finished, tx: &mpsc::Sender<pb::AgentMessage>) {
+        tracing::warn!(run_id = %finished.run_id, error = %finished.error, "run preparation failed");
+        let _ = tx.send(message_of(ToController::Finished(finished))).await;
     }
 }
 
-fn message(kind: Out) -> pb::AgentMessage {
-    pb::AgentMessage { kind: Some(kind) }
+fn message_of(message: ToController) -> pb::AgentMessage {
+    pb::AgentMessage {
+        kind: Some(wire::to_controller(message)),
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn hostname() -> String {

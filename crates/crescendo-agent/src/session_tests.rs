@@ -1,5 +1,6 @@
 //! The session against a scripted controller on 127.0.0.1:0: streamed data rows
-//! arrive before `Ready`, a garbage chunk fails the preparation.
+//! arrive before `Ready`, a garbage chunk fails the preparation, a shutdown flushes
+//! the run's last snapshot and `Finished` before the agent ends its stream.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -44,6 +45,8 @@ impl AgentControl for Scripted {
                     return;
                 }
             }
+            // The agent ended its stream: a message without a kind marks it.
+            let _ = tx.send(pb::AgentMessage { kind: None }).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -54,6 +57,8 @@ struct Harness {
     to_agent: VecDeque<mpsc::Sender<Result<pb::ControllerMessage, Status>>>,
     from_agent: mpsc::Receiver<pb::AgentMessage>,
     agent: tokio::task::JoinHandle<Result<(), crate::AgentError>>,
+    /// The agent's root token.
+    shutdown: CancellationToken,
 }
 
 impl Harness {
@@ -78,11 +83,13 @@ impl Harness {
         );
         let mut config = AgentConfig::new(url, agent_id);
         config.give_up_after = Some(Duration::from_secs(10));
-        let agent = tokio::spawn(run(config, CancellationToken::new()));
+        let shutdown = CancellationToken::new();
+        let agent = tokio::spawn(run(config, shutdown.clone()));
         let mut harness = Self {
             to_agent,
             from_agent,
             agent,
+            shutdown,
         };
         assert!(matches!(harness.next().await, Out::Hello(_)));
         harness
@@ -142,6 +149,16 @@ stages = [{ duration = "30s", target = 1 }]
         files: [("flows.jsonl".to_owned(), b"{\"flowId\":\"a\"}\n".to_vec())].into(),
         data_streamed: true,
     }
+}
+
+/// The agent's next message, snapshots and the end-of-stream marker (`None`)
+/// included (bounded wait).
+async fn raw(h: &mut Harness) -> Option<Out> {
+    let m = tokio::time::timeout(Duration::from_secs(30), h.from_agent.recv())
+        .await
+        .expect("the agent says something")
+        .expect("agent stream open");
+    m.kind
 }
 
 fn chunk(run_id: &str, text: &str, rows: u64, last: bool) -> In {
@@ -244,4 +261,94 @@ async fn a_stream_lost_while_rows_arrive_fails_the_preparation_after_the_reconne
         other => panic!("expected Finished, got {other:?}"),
     }
     assert!(!crate::spool::spool_path("run-l", "agent-lost").exists());
+}
+
+/// An open-model run of 20 requests a second for 30 s against a closed port.
+fn long_assign(run_id: &str) -> pb::Assign {
+    let plan = r#"name = "long"
+[target]
+base_url = "http://127.0.0.1:9"
+timeout = "2s"
+[[scenario.steps]]
+name = "get"
+path = "/"
+[load]
+stages = [{ duration = "30s", target = 20 }]
+"#;
+    pb::Assign {
+        plan_toml: plan.into(),
+        files: Default::default(),
+        data_streamed: false,
+        ..assign(run_id)
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_flushes_the_last_snapshot_and_finished_then_ends_the_stream() {
+    let mut h = Harness::start("agent-shutdown").await;
+    h.send(In::Assign(long_assign("run-x"))).await;
+    assert!(matches!(h.next().await, Out::Ready(_)));
+    h.send(In::Start(pb::Start {
+        run_id: "run-x".into(),
+        delay_ms: 0,
+    }))
+    .await;
+    // The run is under way once its first snapshot arrives; it stays unacknowledged.
+    while !matches!(raw(&mut h).await, Some(Out::Snapshot(_))) {}
+    h.shutdown.cancel();
+    let (mut seqs, mut last) = (vec![1], false);
+    let finished = loop {
+        match raw(&mut h).await {
+            Some(Out::Snapshot(s)) => {
+                seqs.push(s.seq);
+                last |= s.last;
+            }
+            Some(Out::Finished(f)) => break f,
+            None => panic!("the stream ended before Finished"),
+            Some(_) => {}
+        }
+    };
+    assert!(last, "the last snapshot is marked");
+    assert_eq!(finished.error, "", "a stopped run is no failure");
+    assert_eq!(finished.last_seq, *seqs.last().unwrap());
+    // Until every snapshot is acknowledged the agent keeps its stream.
+    for &seq in &seqs[..seqs.len() - 1] {
+        h.send(In::Ack(pb::Ack {
+            run_id: "run-x".into(),
+            seq,
+        }))
+        .await;
+    }
+    let early = tokio::time::timeout(Duration::from_millis(300), raw(&mut h)).await;
+    assert!(early.is_err(), "the stream stays open: {early:?}");
+    h.send(In::Ack(pb::Ack {
+        run_id: "run-x".into(),
+        seq: finished.last_seq,
+    }))
+    .await;
+    assert_eq!(raw(&mut h).await, None, "the agent ends its stream");
+    h.break_stream();
+    let ended = tokio::time::timeout(Duration::from_secs(5), h.agent).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
+
+#[tokio::test]
+async fn a_shutdown_while_idle_returns_at_once_and_before_the_start_says_why() {
+    let h = Harness::start("agent-idle").await;
+    h.shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(1), h.agent).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+
+    let mut h = Harness::start("agent-prepared").await;
+    h.send(In::Assign(long_assign("run-p"))).await;
+    assert!(matches!(h.next().await, Out::Ready(_)));
+    h.shutdown.cancel();
+    match h.next().await {
+        Out::Finished(f) => assert_eq!(f.error, "agent shut down before the start"),
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    assert_eq!(raw(&mut h).await, None, "the agent ends its stream");
+    h.break_stream();
+    let ended = tokio::time::timeout(Duration::from_secs(5), h.agent).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }

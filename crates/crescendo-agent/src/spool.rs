@@ -9,8 +9,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crescendo_proto::v1 as pb;
 use serde_json::Value;
+
+use crate::messages::DataChunk;
 
 /// A spool file on disk, deleted when dropped.
 #[derive(Debug)]
@@ -38,6 +39,50 @@ impl Drop for SpoolFile {
             tracing::warn!(path = %self.path.display(), error = %e, "data spool not deleted");
         }
     }
+}
+
+/// A spool file that cannot be written or read, or a chunk that cannot go into one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpoolError {
+    #[error("cannot create data spool {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write data spool {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open data spool {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data chunk {chunk} is not UTF-8")]
+    NotUtf8 { chunk: u64 },
+    #[error("data chunk {chunk} line {line}: not a JSON object")]
+    NotObject {
+        chunk: u64,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("data chunk {chunk} line {line}: column {column} is not a string")]
+    NotString {
+        chunk: u64,
+        line: usize,
+        column: String,
+    },
+    #[error("data chunk {chunk} announces {announced} rows but holds {held}")]
+    RowCount {
+        chunk: u64,
+        announced: u64,
+        held: u64,
+    },
 }
 
 /// Receives a run's `DataChunk`s into a spool file.
@@ -72,7 +117,7 @@ pub(crate) fn spool_path(run_id: &str, agent_id: &str) -> PathBuf {
 
 impl SpoolWriter {
     /// Create (or truncate) the spool file of `run_id` on agent `agent_id`.
-    pub(crate) fn create(run_id: &str, agent_id: &str) -> Result<Self, String> {
+    pub(crate) fn create(run_id: &str, agent_id: &str) -> Result<Self, SpoolError> {
         let path = spool_path(run_id, agent_id);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -80,9 +125,10 @@ impl SpoolWriter {
         // in the shared temporary directory.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let out = options
-            .open(&path)
-            .map_err(|e| format!("cannot create data spool {}: {e}", path.display()))?;
+        let out = match options.open(&path) {
+            Ok(out) => out,
+            Err(source) => return Err(SpoolError::Create { path, source }),
+        };
         Ok(Self {
             file: SpoolFile { path, rows: 0 },
             out: BufWriter::new(out),
@@ -91,53 +137,62 @@ impl SpoolWriter {
     }
 
     /// Validate one chunk and append its rows.
-    pub(crate) fn append(&mut self, chunk: &pb::DataChunk) -> Result<(), String> {
+    pub(crate) fn append(&mut self, chunk: &DataChunk) -> Result<(), SpoolError> {
         self.chunks += 1;
         let n = self.chunks;
-        let text = std::str::from_utf8(&chunk.rows_jsonl)
-            .map_err(|_| format!("data chunk {n} is not UTF-8"))?;
+        let text =
+            std::str::from_utf8(&chunk.rows_jsonl).map_err(|_| SpoolError::NotUtf8 { chunk: n })?;
         let mut rows = 0u64;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
                 continue;
             }
-            let row: serde_json::Map<String, Value> = serde_json::from_str(line)
-                .map_err(|e| format!("data chunk {n} line {}: not a JSON object: {e}", i + 1))?;
+            let row: serde_json::Map<String, Value> =
+                serde_json::from_str(line).map_err(|source| SpoolError::NotObject {
+                    chunk: n,
+                    line: i + 1,
+                    source,
+                })?;
             if let Some((column, _)) = row.iter().find(|(_, v)| !v.is_string()) {
-                return Err(format!(
-                    "data chunk {n} line {}: column {column} is not a string",
-                    i + 1
-                ));
+                return Err(SpoolError::NotString {
+                    chunk: n,
+                    line: i + 1,
+                    column: column.clone(),
+                });
             }
             self.out
                 .write_all(line.as_bytes())
                 .and_then(|()| self.out.write_all(b"\n"))
-                .map_err(|e| self.write_error(&e))?;
+                .map_err(|e| self.write_error(e))?;
             rows += 1;
         }
         if rows != chunk.rows {
-            return Err(format!(
-                "data chunk {n} announces {} rows but holds {rows}",
-                chunk.rows
-            ));
+            return Err(SpoolError::RowCount {
+                chunk: n,
+                announced: chunk.rows,
+                held: rows,
+            });
         }
         self.file.rows += rows;
         Ok(())
     }
 
     /// All chunks arrived: flush and hand over the file.
-    pub(crate) fn finish(mut self) -> Result<SpoolFile, String> {
-        self.out.flush().map_err(|e| self.write_error(&e))?;
+    pub(crate) fn finish(mut self) -> Result<SpoolFile, SpoolError> {
+        self.out.flush().map_err(|e| self.write_error(e))?;
         self.out
             .get_ref()
             .sync_data()
-            .map_err(|e| self.write_error(&e))?;
+            .map_err(|e| self.write_error(e))?;
         Ok(self.file)
     }
 
-    fn write_error(&self, e: &std::io::Error) -> String {
-        format!("cannot write data spool {}: {e}", self.file.path.display())
+    fn write_error(&self, source: std::io::Error) -> SpoolError {
+        SpoolError::Write {
+            path: self.file.path.clone(),
+            source,
+        }
     }
 }
 
@@ -145,8 +200,8 @@ impl SpoolWriter {
 mod tests {
     use super::*;
 
-    pub(crate) fn chunk(text: &str, rows: u64, last: bool) -> pb::DataChunk {
-        pb::DataChunk {
+    fn chunk(text: &str, rows: u64, last: bool) -> DataChunk {
+        DataChunk {
             run_id: "r".into(),
             rows_jsonl: text.as_bytes().to_vec(),
             rows,
@@ -180,19 +235,20 @@ mod tests {
     fn garbage_chunks_are_refused_with_a_clear_message() {
         let mut w = SpoolWriter::create("run-2", "garbage").unwrap();
         let path = w.file.path().to_owned();
-        let err = w.append(&chunk("not json\n", 1, false)).unwrap_err();
+        let mut refuse = |c: DataChunk| w.append(&c).unwrap_err().to_string();
+        let err = refuse(chunk("not json\n", 1, false));
         assert!(err.contains("chunk 1 line 1: not a JSON object"), "{err}");
-        let err = w.append(&chunk("{\"a\":1}\n", 1, false)).unwrap_err();
+        let err = refuse(chunk("{\"a\":1}\n", 1, false));
         assert!(err.contains("column a is not a string"), "{err}");
-        let err = w.append(&chunk("[\"a\"]\n", 1, false)).unwrap_err();
+        let err = refuse(chunk("[\"a\"]\n", 1, false));
         assert!(err.contains("not a JSON object"), "{err}");
-        let err = w.append(&chunk("{\"a\":\"1\"}\n", 2, false)).unwrap_err();
+        let err = refuse(chunk("{\"a\":\"1\"}\n", 2, false));
         assert!(err.contains("announces 2 rows but holds 1"), "{err}");
-        let bad = pb::DataChunk {
+        let bad = DataChunk {
             rows_jsonl: vec![0xff, 0xfe],
             ..chunk("", 0, false)
         };
-        assert!(w.append(&bad).unwrap_err().contains("not UTF-8"));
+        assert!(refuse(bad).contains("not UTF-8"));
         drop(w);
         assert!(!path.exists());
     }

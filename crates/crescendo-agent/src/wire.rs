@@ -1,16 +1,184 @@
-//! Conversions between the agent's domain types and the wire's generated protobuf
-//! types. Together with [`crate::session`] this is the agent's gRPC edge.
+//! Conversions between the wire's generated protobuf types and the agent's domain
+//! types ([`crate::messages`]). With `session` this is the agent's gRPC edge: a
+//! controller message that cannot be taken as sent fails here with a [`WireError`],
+//! and the controller's numbers are bounded here (a start delay of at most a minute,
+//! a pause of at most an hour).
+
+use std::time::Duration;
 
 use crescendo_metrics::{Counters, StepSnapshot, encode};
+use crescendo_plan::Share;
 use crescendo_proto::v1 as pb;
+use pb::agent_message::Kind as Out;
+use pb::controller_message::Kind as In;
+
+use crate::messages::{
+    Adjust, Assign, DataChunk, Finished, FromController, Opened, Quota, Snapshot, Stop, Throttle,
+    ToController,
+};
+
+/// A controller message the agent cannot take as sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum WireError {
+    #[error("assignment without a share")]
+    NoShare { run_id: String },
+    #[error("bad share {index}/{count}")]
+    BadShare {
+        run_id: String,
+        index: u32,
+        count: u32,
+    },
+}
+
+impl WireError {
+    /// The run the refused message was about.
+    pub(crate) fn run_id(&self) -> &str {
+        match self {
+            WireError::NoShare { run_id } | WireError::BadShare { run_id, .. } => run_id,
+        }
+    }
+}
+
+/// The longest start delay and scouting the agent takes, and the longest pause.
+const MAX_START_DELAY: Duration = Duration::from_secs(60);
+const MAX_SCOUT: Duration = Duration::from_secs(60);
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
+/// A controller message in domain terms.
+pub(crate) fn from_controller(kind: In) -> Result<FromController, WireError> {
+    Ok(match kind {
+        In::Welcome(w) => FromController::Welcome {
+            controller_version: w.controller_version,
+        },
+        In::Assign(a) => FromController::Assign(Box::new(assign(a)?)),
+        In::Data(d) => FromController::Data(DataChunk {
+            run_id: d.run_id,
+            rows_jsonl: d.rows_jsonl,
+            rows: d.rows,
+            last: d.last,
+        }),
+        In::Start(s) => FromController::Start {
+            run_id: s.run_id,
+            delay: Duration::from_millis(s.delay_ms).min(MAX_START_DELAY),
+        },
+        In::Adjust(a) => FromController::Adjust(Adjust {
+            run_id: a.run_id,
+            max_rate: a.max_rate_rps.filter(|r| r.is_finite() && *r >= 0.0),
+            pause: Duration::from_millis(a.pause_ms).min(MAX_PAUSE),
+            replace_pause: a.replace_pause,
+            scout: Duration::from_millis(a.scout_ms).min(MAX_SCOUT),
+        }),
+        In::Ack(a) => FromController::Ack {
+            run_id: a.run_id,
+            seq: a.seq,
+        },
+        In::Stop(s) => FromController::Stop(Stop {
+            run_id: s.run_id,
+            reason: s.reason,
+            release: s.release,
+        }),
+    })
+}
+
+fn assign(a: pb::Assign) -> Result<Assign, WireError> {
+    let Some(share) = a.share else {
+        return Err(WireError::NoShare { run_id: a.run_id });
+    };
+    if share.count == 0 || share.index >= share.count {
+        return Err(WireError::BadShare {
+            run_id: a.run_id,
+            index: share.index,
+            count: share.count,
+        });
+    }
+    Ok(Assign {
+        run_id: a.run_id,
+        plan_toml: a.plan_toml,
+        share: Share {
+            index: share.index,
+            count: share.count,
+            rate_fraction: share.rate_fraction,
+            vus: share.vus,
+            max_in_flight: share.max_in_flight.max(1),
+        },
+        files: a.files.into_iter().collect(),
+        data_streamed: a.data_streamed,
+    })
+}
+
+/// A message to the controller in wire terms.
+pub(crate) fn to_controller(message: ToController) -> Out {
+    match message {
+        ToController::Ready { run_id } => Out::Ready(pb::Ready { run_id }),
+        ToController::Snapshot(s) => Out::Snapshot(snapshot(*s)),
+        ToController::Throttle(t) => Out::Throttle(throttle(t)),
+        ToController::Quota(q) => Out::Quota(quota(q)),
+        ToController::Opened(Opened {
+            run_id,
+            limit_key,
+            at_ms,
+        }) => Out::Opened(pb::Opened {
+            run_id,
+            limit_key,
+            at_ms,
+        }),
+        ToController::Finished(f) => Out::Finished(finished(f)),
+    }
+}
+
+fn finished(f: Finished) -> pb::Finished {
+    pb::Finished {
+        run_id: f.run_id,
+        last_seq: f.last_seq,
+        error: f.error,
+    }
+}
+
+fn snapshot(s: Snapshot) -> pb::Snapshot {
+    pb::Snapshot {
+        run_id: s.run_id,
+        seq: s.seq,
+        start_ms: s.start_ms,
+        end_ms: s.end_ms,
+        steps: s.steps.iter().map(step).collect(),
+        offered: s.offered,
+        last: s.last,
+        quota: s.quota.map(quota),
+    }
+}
+
+fn quota(q: Quota) -> pb::Quota {
+    pb::Quota {
+        remaining: q.remaining,
+        limit: q.limit,
+        reset_s: q.reset.map(|d| d.as_secs_f64()),
+        at_ms: q.at_ms,
+        run_id: q.run_id,
+        limit_key: q.limit_key,
+    }
+}
+
+fn throttle(t: Throttle) -> pb::Throttle {
+    pb::Throttle {
+        run_id: t.run_id,
+        limit_key: t.limit_key,
+        status: u32::from(t.status),
+        retry_after_s: t.retry_after.map(|d| d.as_secs_f64()),
+        remaining: t.remaining,
+        limit: t.limit,
+        reset_s: t.reset.map(|d| d.as_secs_f64()),
+        at_ms: t.at_ms,
+        rate_rps: t.rate_rps,
+    }
+}
 
 /// One step's interval as shipped: histograms as V2+deflate bytes.
-pub(crate) fn step_to_pb(step: &StepSnapshot) -> pb::StepSnapshot {
+fn step(step: &StepSnapshot) -> pb::StepSnapshot {
     pb::StepSnapshot {
         step: step.step.clone(),
         latency: encode(&step.stats.latency),
         service_time: encode(&step.stats.service_time),
-        counters: Some(counters_to_pb(&step.stats.counters)),
+        counters: Some(counters(&step.stats.counters)),
         statuses: step
             .stats
             .statuses
@@ -21,7 +189,7 @@ pub(crate) fn step_to_pb(step: &StepSnapshot) -> pb::StepSnapshot {
     }
 }
 
-pub(crate) fn counters_to_pb(c: &Counters) -> pb::Counters {
+fn counters(c: &Counters) -> pb::Counters {
     let Counters {
         requests,
         ok,
@@ -49,5 +217,66 @@ pub(crate) fn counters_to_pb(c: &Counters) -> pb::Counters {
         paused_ms,
         check_failed,
         auth_refreshes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assign(share: Option<pb::Share>) -> In {
+        In::Assign(pb::Assign {
+            run_id: "r".into(),
+            share,
+            ..pb::Assign::default()
+        })
+    }
+
+    #[test]
+    fn an_assignment_needs_a_valid_share() {
+        let err = from_controller(assign(None)).unwrap_err();
+        assert_eq!(
+            (err.to_string().as_str(), err.run_id()),
+            ("assignment without a share", "r")
+        );
+        let bad = pb::Share {
+            index: 2,
+            count: 2,
+            ..pb::Share::default()
+        };
+        let err = from_controller(assign(Some(bad))).unwrap_err();
+        assert_eq!(err.to_string(), "bad share 2/2");
+        let good = pb::Share {
+            index: 1,
+            count: 2,
+            max_in_flight: 0,
+            ..pb::Share::default()
+        };
+        let Ok(FromController::Assign(a)) = from_controller(assign(Some(good))) else {
+            panic!("a valid share is taken");
+        };
+        assert_eq!(a.share.max_in_flight, 1, "at least one request in flight");
+    }
+
+    #[test]
+    fn the_controller_numbers_are_bounded() {
+        let adjust = In::Adjust(pb::Adjust {
+            max_rate_rps: Some(f64::NAN),
+            pause_ms: u64::MAX,
+            scout_ms: u64::MAX,
+            ..pb::Adjust::default()
+        });
+        let Ok(FromController::Adjust(a)) = from_controller(adjust) else {
+            panic!("an adjust");
+        };
+        assert_eq!((a.max_rate, a.pause, a.scout), (None, MAX_PAUSE, MAX_SCOUT));
+        let start = In::Start(pb::Start {
+            run_id: "r".into(),
+            delay_ms: u64::MAX,
+        });
+        assert!(matches!(
+            from_controller(start),
+            Ok(FromController::Start { delay, .. }) if delay == MAX_START_DELAY
+        ));
     }
 }

@@ -30,7 +30,7 @@ use crescendo_metrics::{Outcome, Recorder};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use oauth::{FetchMeter, OAuthSettings, TokenProvider};
-pub(crate) use secret::{Secret, SecretSpec, resolve};
+pub(crate) use secret::{Secret, SecretError, SecretSpec, resolve};
 
 /// The auxiliary step under which token fetches are measured.
 pub(crate) const TOKEN_STEP: &str = "auth.token";

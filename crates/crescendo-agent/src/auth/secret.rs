@@ -43,26 +43,44 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Read a secret from the agent's environment or file system. The error names the
-/// variable or file, never a value.
-pub(crate) fn resolve(spec: &SecretSpec) -> Result<Secret, String> {
+/// Why a secret could not be read. Names the variable or file, never a value.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecretError {
+    #[error("environment variable {name} is not set on this agent")]
+    EnvNotSet { name: String },
+    #[error("environment variable {name} is not valid UTF-8")]
+    EnvNotUnicode { name: String },
+    #[error("cannot read secret file {path}")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("environment variable {name} is empty")]
+    EnvEmpty { name: String },
+    #[error("secret file {path} is empty")]
+    FileEmpty { path: String },
+}
+
+/// Read a secret from the agent's environment or file system.
+pub(crate) fn resolve(spec: &SecretSpec) -> Result<Secret, SecretError> {
     let value = match spec {
         SecretSpec::Env(name) => std::env::var(name).map_err(|e| match e {
-            std::env::VarError::NotPresent => {
-                format!("environment variable {name} is not set on this agent")
-            }
-            std::env::VarError::NotUnicode(_) => {
-                format!("environment variable {name} is not valid UTF-8")
-            }
+            std::env::VarError::NotPresent => SecretError::EnvNotSet { name: name.clone() },
+            std::env::VarError::NotUnicode(_) => SecretError::EnvNotUnicode { name: name.clone() },
         })?,
-        SecretSpec::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read secret file {path}: {e}"))?,
+        SecretSpec::File(path) => {
+            std::fs::read_to_string(path).map_err(|source| SecretError::Unreadable {
+                path: path.clone(),
+                source,
+            })?
+        }
     };
     let value = value.trim();
     if value.is_empty() {
         return Err(match spec {
-            SecretSpec::Env(name) => format!("environment variable {name} is empty"),
-            SecretSpec::File(path) => format!("secret file {path} is empty"),
+            SecretSpec::Env(name) => SecretError::EnvEmpty { name: name.clone() },
+            SecretSpec::File(path) => SecretError::FileEmpty { path: path.clone() },
         });
     }
     Ok(Secret::new(value))
@@ -88,13 +106,13 @@ mod tests {
         let spec = SecretSpec::File(path.display().to_string());
         assert_eq!(resolve(&spec).unwrap().expose(), "s3cret");
         std::fs::write(&path, "\n").unwrap();
-        assert!(resolve(&spec).unwrap_err().contains("is empty"));
+        assert!(resolve(&spec).unwrap_err().to_string().contains("is empty"));
         std::fs::remove_file(&path).unwrap();
-        let err = resolve(&spec).unwrap_err();
+        let err = resolve(&spec).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
 
         let missing = SecretSpec::Env("CRESCENDO_TEST_SURELY_UNSET_VARIABLE".into());
-        let err = resolve(&missing).unwrap_err();
+        let err = resolve(&missing).unwrap_err().to_string();
         assert!(
             err.contains("CRESCENDO_TEST_SURELY_UNSET_VARIABLE"),
             "{err}"

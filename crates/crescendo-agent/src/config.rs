@@ -1,0 +1,48 @@
+//! The agent's configuration and its public error.
+
+use std::time::Duration;
+
+/// How an agent finds and treats its controller.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The controller's gRPC URL, e.g. `http://127.0.0.1:7700`.
+    pub controller: String,
+    /// This agent's id, unique in the fleet.
+    pub id: String,
+    /// Concurrent requests this agent is willing to hold.
+    pub capacity: u32,
+    /// Stop a run when the controller has been unreachable this long.
+    pub orphan_grace: Duration,
+    /// Give up when no controller answers for this long while idle (`None`: never).
+    pub give_up_after: Option<Duration>,
+    /// On shutdown, how long to wait past the run's drain for the controller to
+    /// acknowledge the last snapshots (and for the run's tasks to end).
+    pub shutdown_grace: Duration,
+}
+
+impl AgentConfig {
+    /// A config with defaults for everything but the controller URL and id.
+    pub fn new(controller: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            controller: controller.into(),
+            id: id.into(),
+            capacity: 10_000,
+            orphan_grace: Duration::from_secs(10),
+            give_up_after: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why an agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("bad controller url {url}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("no controller answered at {0}")]
+    Unreachable(String),
+}
