@@ -5,8 +5,10 @@
 # headless Chromium and fails on any console message, on a DOM without the charts, or
 # on a screenshot too small to hold them.
 #
-# Needs: chromium (Debian's package) and python3 with prometheus_client; scripts/test.sh
-# installs both. Output (screenshot, DOM, logs) goes to target/check-html/.
+# Needs: chromium (Debian's package) and a python with prometheus_client: scripts/test.sh
+# installs both, the parser in target/py-venv, and exports CRESCENDO_PYTHON (else that
+# venv's python is used where it exists, else python3). Output (screenshot, DOM, logs)
+# goes to target/check-html/.
 # Usage: scripts/check-html.sh [path/to/crescendo-controller]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,13 @@ if [[ $# -eq 0 ]]; then
 fi
 fail() { echo "FAIL check-html: $*" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || fail "chromium not found (apt-get install -y chromium)"
+python=${CRESCENDO_PYTHON:-}
+if [[ -z "$python" ]]; then
+  python=python3
+  [[ -x target/py-venv/bin/python ]] && python=target/py-venv/bin/python
+fi
+"$python" -c 'import prometheus_client.parser' 2>/dev/null ||
+  fail "$python has no prometheus_client (scripts/test.sh installs it in target/py-venv)"
 
 # ---- a real run, with /metrics scraped while it goes --------------------------------
 "$bin" demo --agents 2 --duration 5s --progress plain --out "$out/run" \
@@ -44,7 +53,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [[ "$scraped" == yes ]] || fail "no mid-run scrape with requests from $url"
-python3 crates/crescendo-controller/tests/prom_parse.py <"$out/metrics.txt" >"$out/metrics.json" ||
+"$python" crates/crescendo-controller/tests/prom_parse.py <"$out/metrics.txt" >"$out/metrics.json" ||
   fail "the Prometheus parser rejected $out/metrics.txt"
 wait "$demo_pid" || fail "the demo failed: $(tail -n 20 "$out/demo.log")"
 trap - EXIT

@@ -24,30 +24,58 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# ---- HdrHistogram's Python log reader (owned by the controller's reports) ------------
-# crates/crescendo-testkit/tests/hlog_read.rs reads latency.hlog with it and fails,
-# not skips, without it. PyPI's `hdrhistogram` (module `hdrh`), pure Python.
-step "python hdrhistogram (third-party latency.hlog reader)"
-if ! python3 -c 'import hdrh.log' >/dev/null 2>&1; then
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet hdrhistogram
-fi
-# ---- end python hdrhistogram ------------------------------------------------------------
-
-# ---- live results in real tools (owned by the controller's live results) ------------
-# crates/crescendo-controller/tests/live_metrics.rs parses /metrics with the reference
-# Prometheus parser (PyPI `prometheus-client`); scripts/check-html.sh loads report.html
-# in headless Chromium (Debian's `chromium`). Installed here so CI never skips them.
-step "python prometheus-client and chromium (metrics parser, report browser check)"
-if ! python3 -c 'import prometheus_client.parser' >/dev/null 2>&1; then
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet prometheus-client
-fi
-if ! command -v chromium >/dev/null 2>&1; then
-  sudo_cmd=()
+# Debian packages, installed only where their command is missing (an apt-get update
+# first only when the install fails without one).
+apt_install() {
+  local sudo_cmd=()
   [[ "$(id -u)" -ne 0 ]] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get install -y chromium >/dev/null ||
-    { "${sudo_cmd[@]}" apt-get update >/dev/null && "${sudo_cmd[@]}" apt-get install -y chromium >/dev/null; }
+  "${sudo_cmd[@]}" apt-get install -y "$@" >/dev/null ||
+    { "${sudo_cmd[@]}" apt-get update >/dev/null && "${sudo_cmd[@]}" apt-get install -y "$@" >/dev/null; }
+}
+
+# ---- Python readers in a virtual environment (owned by the tests that run them) ------
+# crates/crescendo-testkit/tests/hlog_read.rs reads latency.hlog with HdrHistogram's
+# Python reader (PyPI `hdrhistogram`, module `hdrh`); crates/crescendo-controller/
+# tests/live_metrics.rs and scripts/check-html.sh parse /metrics with the reference
+# Prometheus parser (PyPI `prometheus-client`). Debian's python3 refuses a global pip
+# install (PEP 668), so both go into target/py-venv, whose python the tests run through
+# CRESCENDO_PYTHON. They fail, never skip, without it.
+step "python venv target/py-venv (hdrhistogram, prometheus-client)"
+venv="$PWD/target/py-venv"
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_install python3
 fi
-# ---- end live results tools -----------------------------------------------------------
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
+# A venv whose python no longer runs (its base python upgraded or removed) is remade.
+if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+  python3 -m venv --clear "$venv"
+fi
+if ! "$venv/bin/python" -c 'import hdrh.log, prometheus_client.parser' >/dev/null 2>&1; then
+  "$venv/bin/python" -m pip install --quiet hdrhistogram prometheus-client
+fi
+export CRESCENDO_PYTHON="$venv/bin/python"
+"$CRESCENDO_PYTHON" -c 'import hdrh.log, prometheus_client.parser'
+# ---- end python venv ----------------------------------------------------------------
+
+# ---- deploy checks' tools (owned by crates/crescendo-deploy-check) -------------------
+# tests/k8s.rs renders deploy/k8s with `kubectl kustomize`; tests/vm.rs runs
+# `systemd-analyze verify` on deploy/systemd. Both fail, never skip, without them. A
+# kubectl already on PATH (whatever its source) is used as it is; otherwise Debian's
+# `kubernetes-client` provides one.
+step "kubectl and systemd-analyze (deploy checks)"
+command -v kubectl >/dev/null 2>&1 || apt_install kubernetes-client
+command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
+kubectl version --client | sed -n 1p
+systemd-analyze --version | sed -n 1p
+# ---- end deploy checks' tools -------------------------------------------------------
+
+# ---- report.html's browser (owned by the controller's reports) ----------------------
+# scripts/check-html.sh loads report.html in headless Chromium (Debian's `chromium`).
+step "chromium (report browser check)"
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+# ---- end report.html's browser ------------------------------------------------------
 
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crescendo_controller::{Controller, RunRequest, demo, report};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -75,10 +76,10 @@ async fn a_failing_abort_threshold_stops_the_fleet_after_its_grace() {
         .unwrap();
     let aborted = outcome.aborted.clone().expect("the run was aborted");
     assert!(aborted.at_s >= 1.0, "not before the grace: {aborted:?}");
-    assert!(aborted.at_s < 20.0, "{aborted:?}");
+    assert!(aborted.at_s < 30.0, "before the plan's end: {aborted:?}");
     assert_eq!(aborted.threshold, "errors == 0");
     assert!(
-        outcome.load_duration < Duration::from_secs(20),
+        outcome.load_duration < Duration::from_secs(30),
         "the 30 s load stopped early: {:?}",
         outcome.load_duration
     );
@@ -134,24 +135,20 @@ async fn holding_abort_thresholds_let_the_run_finish() {
     shutdown.cancel();
 }
 
-/// The real binary: `run` with a plan whose abort threshold fails exits 99, early.
+/// The real binary: `run` with a plan whose abort threshold fails exits 99, early. It
+/// binds port 0 itself and the agent joins at the address it prints: no port is picked
+/// here, released and hoped to be free still.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_command_exits_99_on_abort() {
     let shutdown = CancellationToken::new();
     let base_url = demo::start_flowsim(crescendo_flowsim::Config::default(), &shutdown)
         .await
         .unwrap();
-    // A free port for the controller binary (released just before it binds).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(format!("crescendo-abort-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let plan = dir.join("plan.toml");
     std::fs::write(&plan, FAILING.replace("{{BASE_URL}}", &base_url)).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
         .args([
             "run",
             plan.to_str().unwrap(),
@@ -160,12 +157,7 @@ async fn the_run_command_exits_99_on_abort() {
             "--progress",
             "plain",
         ])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--wait-for-agents",
-            "20s",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--wait-for-agents", "20s"])
         .arg("--out")
         .arg(dir.join("out"))
         .stdout(std::process::Stdio::piped())
@@ -173,17 +165,43 @@ async fn the_run_command_exits_99_on_abort() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    demo::start_agent(&format!("http://127.0.0.1:{port}"), "cli-agent", &shutdown);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the run ends early")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.map(|_| text)
+    });
+    let mut text = String::new();
+    // Generous deadlines: they only fail the test, never decide what it sees.
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+            if let Some(rest) = line.strip_prefix("controller listening on ") {
+                return rest.split(';').next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the controller says where it listens");
+    let url = url.unwrap_or_else(|| panic!("no `controller listening on` line: {text}"));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "the bound address: {url}"
     );
-    assert_eq!(out.status.code(), Some(99), "{text}");
+    demo::start_agent(&url, "cli-agent", &shutdown);
+    let status = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the run ends early");
+    text.push_str(&stderr.await.unwrap().unwrap());
+    assert_eq!(status.code(), Some(99), "{text}");
     assert!(text.contains("ABORTED at"), "{text}");
     let summary = report::load_summary(&dir.join("out")).unwrap();
     assert!(summary.aborted.is_some());

@@ -171,8 +171,12 @@ fn health_checks_a_tcp_address() {
     let open = listener.local_addr().unwrap().to_string();
     let (code, out) = controller(["health", "--tcp", open.as_str()]);
     assert_eq!(code, 0, "{out}");
-    drop(listener);
-    let (code, out) = controller(["health", "--tcp", open.as_str(), "--timeout", "1s"]);
+    // A port held bound but not listening refuses connections, and no other process can
+    // take it meanwhile (as one could a port released after use).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = held.local_addr().unwrap().to_string();
+    let (code, out) = controller(["health", "--tcp", closed.as_str(), "--timeout", "1s"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unhealthy"), "{out}");
 }

@@ -1,10 +1,12 @@
 //! `/metrics` over real HTTP while a real run goes (flowsim, a controller and two
 //! agents on loopback), parsed by the reference Prometheus text-format parser
-//! (Python's `prometheus_client`, which scripts/test.sh installs), and its counts
-//! checked against the run's summary once the run is over.
+//! (Python's `prometheus_client`, which scripts/test.sh installs in target/py-venv),
+//! and its counts checked against the run's summary once the run is over. Without that
+//! parser the test fails: it never passes by skipping.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -108,20 +110,38 @@ impl Drop for Rig {
     }
 }
 
+/// The Python to run: `$CRESCENDO_PYTHON` (scripts/test.sh exports its venv's), else
+/// the venv scripts/test.sh makes in target/py-venv, else `python3`.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("CRESCENDO_PYTHON") {
+        return python.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    "python3".into()
+}
+
 /// The exposition parsed by Python's prometheus_client: family name → family JSON.
-/// `None` (and a loud SKIP line) only when python3 or the module is missing.
-fn parse(text: &str) -> Option<BTreeMap<String, Value>> {
+/// A missing python or module fails the test, saying how to get it.
+fn parse(text: &str) -> BTreeMap<String, Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prom_parse.py");
-    let child = Command::new("python3")
+    let python = python();
+    let mut child = Command::new(&python)
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("SKIP: python3 not found; scripts/test.sh installs the parser");
-        return None;
-    };
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} not runnable ({e}): the reference Prometheus parser needs python with \
+                 prometheus-client; scripts/test.sh makes target/py-venv with it \
+                 (or set CRESCENDO_PYTHON)",
+                python.display()
+            )
+        });
     child
         .stdin
         .take()
@@ -130,8 +150,12 @@ fn parse(text: &str) -> Option<BTreeMap<String, Value>> {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     if out.status.code() == Some(3) {
-        eprintln!("SKIP: python prometheus_client missing; scripts/test.sh installs it");
-        return None;
+        panic!(
+            "{} has no prometheus_client: scripts/test.sh makes target/py-venv with it \
+             (or set CRESCENDO_PYTHON to a python that has it): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(
         out.status.success(),
@@ -139,14 +163,12 @@ fn parse(text: &str) -> Option<BTreeMap<String, Value>> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(
-        v["families"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+    v["families"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The value of the sample `name` whose labels include all of `labels`.
@@ -182,25 +204,22 @@ async fn metrics_parse_mid_run_and_match_the_summary_after() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mid = mid.expect("a mid-run scrape with requests");
-    if let Some(families) = parse(&mid) {
-        assert_eq!(families["crescendo_requests"]["type"], "counter");
-        assert_eq!(
-            families["crescendo_request_duration_seconds"]["type"],
-            "histogram"
-        );
-        assert_eq!(
-            sample(&families, "crescendo_run_state", &[("state", "running")]),
-            1.0
-        );
-        assert!(sample(&families, "crescendo_agents_attached", &[]) >= 1.0);
-    }
+    let families = parse(&mid);
+    assert_eq!(families["crescendo_requests"]["type"], "counter");
+    assert_eq!(
+        families["crescendo_request_duration_seconds"]["type"],
+        "histogram"
+    );
+    assert_eq!(
+        sample(&families, "crescendo_run_state", &[("state", "running")]),
+        1.0
+    );
+    assert!(sample(&families, "crescendo_agents_attached", &[]) >= 1.0);
 
     let outcome = run.await.unwrap().unwrap();
     let summary = report::summarize(&outcome);
     let after = rig.scrape().await;
-    let Some(families) = parse(&after) else {
-        return;
-    };
+    let families = parse(&after);
     assert_eq!(
         sample(&families, "crescendo_run_state", &[("state", "finished")]),
         1.0

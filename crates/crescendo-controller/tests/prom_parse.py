@@ -12,7 +12,7 @@ import sys
 try:
     from prometheus_client.parser import text_string_to_metric_families
 except ImportError:
-    print("prometheus_client is not installed (pip install prometheus-client)", file=sys.stderr)
+    print("prometheus_client is not installed (scripts/test.sh installs it in target/py-venv)", file=sys.stderr)
     sys.exit(3)
 
 families = {}

@@ -65,6 +65,7 @@ impl App {
             accepted: keys.values().map(|k| k.accepted).sum(),
             throttled: keys.values().map(|k| k.throttled).sum(),
             keys,
+            stalled: self.stall.holding(),
             ..Stats::default()
         };
         self.statuses.fill(&mut stats);
@@ -99,6 +100,18 @@ impl App {
 #[derive(Debug, Default)]
 pub(crate) struct Stall {
     until_ns: AtomicU64,
+    /// Responses waiting in [`Stall::hold`] right now, so tests can see a stall land.
+    holding: AtomicU64,
+}
+
+/// Counts one response in [`Stall::holding`] for as long as it lives (a response whose
+/// client went away is dropped mid-wait).
+struct Holding<'a>(&'a AtomicU64);
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Stall {
@@ -112,13 +125,23 @@ impl Stall {
         self.until_ns.store(0, Ordering::Release);
     }
 
+    /// Responses a stall is holding right now.
+    pub(crate) fn holding(&self) -> u64 {
+        self.holding.load(Ordering::Acquire)
+    }
+
     /// Waits until no stall is in force (a stall extended meanwhile is waited out too).
     pub(crate) async fn hold(&self, clock: &Clock, shutdown: &CancellationToken) {
+        let mut held = None;
         loop {
             let until = Duration::from_nanos(self.until_ns.load(Ordering::Acquire));
             let now = clock.now();
             if now >= until {
                 return;
+            }
+            if held.is_none() {
+                self.holding.fetch_add(1, Ordering::AcqRel);
+                held = Some(Holding(&self.holding));
             }
             tokio::select! {
                 () = tokio::time::sleep(until - now) => {}
@@ -149,6 +172,31 @@ mod tests {
         stall.clear();
         stall.hold(&clock, &token).await;
         assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn holding_counts_the_responses_a_stall_holds_now() {
+        let clock = Clock::start();
+        let stall = Stall::default();
+        let token = CancellationToken::new();
+        stall.hold(&clock, &token).await;
+        assert_eq!(stall.holding(), 0, "no stall holds nothing");
+        stall.start(&clock, Duration::from_secs(1));
+        let mut first = Box::pin(stall.hold(&clock, &token));
+        let mut second = Box::pin(stall.hold(&clock, &token));
+        assert!(futures_poll(&mut first).is_pending());
+        assert!(futures_poll(&mut second).is_pending());
+        assert_eq!(stall.holding(), 2);
+        drop(second); // a client that went away
+        assert_eq!(stall.holding(), 1);
+        first.await;
+        assert_eq!(stall.holding(), 0);
+    }
+
+    /// Polls `f` once.
+    fn futures_poll<F: Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+        let waker = std::task::Waker::noop();
+        std::pin::Pin::new(f).poll(&mut std::task::Context::from_waker(waker))
     }
 
     #[tokio::test(start_paused = true)]

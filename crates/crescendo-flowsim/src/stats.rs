@@ -23,6 +23,9 @@ pub struct Stats {
     /// Final statuses per endpoint (`"PUT /api/v2/flows/{flowId}"`, `"POST /oauth/token"`,
     /// `"POST /api/v2/flows/actions/checkout"`, … → status → count), 401s and 409s included.
     pub endpoints: BTreeMap<String, BTreeMap<String, u64>>,
+    /// API responses a `/__sim/stall` is holding right now (0 when none is in force).
+    #[serde(default)]
+    pub stalled: u64,
 }
 
 /// One client key's share.

@@ -3,7 +3,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Sim, header};
 use crescendo_flowsim::{Config, HeaderFamilies, key_name};
@@ -261,13 +261,34 @@ async fn short_window_releases_and_retry_after_rounds_up() {
         ..limited(2)
     })
     .await;
+    // The window opens with the first request.
+    let opened = Instant::now();
     sim.get("/api/v2/flows/flow-1", None).await;
     sim.get("/api/v2/flows/flow-1", None).await;
     let resp = sim.get("/api/v2/flows/flow-1", None).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(header(&resp, "retry-after"), Some("1"), "ceil never says 0");
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(sim.get("/api/v2/flows/flow-1", None).await.status(), 200);
+    // Poll until the window releases the key (a 429 changes no limiter state; a generous
+    // deadline only fails the test): not before the 300 ms window has passed.
+    let deadline = opened + Duration::from_secs(30);
+    let status = loop {
+        let status = sim.get("/api/v2/flows/flow-1", None).await.status();
+        if status != 429 {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 300 ms window never released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 200);
+    assert!(
+        opened.elapsed() >= Duration::from_millis(300),
+        "released {:?} after the window opened",
+        opened.elapsed()
+    );
+    assert_eq!(sim.stats().await.accepted, 3);
     sim.stop().await;
 }
 

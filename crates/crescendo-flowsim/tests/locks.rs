@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Sim;
 use crescendo_flowsim::{AuthConfig, ClientSpec, Config};
@@ -108,6 +108,7 @@ async fn publish_operation_completes_after_the_delay() {
     })
     .await;
     let a = sim.bearer("a", "secret-a").await;
+    let published = Instant::now();
     let resp = sim.post(PUBLISH, Some(&a)).await;
     assert_eq!(resp.status(), 202);
     let op: Value = resp.json().await.unwrap();
@@ -124,10 +125,10 @@ async fn publish_operation_completes_after_the_delay() {
         .unwrap();
     assert_eq!(flow["publishedVersion"], 2);
 
-    // bounded poll: the operation must be complete once the delay has passed
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut status = String::new();
-    for _ in 0..20 {
+    // Poll until the operation completes (a generous deadline only fails the test); it
+    // must not have completed before its delay.
+    let deadline = published + Duration::from_secs(30);
+    loop {
         let flow: Value = sim
             .get("/api/v2/flows/flow-1", Some(&a))
             .await
@@ -135,17 +136,20 @@ async fn publish_operation_completes_after_the_delay() {
             .await
             .unwrap();
         assert_eq!(flow["currentOperation"]["id"], op["id"]);
-        status = flow["currentOperation"]["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let status = flow["currentOperation"]["status"].as_str().unwrap();
         if status == "Complete" {
             assert_eq!(flow["currentOperation"]["complete"], true);
+            assert!(
+                published.elapsed() >= Duration::from_millis(500),
+                "complete {:?} after publishing, before the 500 ms delay",
+                published.elapsed()
+            );
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(status, "InProgress", "{flow}");
+        assert!(Instant::now() < deadline, "never completed: {flow}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(status, "Complete");
 
     // another client's lock blocks publishing
     let b = sim.bearer("b", "secret-b").await;

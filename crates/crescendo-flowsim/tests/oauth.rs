@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Sim, header};
 use crescendo_flowsim::{AuthConfig, ClientSpec, Config, LimitKey, client_key_name, key_name};
@@ -43,6 +43,7 @@ async fn token_is_issued_and_expires() {
         ..two_clients()
     }))
     .await;
+    let requested = Instant::now();
     let resp = sim
         .token_request("agent-a", "secret-a", "client_credentials")
         .await;
@@ -55,9 +56,23 @@ async fn token_is_issued_and_expires() {
 
     let resp = sim.get("/api/v2/flows/flow-1", Some(&token)).await;
     assert_eq!(resp.status(), 200);
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let resp = sim.get("/api/v2/flows/flow-1", Some(&token)).await;
+    // The token works until it expires: poll until it stops working (a generous deadline
+    // only fails the test), which must not be before its 2 s lifetime.
+    let deadline = requested + Duration::from_secs(30);
+    let resp = loop {
+        let resp = sim.get("/api/v2/flows/flow-1", Some(&token)).await;
+        if resp.status() != 200 {
+            break resp;
+        }
+        assert!(Instant::now() < deadline, "the 2 s token never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(resp.status(), 401);
+    assert!(
+        requested.elapsed() >= Duration::from_secs(2),
+        "expired {:?} after it was requested, before its 2 s lifetime",
+        requested.elapsed()
+    );
     let err: Value = resp.json().await.unwrap();
     assert_eq!(
         (err["code"].as_str(), err["status"].as_u64()),

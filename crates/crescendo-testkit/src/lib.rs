@@ -101,6 +101,28 @@ impl Fleet {
             .await?)
     }
 
+    /// Polls flowsim's `/__sim/stats` until `seen` holds and returns those stats. Errs,
+    /// naming `what`, only when that takes longer than a generous deadline (30 s): tests
+    /// wait for what flowsim has seen, never for a fixed time.
+    pub async fn wait_for_sim(
+        &self,
+        what: &str,
+        seen: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let stats = self.sim_stats().await?;
+            if seen(&stats) {
+                return Ok(stats);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "waited 30 s for {what}; flowsim's stats: {stats}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Revoke every token flowsim has issued: the next call with one answers 401.
     pub async fn revoke_tokens(&self) -> anyhow::Result<()> {
         let url = format!("{}/__sim/revoke-tokens", self.flowsim_url);

@@ -216,9 +216,18 @@ async fn a_401_from_a_revoked_token_is_retried_once_and_not_an_error() {
         .unwrap();
     let data = r#"sequence = { var = "flowId", format = "flow-{n}", count = 30 }"#;
     let plan = workflow_plan(dir.path(), data, "4s");
+    // Revoke once the run is under way (flowsim has answered requests made with the
+    // agents' tokens), then see the revocation land: a request answered 401.
     let revoke = async {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        fleet
+            .wait_for_sim("the run's first requests", |s| sim_status(s, "200") >= 50)
+            .await
+            .unwrap();
         fleet.revoke_tokens().await.unwrap();
+        fleet
+            .wait_for_sim("a 401 for a revoked token", |s| sim_status(s, "401") > 0)
+            .await
+            .unwrap();
     };
     let (run, ()) = tokio::join!(fleet.run_in(Some(dir.path()), &plan, 3), revoke);
     let (_, summary) = run.unwrap();

@@ -2,10 +2,15 @@
 //! model reports, measured from each request's intended send time. A closed-loop
 //! client (one VU, no schedule) under the same stall sends nothing while it waits, so
 //! its latency omits the stall: that is the error the open model corrects.
+//!
+//! The stall starts once flowsim has answered [`BEFORE_STALL`] requests of the run, so it
+//! lands inside the run however slowly the run gets going.
 
-use std::time::Duration;
+use crescendo_testkit::{Fleet, FlowsimConfig, stat};
 
-use crescendo_testkit::{Fleet, FlowsimConfig};
+/// Requests flowsim has accepted before the stall begins: about a second into the 4 s
+/// run (100 iterations/s open; one VU with 10 ms think time closed).
+const BEFORE_STALL: u64 = 100;
 
 fn plan(load: &str) -> String {
     format!(
@@ -36,9 +41,18 @@ async fn run_with_stall(load: &str) -> crescendo_controller::report::Summary {
     let fleet = Fleet::start(sim, 1).await.unwrap();
     let text = plan(load);
     let stall = async {
-        // The run starts 0.5 s after it is handed out; stall in its middle.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        fleet
+            .wait_for_sim("the run's first requests", |s| {
+                stat(s, "accepted") >= BEFORE_STALL
+            })
+            .await
+            .unwrap();
         fleet.stall(1000).await.unwrap();
+        // The stall landed: flowsim is holding the run's responses.
+        fleet
+            .wait_for_sim("a response held by the stall", |s| stat(s, "stalled") > 0)
+            .await
+            .unwrap();
     };
     let (result, ()) = tokio::join!(fleet.run(&text, 1), stall);
     result.unwrap().1

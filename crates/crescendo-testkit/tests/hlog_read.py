@@ -20,7 +20,7 @@ try:
     from hdrh.histogram import HdrHistogram
     from hdrh.log import HistogramLogReader
 except ImportError as e:  # the Rust test turns this into a clear failure
-    sys.stderr.write(f"hdrh not importable ({e}): python3 -m pip install hdrhistogram\n")
+    sys.stderr.write(f"hdrh not importable ({e}): scripts/test.sh installs hdrhistogram in target/py-venv\n")
     sys.exit(3)
 
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3

@@ -1,9 +1,9 @@
 //! `latency.hlog` read back by a third-party reader: HdrHistogram's Python log reader
-//! (PyPI `hdrhistogram`, which `scripts/test.sh` installs) must accept the log and,
-//! adding every interval up per tag, find exactly the counts and (within the
-//! histogram's resolution) the percentiles of `summary.json`.
+//! (PyPI `hdrhistogram`, which `scripts/test.sh` installs in target/py-venv) must
+//! accept the log and, adding every interval up per tag, find exactly the counts and
+//! (within the histogram's resolution) the percentiles of `summary.json`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crescendo_testkit::{Fleet, FlowsimConfig};
@@ -33,20 +33,40 @@ policy = "none"
 sequence = { var = "flowId", format = "flow-{n}", count = 50 }
 "#;
 
-/// Run the Python reader on `hlog`; a missing python3 or hdrh fails the test loudly.
+/// The Python to run: `$CRESCENDO_PYTHON` (scripts/test.sh exports its venv's), else
+/// the venv scripts/test.sh makes in target/py-venv, else `python3`.
+fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("CRESCENDO_PYTHON") {
+        return python.into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    "python3".into()
+}
+
+/// Run the Python reader on `hlog`; a missing python or hdrh fails the test loudly.
 fn read_with_python(hlog: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hlog_read.py");
-    let out = Command::new("python3")
+    let python = python();
+    let out = Command::new(&python)
         .arg(&script)
         .arg(hlog)
         .output()
         .unwrap_or_else(|e| {
-            panic!("python3 is needed to read latency.hlog with HdrHistogram's reader: {e}")
+            panic!(
+                "{} not runnable ({e}): reading latency.hlog with HdrHistogram's reader \
+                 needs python with hdrhistogram; scripts/test.sh makes target/py-venv \
+                 with it (or set CRESCENDO_PYTHON)",
+                python.display()
+            )
         });
     assert!(
         out.status.success(),
-        "the hdrh reader failed (install it with `python3 -m pip install hdrhistogram`, \
-         as scripts/test.sh does): {}",
+        "the hdrh reader ({}) failed; scripts/test.sh makes target/py-venv with \
+         hdrhistogram (or set CRESCENDO_PYTHON): {}",
+        python.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the reader prints JSON")

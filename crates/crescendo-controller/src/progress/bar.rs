@@ -1,7 +1,8 @@
 //! The live display on a terminal: a bar over the plan's duration carrying the stage
-//! line, then three more lines (see [`super::bar_lines`]), redrawn once a second. indicatif hides itself when the
-//! output is not a terminal, and nothing here can panic on a weird one: a template
-//! that fails to parse falls back to indicatif's default style.
+//! line, then three more lines (see [`super::bar_lines`]), redrawn once a second.
+//! indicatif hides itself when the output is not a terminal, and nothing here can panic
+//! on a weird one: a template that fails to parse falls back to indicatif's default
+//! style.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -57,6 +58,22 @@ impl Display {
             bar.set_message(text);
         }
         self.head.tick();
+    }
+
+    /// What the bars hold now, drawn or not: the bar's position and length (ms), its
+    /// text and each line's, and whether indicatif hides it (off a terminal).
+    #[cfg(test)]
+    pub(super) fn shown(&self) -> (u64, Option<u64>, Vec<String>, bool) {
+        let texts = std::iter::once(&self.head)
+            .chain(&self.lines)
+            .map(ProgressBar::message)
+            .collect();
+        (
+            self.head.position(),
+            self.head.length(),
+            texts,
+            self.head.is_hidden(),
+        )
     }
 }
 

@@ -1,5 +1,7 @@
 //! The progress text in every form, and the numbers behind it, without a terminal.
 
+use std::io::IsTerminal as _;
+
 use super::*;
 
 fn plan(stages: &[(u64, f64)]) -> Plan {
@@ -184,12 +186,19 @@ fn the_live_display_lines_name_everything_the_issue_asks_for() {
 }
 
 #[test]
-fn the_live_display_survives_without_a_terminal() {
-    // Under `cargo test` stdout is captured, not a terminal: indicatif draws nothing,
-    // and nothing panics.
+fn the_live_display_carries_each_tick_and_hides_off_a_terminal() {
+    // The bars hold the tick's text and position whether or not they are drawn; off a
+    // terminal (stdout under `cargo test` in CI) indicatif hides them and draws nothing.
     let display = bar::Display::new(Duration::from_secs(20));
-    display.update(&sample());
+    let t = sample();
+    display.update(&t);
+    let (position, length, texts, hidden) = display.shown();
+    assert_eq!((position, length), (5_000, Some(20_000)), "5 s of 20 s");
+    assert_eq!(texts, bar_lines(&t));
+    assert_eq!(hidden, !std::io::stdout().is_terminal());
     drop(display);
+
+    // In bar mode a tick is measured and handed to the display: nothing printed.
     let mut p = Progress::new(ProgressMode::Bar, &plan(&[(1, 1.0)]));
     let total = stats(&[1], 0);
     let seen = Observed {
@@ -200,4 +209,12 @@ fn the_live_display_survives_without_a_terminal() {
         governor: Option::None,
     };
     p.tick(Instant::now(), &seen);
+    let (_, length, texts, _) = p.bar.as_ref().expect("bar mode has a display").shown();
+    assert_eq!(length, Some(1_000), "a 1 s plan");
+    assert!(texts[0].starts_with("stage 1/1  "), "{texts:?}");
+    assert_eq!(
+        texts[2],
+        "count  ok 1  throttled 0 (0.0 %)  errors 0  retries 0  dropped 0"
+    );
+    assert!(texts[3].ends_with("agents 1/1"), "{texts:?}");
 }

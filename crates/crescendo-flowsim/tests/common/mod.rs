@@ -64,6 +64,23 @@ impl Sim {
         resp.json().await.unwrap()
     }
 
+    /// Polls `/__sim/stats` until `seen` holds and returns those stats; fails, naming
+    /// `what`, only if that takes longer than a generous deadline.
+    pub async fn wait_for(&self, what: &str, seen: impl Fn(&Stats) -> bool) -> Stats {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let stats = self.stats().await;
+            if seen(&stats) {
+                return stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "waited 30 s for {what}: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
