@@ -1,5 +1,7 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
-//! [`Cli::execute`], which returns the documented exit code.
+//! [`Cli::execute`], which returns the documented exit code ([`exit_code`]).
+
+pub mod exit_code;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -12,17 +14,10 @@ use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
+
 use crate::live::{LiveMetrics, start_metrics};
 use crate::{Controller, ControllerError, ProgressMode, RunRequest, demo, report};
-
-/// Exit code: every threshold held.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: another failure.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code: a bad plan or bad arguments.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code: a threshold failed.
-pub const EXIT_THRESHOLD: u8 = 99;
 
 /// Crescendo controller: rehearse peak load against rate-limited APIs from many hosts.
 #[derive(Debug, Parser)]
