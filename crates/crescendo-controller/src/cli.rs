@@ -335,16 +335,13 @@ async fn demo_cmd(
     code
 }
 
-/// Read, validate and split a plan file; prints the error (file, line, key) and
-/// returns `None` when any of that fails.
+/// Load (read and validate, once) and split a plan file; prints the error (file, line,
+/// key) and returns `None` when any of that fails. The text is the plan as written, for
+/// `run` to send with the plan's files.
 fn read_plan(path: &Path, agents: u32) -> Option<(String, crescendo_plan::Plan)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| eprintln!("error: {}: {e}", path.display()))
-        .ok()?;
-    let files = crescendo_plan::DirFiles::for_plan(path);
-    let plan = crescendo_plan::parse_with(&text, &path.display().to_string(), &files)
-        .and_then(|plan| crescendo_plan::split(&plan, agents).map(|_| plan))
-        .map_err(|e| eprintln!("error: {e}"))
+    let (plan, text) = crescendo_plan::load_with_text(path)
+        .and_then(|(plan, text)| crescendo_plan::split(&plan, agents).map(|_| (plan, text)))
+        .map_err(|e| eprintln!("error: {:#}", anyhow::Error::new(e)))
         .ok()?;
     Some((text, plan))
 }
@@ -393,11 +390,14 @@ async fn probe_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
-    let Some((text, _)) = read_plan(path, agents) else {
+    let Some((_, plan)) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let origin = path.display().to_string();
-    if let Err(e) = crate::probe::probe_plan(&text, &origin, settings) {
+    // The probe's own plan must split too (a closed plan's cap is its peak VUs).
+    let checked = crate::probe::probe_plan(&plan, settings)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|(probe, _)| probe.split(agents).map_err(|e| e.to_string()));
+    if let Err(e) = checked {
         eprintln!("error: {e}");
         return Ok(EXIT_BAD_INPUT);
     }
@@ -409,7 +409,9 @@ async fn probe_cmd(
         controller.url()
     );
     cancel_on_ctrl_c(controller.clone());
-    let probe = crate::probe::run_probe(&controller, &text, &origin, agents, settings, |r| {
+    let probe = crate::probe::run_probe(&controller, &plan, agents, settings, |r| {
+        // A data file's rows are streamed from the plan's directory.
+        r.files = Some(crescendo_plan::DirFiles::for_plan(path));
         r.progress = progress;
         r.live = live.clone();
         r.release_agents = true;
