@@ -1,5 +1,7 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
-//! [`Cli::execute`], which returns the documented exit code.
+//! [`Cli::execute`], which returns the documented exit code ([`exit_code`]).
+
+pub mod exit_code;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -12,17 +14,10 @@ use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
+
 use crate::live::{LiveMetrics, start_metrics};
 use crate::{Controller, ProgressMode, RunRequest, demo, report};
-
-/// Exit code: every threshold held.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: another failure.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code: a bad plan or bad arguments.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code: a threshold failed.
-pub const EXIT_THRESHOLD: u8 = 99;
 
 /// Crescendo controller: rehearse peak load against rate-limited APIs from many hosts.
 #[derive(Debug, Parser)]
@@ -358,20 +353,23 @@ async fn demo_cmd(
     code
 }
 
-/// Read, validate and split a plan file into a run request; prints the error (file,
-/// line, key) and returns `None` when any of that fails.
+/// Load a plan file (read and validate, once); prints the error (file, line, key)
+/// and returns `None` when that fails. The text is the plan as written.
+fn load_plan(path: &Path) -> Option<(crescendo_plan::Plan, String)> {
+    crescendo_plan::load_with_text(path)
+        .map_err(|e| eprintln!("error: {:#}", anyhow::Error::new(e)))
+        .ok()
+}
+
+/// Load a plan file and split it into a run request for `agents`; prints the error
+/// and returns `None` when any of that fails. `run` sends the text as written, with the
+/// plan's files.
 fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| eprintln!("error: {}: {e}", path.display()))
-        .ok()?;
-    let files = crescendo_plan::DirFiles::for_plan(path);
-    let plan = crescendo_plan::parse_with(&text, &path.display().to_string(), &files)
-        .map_err(|e| eprintln!("error: {e}"))
-        .ok()?;
+    let (plan, text) = load_plan(path)?;
     let mut request = RunRequest::new(plan, text, agents)
         .map_err(|e| eprintln!("error: {e}"))
         .ok()?;
-    request.files = Some(files);
+    request.files = Some(crescendo_plan::DirFiles::for_plan(path));
     Some(request)
 }
 
@@ -417,14 +415,14 @@ async fn probe_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
-    let Some(RunRequest {
-        plan_text: text, ..
-    }) = read_plan(path, agents)
-    else {
+    let Some((plan, _)) = load_plan(path) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let origin = path.display().to_string();
-    if let Err(e) = crate::probe::probe_plan(&text, &origin, settings) {
+    // The probe's own plan must split too (a closed plan's cap is its peak VUs).
+    let checked = crate::probe::probe_plan(&plan, settings)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|(probe, _)| probe.split(agents).map_err(|e| e.to_string()));
+    if let Err(e) = checked {
         eprintln!("error: {e}");
         return Ok(EXIT_BAD_INPUT);
     }
@@ -436,7 +434,9 @@ async fn probe_cmd(
         controller.url()
     );
     cancel_on_signal(controller.clone());
-    let probe = crate::probe::run_probe(&controller, &text, &origin, agents, settings, |r| {
+    let probe = crate::probe::run_probe(&controller, &plan, agents, settings, |r| {
+        // A data file's rows are streamed from the plan's directory.
+        r.files = Some(crescendo_plan::DirFiles::for_plan(path));
         r.progress = progress;
         r.live = live.clone();
         r.release_agents = true;

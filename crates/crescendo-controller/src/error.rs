@@ -15,8 +15,8 @@ pub enum ControllerError {
     NoAgents,
     #[error(transparent)]
     Ship(#[from] ShipError),
-    #[error("{0}")]
-    Probe(String),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
     #[error(
         "timed out after {waited:?} waiting for {want} agents: attached [{attached}], {missing} missing"
     )]
@@ -100,4 +100,17 @@ pub(crate) enum WireError {
     },
     #[error("step {step:?}: status {status} is not an HTTP status")]
     Status { step: String, status: u32 },
+}
+
+/// Why a plan cannot be probed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// A closed-model plan without think time: its VUs go as fast as the API answers,
+    /// so the plan names no rate for the probe to ramp to.
+    #[error(
+        "load: the probe ramps to the plan's peak rate, and a closed-model plan without \
+         think_time has none; set load.think_time (the peak is then peak VUs / think_time) \
+         or use model = \"open\""
+    )]
+    NoPeakRate,
 }

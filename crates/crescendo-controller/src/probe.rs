@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crescendo_plan::{Load, OpenLoad, Plan, Policy, RateStage};
 use serde::Serialize;
 
 use crate::report::summary::IntervalSummary;
@@ -49,51 +50,51 @@ pub fn stretch_for(inferred_window_s: Option<f64>, probe: Duration) -> u64 {
     two_windows.max(10.0).min(most) as u64
 }
 
-/// Rewrite a plan for probing: coordinated backoff, an open model ramping from a
-/// twentieth of the plan's peak rate to the peak over 40 % of the probe, then holding.
-/// The plan's peak rate is the ceiling: a probe never offers more than the plan allows.
-pub fn probe_plan(
-    text: &str,
-    origin: &str,
-    settings: ProbeSettings,
-) -> Result<(String, f64), String> {
-    let plan = crescendo_plan::parse(text, origin).map_err(|e| e.to_string())?;
-    let crescendo_plan::Load::Open(open) = &plan.load else {
-        return Err(format!(
-            "{origin}: load: the probe needs the open model (a rate to ramp)"
-        ));
+pub use crate::error::ProbeError;
+
+/// The plan a probe runs, derived from `plan` by editing the model: an open model
+/// ramping from a twentieth of the ceiling to the ceiling over 40 % of the probe, then
+/// holding it; the coordinated policy; no thresholds; bodies inline (so
+/// [`Plan::to_toml`](crescendo_plan::Plan::to_toml) of it, which is what the agents
+/// receive, parses back to it). Returns it with the ceiling, iterations per second.
+///
+/// The ceiling is the plan's peak rate: a probe never offers more than the plan allows.
+/// An open plan keeps its `max_in_flight`. A closed plan's peak rate is its peak VUs
+/// over its think time (a VU starts at most one iteration per think time), capped at
+/// [`MAX_RATE`](crescendo_plan::MAX_RATE), and its cap in flight is its peak VUs (a VU
+/// has at most one request in flight).
+pub fn probe_plan(plan: &Plan, settings: ProbeSettings) -> Result<(Plan, f64), ProbeError> {
+    let (ceiling, max_in_flight) = match &plan.load {
+        Load::Open(open) => (open.peak_rate(), open.max_in_flight),
+        Load::Closed(closed) if closed.think_time.is_zero() => return Err(ProbeError::NoPeakRate),
+        Load::Closed(closed) => {
+            let peak = closed.peak_vus();
+            let rate = f64::from(peak) / closed.think_time.as_secs_f64();
+            (rate.min(crescendo_plan::MAX_RATE), peak)
+        }
     };
-    let ceiling = open.peak_rate();
-    let mut table: toml::Table = text.parse().map_err(|e| format!("{origin}: {e}"))?;
-    let ramp = ramp(settings.duration).as_millis().max(1);
-    let hold = settings.duration.as_millis().saturating_sub(ramp).max(1);
-    let mut load = toml::Table::new();
-    load.insert("model".into(), toml::Value::String("open".into()));
-    load.insert("start_rate".into(), toml::Value::Float(ceiling / 20.0));
-    load.insert(
-        "max_in_flight".into(),
-        toml::Value::Integer(i64::from(open.max_in_flight)),
-    );
-    let stage = |ms: u128| {
-        let mut t = toml::Table::new();
-        t.insert("duration".into(), toml::Value::String(format!("{ms}ms")));
-        t.insert("target".into(), toml::Value::Float(ceiling));
-        toml::Value::Table(t)
+    let ramp = ramp(settings.duration).max(Duration::from_millis(1));
+    let hold = settings
+        .duration
+        .saturating_sub(ramp)
+        .max(Duration::from_millis(1));
+    let stage = |duration| RateStage {
+        duration,
+        target: ceiling,
     };
-    load.insert(
-        "stages".into(),
-        toml::Value::Array(vec![stage(ramp), stage(hold)]),
-    );
-    table.insert("load".into(), toml::Value::Table(load));
-    let backoff = table
-        .entry("backoff")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(b) = backoff {
-        b.insert("policy".into(), toml::Value::String("coordinated".into()));
+    let mut probe = plan.clone();
+    probe.inline_body_files();
+    probe.load = Load::Open(OpenLoad {
+        start_rate: ceiling / 20.0,
+        stages: vec![stage(ramp), stage(hold)],
+        max_in_flight,
+    });
+    if probe.backoff.policy == Policy::None {
+        // Policy none forced max_retries to 0; coordinated gets the default back.
+        probe.backoff.max_retries = 3;
     }
-    table.remove("thresholds");
-    let probe = toml::to_string(&table).map_err(|e| e.to_string())?;
-    crescendo_plan::parse(&probe, origin).map_err(|e| e.to_string())?;
+    probe.backoff.policy = Policy::Coordinated;
+    probe.thresholds.clear();
     Ok((probe, ceiling))
 }
 
@@ -166,133 +167,6 @@ pub fn sustainable(
         .max_by(|a, b| a.0.total_cmp(&b.0))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn second(t: u64, ok: u64, throttled: u64) -> IntervalSummary {
-        IntervalSummary {
-            t,
-            offered: ok + throttled,
-            requests: ok + throttled,
-            ok,
-            throttled,
-            errors: 0,
-            p50_ms: 0.0,
-            p90_ms: 0.0,
-            p99_ms: 0.0,
-            max_ms: 0.0,
-        }
-    }
-
-    #[test]
-    fn stretches_before_the_ramp_ends_do_not_count() {
-        // A burst allowance that lasts the ramp, then a steady 50/s.
-        let mut timeline: Vec<_> = (0..20).map(|t| second(t, 70, 0)).collect();
-        timeline.extend((20..50).map(|t| second(t, 50, 0)));
-        assert_eq!(sustainable(&timeline, 10, 0, 0.01).unwrap(), (70.0, 0, 0.0));
-        assert_eq!(
-            sustainable(&timeline, 10, 20, 0.01).unwrap(),
-            (50.0, 20, 0.0)
-        );
-    }
-
-    #[test]
-    fn a_draining_burst_is_not_steady() {
-        // After the ramp a bucket's burst still drains (60/s, then 55/s) before the
-        // fleet settles at its rate of 50/s: the best single 10 s stretch holds 57.5/s,
-        // but not the stretch after it.
-        let mut timeline: Vec<_> = (0..5).map(|t| second(t, 60, 0)).collect();
-        timeline.extend((5..10).map(|t| second(t, 55, 0)));
-        timeline.extend((10..40).map(|t| second(t, 50, 0)));
-        let (rate, from, _) = sustainable(&timeline, 10, 0, 0.01).unwrap();
-        assert_eq!((rate, from), (50.0, 0));
-        // A rate held over both stretches is the lower of the two.
-        let (rate, _, _) = sustainable(&timeline[5..], 10, 0, 0.01).unwrap();
-        assert_eq!(rate, 50.0);
-    }
-
-    #[test]
-    fn the_best_steady_stretch_under_epsilon_wins() {
-        // A ramp, a throttled overshoot, then a steady 50/s; the last second is partial.
-        let mut timeline: Vec<_> = (0..5).map(|t| second(t, 10 * t, 0)).collect();
-        timeline.extend((5..8).map(|t| second(t, 60, 30)));
-        timeline.extend((8..30).map(|t| second(t, 50, 0)));
-        timeline.push(second(30, 500, 0));
-        let (rate, from, ratio) = sustainable(&timeline, 10, 0, 0.01).unwrap();
-        assert_eq!((rate, ratio), (50.0, 0.0));
-        assert!(from >= 8);
-        // Both stretches must stay under epsilon: the overshoot's 429s rule out 0..20.
-        let mut timeline: Vec<_> = (0..20).map(|t| second(t, 70, 0)).collect();
-        timeline[15].throttled = 20;
-        timeline[15].requests += 20;
-        timeline.extend((20..41).map(|t| second(t, 50, 0)));
-        assert_eq!(sustainable(&timeline, 10, 0, 0.01).unwrap().1, 16);
-    }
-
-    #[test]
-    fn nothing_qualifies_when_everything_is_throttled() {
-        let timeline: Vec<_> = (0..30).map(|t| second(t, 50, 50)).collect();
-        assert_eq!(sustainable(&timeline, 10, 0, 0.01), None);
-    }
-
-    #[test]
-    fn two_stretches_must_fit() {
-        let mut timeline: Vec<_> = (0..20).map(|t| second(t, 50, 0)).collect();
-        assert_eq!(sustainable(&timeline, 10, 0, 0.01), None);
-        // The throttle ratio reported is the pair's.
-        timeline[3] = second(3, 50, 1);
-        let (rate, from, ratio) = sustainable(&timeline, 9, 0, 0.01).unwrap();
-        assert_eq!((rate, from), (50.0, 0));
-        assert!((ratio - 1.0 / 901.0).abs() < 1e-12, "{ratio}");
-    }
-
-    #[test]
-    fn the_probe_plan_ramps_to_the_plans_peak_with_coordinated_backoff() {
-        let text = r#"
-name = "p"
-[target]
-base_url = "http://127.0.0.1:9"
-[[scenario.steps]]
-name = "s"
-method = "PUT"
-path = "/x"
-[load]
-max_in_flight = 50
-stages = [ { duration = "5s", target = 200 } ]
-[backoff]
-policy = "none"
-[thresholds]
-"errors" = "== 0"
-"#;
-        let settings = ProbeSettings {
-            duration: Duration::from_secs(60),
-            epsilon: 0.01,
-        };
-        let (probe, ceiling) = probe_plan(text, "p.toml", settings).unwrap();
-        assert_eq!(ceiling, 200.0);
-        let plan = crescendo_plan::parse(&probe, "probe").unwrap();
-        assert_eq!(plan.backoff.policy, crescendo_plan::Policy::Coordinated);
-        assert_eq!(plan.duration(), Duration::from_secs(60));
-        assert!(plan.thresholds.is_empty());
-        let crescendo_plan::Load::Open(open) = plan.load else {
-            panic!("open model")
-        };
-        assert_eq!(open.rate_at(Duration::ZERO), 10.0);
-        assert_eq!(open.rate_at(Duration::from_secs(30)), 200.0);
-        assert_eq!(open.max_in_flight, 50);
-    }
-
-    #[test]
-    fn the_stretch_is_two_windows_within_bounds() {
-        assert_eq!(stretch_for(Some(10.0), Duration::from_secs(120)), 20);
-        assert_eq!(stretch_for(Some(2.0), Duration::from_secs(120)), 10);
-        assert_eq!(stretch_for(None, Duration::from_secs(120)), 10);
-        // 90 s probe: 54 s of hold, so two stretches of at most 26 s before its last second.
-        assert_eq!(stretch_for(Some(60.0), Duration::from_secs(90)), 26);
-    }
-}
-
 /// A finished probe: the run itself and what it found.
 #[derive(Debug)]
 pub struct Probe {
@@ -302,19 +176,20 @@ pub struct Probe {
     pub result: Option<ProbeResult>,
 }
 
-/// Run a probe of the plan `text` on `agents` agents attached to `controller`.
+/// Run a probe of `plan` on `agents` agents attached to `controller`. The agents
+/// receive the probe plan's [`to_toml`](crescendo_plan::Plan::to_toml) (also the
+/// report's plan text); `configure` sets the rest of the request, such as `files` for
+/// a plan with a `[data] file`.
 pub async fn run_probe(
     controller: &crate::Controller,
-    text: &str,
-    origin: &str,
+    plan: &Plan,
     agents: u32,
     settings: ProbeSettings,
     configure: impl FnOnce(&mut crate::RunRequest),
 ) -> Result<Probe, crate::ControllerError> {
-    let (probe_text, ceiling) =
-        probe_plan(text, origin, settings).map_err(crate::ControllerError::Probe)?;
-    let plan = crescendo_plan::parse(&probe_text, origin).map_err(crate::ControllerError::Plan)?;
-    let mut request = crate::RunRequest::new(plan, probe_text, agents)?;
+    let (probe, ceiling) = probe_plan(plan, settings)?;
+    let text = probe.to_toml();
+    let mut request = crate::RunRequest::new(probe, text, agents)?;
     configure(&mut request);
     let outcome = controller.run(request).await?;
     let summary = crate::report::summarize(&outcome);
@@ -336,3 +211,6 @@ pub async fn run_probe(
         result,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -180,3 +180,44 @@ fn health_checks_a_tcp_address() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unhealthy"), "{out}");
 }
+
+/// Every plan-taking command accepts the shipped plan with a `body_file`: `probe` used
+/// to refuse it (exit 2, "cannot read data/flow-update-body.json"). With no agent
+/// attaching, `run` and `probe` get as far as waiting for them (exit 1, timed out).
+#[test]
+fn every_command_accepts_a_plan_with_a_body_file() {
+    let plans = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plans");
+    let plan = plans.join("architect-flow-update.toml");
+    let plan = plan.to_str().unwrap();
+    let (code, out) = controller(["validate", plan]);
+    assert_eq!(code, 0, "{out}");
+    for command in ["run", "probe"] {
+        let (code, out) = controller([
+            command,
+            plan,
+            "--agents",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--wait-for-agents",
+            "200ms",
+            "--progress",
+            "none",
+        ]);
+        assert_eq!(code, 1, "{command}: {out}");
+        assert!(out.contains("waiting for 2 agents"), "{command}: {out}");
+    }
+    // A closed plan without think time has no peak rate to probe.
+    let closed = std::fs::read_to_string(plan)
+        .unwrap()
+        .replace("think_time = \"200ms\"", "think_time = \"0s\"")
+        .replace(
+            "body_file = \"data/",
+            &format!("body_file = \"{}/data/", plans.display()),
+        );
+    assert!(closed.contains("\"0s\""));
+    let path = write_plan("closed-no-think.toml", &closed);
+    let (code, out) = controller(["probe", path.to_str().unwrap(), "--agents", "2"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("think_time"), "{out}");
+}

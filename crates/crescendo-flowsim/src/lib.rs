@@ -41,6 +41,7 @@
 //! - `headers`: the rate-limit header families and the correlation id.
 //! - `flows`: the flow store and (`flows::workflow`) each flow's lock, versions and
 //!   operations; `error`: Genesys-shaped JSON errors.
+//! - `paths`: the route templates, shared by the router and the stats.
 //! - `routes`: the router, the gate middleware (auth, then limiter), flow handlers, lock
 //!   actions, the token endpoint, test controls.
 //! - [`stats`]: the `/__sim/stats` body and the lock-free status counters.
@@ -56,6 +57,7 @@ mod flows;
 mod headers;
 pub mod keys;
 pub mod limiter;
+mod paths;
 mod routes;
 mod shard;
 mod state;

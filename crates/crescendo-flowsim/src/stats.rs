@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::paths;
+
 /// The JSON body of `GET /__sim/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -69,14 +71,14 @@ impl Endpoint {
     /// Classifies by method and the route template axum matched.
     pub(crate) fn classify(method: &Method, matched: Option<&str>) -> Self {
         match (method.as_str(), matched) {
-            ("GET", Some(crate::routes::FLOWS)) => Self::ListFlows,
-            ("GET", Some(crate::routes::FLOW)) => Self::GetFlow,
-            ("PUT", Some(crate::routes::FLOW)) => Self::PutFlow,
-            ("POST", Some(crate::routes::CHECKOUT)) => Self::Checkout,
-            ("POST", Some(crate::routes::CHECKIN)) => Self::Checkin,
-            ("POST", Some(crate::routes::PUBLISH)) => Self::Publish,
-            ("POST", Some(crate::routes::UNLOCK)) => Self::Unlock,
-            ("POST", Some(crate::routes::TOKEN)) => Self::Token,
+            ("GET", Some(paths::FLOWS)) => Self::ListFlows,
+            ("GET", Some(paths::FLOW)) => Self::GetFlow,
+            ("PUT", Some(paths::FLOW)) => Self::PutFlow,
+            ("POST", Some(paths::CHECKOUT)) => Self::Checkout,
+            ("POST", Some(paths::CHECKIN)) => Self::Checkin,
+            ("POST", Some(paths::PUBLISH)) => Self::Publish,
+            ("POST", Some(paths::UNLOCK)) => Self::Unlock,
+            ("POST", Some(paths::TOKEN)) => Self::Token,
             _ => Self::Other,
         }
     }

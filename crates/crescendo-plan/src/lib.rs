@@ -21,6 +21,8 @@
 //!   captures and checks, `load`, `data`, `auth`, `thresholds`).
 //! - `files`: [`PlanFiles`], where `body_file` and data files come from: [`DirFiles`],
 //!   [`BundleFiles`], [`NoFiles`]; and [`Plan::bundle_files`].
+//! - `render`: [`Plan::to_toml`], the model written back as canonical TOML (a
+//!   `body_file` inline as `body`), e.g. for a plan derived by editing the model.
 //! - `rows`: data file headers and [`read_rows`].
 //! - [`template`]: `{variable}` templates, parsed once per run and rendered per request.
 //! - `threshold`: `[thresholds]` keys and expressions, [`CompareOp::holds`].
@@ -132,6 +134,7 @@ mod error;
 mod files;
 mod model;
 mod raw;
+mod render;
 mod rows;
 mod schedule;
 mod split;
@@ -182,9 +185,16 @@ pub fn parse_with(text: &str, origin: &str, files: &dyn PlanFiles) -> Result<Pla
 /// Reads, parses and validates the plan at `path`, with files it names resolved against
 /// its directory; errors name the path as given.
 pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    load_with_text(path).map(|(plan, _)| plan)
+}
+
+/// [`load`], also returning the plan's text as read (to send as is, comments included,
+/// with [`Plan::bundle_files`]).
+pub fn load_with_text(path: &Path) -> Result<(Plan, String), PlanError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PlanError::read(&origin, e))?;
-    parse_with(&text, &origin, &DirFiles::for_plan(path))
+    let plan = parse_with(&text, &origin, &DirFiles::for_plan(path))?;
+    Ok((plan, text))
 }
 
 impl std::str::FromStr for Plan {

@@ -31,16 +31,10 @@ async fn probe(sim: FlowsimConfig, seconds: u64) -> (f64, String) {
         duration: Duration::from_secs(seconds),
         epsilon: 0.01,
     };
-    let probe = run_probe(
-        &fleet.controller,
-        &fleet.plan(PLAN),
-        "probe.toml",
-        4,
-        settings,
-        |r| {
-            r.wait_for_agents = Duration::from_secs(20);
-        },
-    )
+    let plan = crescendo_plan::parse(&fleet.plan(PLAN), "probe.toml").unwrap();
+    let probe = run_probe(&fleet.controller, &plan, 4, settings, |r| {
+        r.wait_for_agents = Duration::from_secs(20);
+    })
     .await
     .unwrap();
     let seconds: Vec<String> = probe

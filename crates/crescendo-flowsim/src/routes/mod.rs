@@ -15,19 +15,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 use crate::flows::Action;
+use crate::paths::{CHECKIN, CHECKOUT, FLOW, FLOWS, PUBLISH, TOKEN, UNLOCK};
 use crate::state::App;
-
-/// Route template of the flow list.
-pub(crate) const FLOWS: &str = "/api/v2/flows";
-/// Route template of one flow.
-pub(crate) const FLOW: &str = "/api/v2/flows/{flowId}";
-/// Route templates of the lock workflow actions (`?flow={id}`).
-pub(crate) const CHECKOUT: &str = "/api/v2/flows/actions/checkout";
-pub(crate) const CHECKIN: &str = "/api/v2/flows/actions/checkin";
-pub(crate) const PUBLISH: &str = "/api/v2/flows/actions/publish";
-pub(crate) const UNLOCK: &str = "/api/v2/flows/actions/unlock";
-/// The OAuth token endpoint.
-pub(crate) const TOKEN: &str = "/oauth/token";
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     // The gate wraps every API route, the 405 answers and the fallback (which also

@@ -100,6 +100,10 @@ pub enum Load {
     Closed(ClosedLoad),
 }
 
+/// The highest rate (iterations per second) a plan accepts: keeps every schedule
+/// computation finite and exact enough.
+pub const MAX_RATE: f64 = 1e9;
+
 /// Open model: iterations arrive at a target rate, whatever the responses do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenLoad {

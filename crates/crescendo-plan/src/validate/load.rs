@@ -6,13 +6,11 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index};
-use crate::model::{Backoff, ClosedLoad, Load, OpenLoad, Policy, RateStage, VuStage};
+use crate::model::{Backoff, ClosedLoad, Load, MAX_RATE, OpenLoad, Policy, RateStage, VuStage};
 use crate::raw::{RawBackoff, RawLoad};
 
 /// Longest plan accepted: keeps every schedule computation finite and exact enough.
 const MAX_PLAN_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
-/// Highest rate accepted (iterations per second), for the same reason.
-const MAX_RATE: f64 = 1e9;
 const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 
 pub(super) fn load(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Load, PlanError> {
