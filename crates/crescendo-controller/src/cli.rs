@@ -1,7 +1,7 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
-//! [`Cli::execute`], which returns the documented exit code ([`exit_code`]).
+//! [`Cli::execute`], which returns the documented exit code ([`crate::exit_code`]).
 
-pub mod exit_code;
+mod admin;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -10,11 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use crescendo_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
+pub use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
 
 use crate::live::{LiveMetrics, start_metrics};
 use crate::{Controller, ProgressMode, RunRequest, demo, report};
@@ -237,8 +236,8 @@ impl Cli {
                     }
                 }
             }
-            Cmd::Status { controller } => status_cmd(controller).await,
-            Cmd::Cancel { controller, reason } => cancel_cmd(controller, reason).await,
+            Cmd::Status { controller } => admin::status(controller).await,
+            Cmd::Cancel { controller, reason } => admin::cancel(controller, reason).await,
         };
         match code {
             Ok(code) => ExitCode::from(code),
@@ -492,31 +491,4 @@ async fn probe_cmd(
     } else {
         EXIT_FAILURE
     })
-}
-
-async fn status_cmd(url: String) -> anyhow::Result<u8> {
-    let mut client = pb::admin_client::AdminClient::connect(url).await?;
-    let s = client.status(pb::StatusRequest {}).await?.into_inner();
-    println!(
-        "state {}  run {}  elapsed {:.1}s  requests {}",
-        s.state, s.run_id, s.elapsed_s, s.requests
-    );
-    for a in s.agents {
-        println!("  agent {} on {} (v{})", a.id, a.host, a.version);
-    }
-    Ok(EXIT_OK)
-}
-
-async fn cancel_cmd(url: String, reason: String) -> anyhow::Result<u8> {
-    let mut client = pb::admin_client::AdminClient::connect(url).await?;
-    let r = client
-        .cancel(pb::CancelRequest { reason })
-        .await?
-        .into_inner();
-    if r.cancelled {
-        println!("run {} cancelled on every agent", r.run_id);
-    } else {
-        println!("no run in progress");
-    }
-    Ok(EXIT_OK)
 }

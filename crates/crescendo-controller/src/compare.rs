@@ -17,7 +17,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::cli::exit_code::{EXIT_BAD_INPUT, EXIT_OK, EXIT_THRESHOLD};
+use crate::exit_code::{EXIT_BAD_INPUT, EXIT_OK, EXIT_THRESHOLD};
 use crate::report::{self, Summary};
 
 /// Which way a metric gets worse.

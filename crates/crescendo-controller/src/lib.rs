@@ -26,7 +26,9 @@
 //! - [`thresholds`]: evaluating the plan's thresholds.
 //! - [`report`]: the report files.
 //! - [`demo`]: the embedded rehearsal (flowsim + agents on loopback).
-//! - [`cli`]: the command line, shared by `main.rs`.
+//! - [`cli`]: the command line, shared by `main.rs`; `cli/admin` is the admin
+//!   service's client (`status`, `cancel`), the one other place protobuf is spoken.
+//! - [`exit_code`]: the documented exit codes.
 //! - [`compare`]: two runs' summaries side by side, and whether the second regressed.
 //!
 //! # Shutdown
@@ -41,6 +43,7 @@ pub mod cli;
 pub mod compare;
 pub mod demo;
 mod error;
+pub mod exit_code;
 mod fleet;
 pub mod live;
 mod messages;

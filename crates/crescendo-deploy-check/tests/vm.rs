@@ -66,7 +66,6 @@ fn units_run_the_binaries_with_real_flags_and_hardening() {
         problems.extend(cli::check_argv(&mut help, name, &argv));
         for (k, v) in [
             ("User", "crescendo"),
-            ("KillSignal", "SIGINT"),
             ("NoNewPrivileges", "yes"),
             ("ProtectSystem", "strict"),
             ("ProtectHome", "yes"),

@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exit_code::{
+    EXIT_CANCELLED, EXIT_DEGRADED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_THRESHOLD,
+};
 use crate::run::{RunOutcome, StopCause};
 use crate::thresholds::ThresholdResult;
 
@@ -33,13 +36,13 @@ impl Verdict {
     /// The exit code of `run`, `demo` and `probe` for this verdict.
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Passed => 0,
-            Verdict::Error => 1,
-            Verdict::Cancelled => 3,
-            Verdict::Degraded => 4,
+            Verdict::Passed => EXIT_OK,
+            Verdict::Error => EXIT_FAILURE,
+            Verdict::Cancelled => EXIT_CANCELLED,
+            Verdict::Degraded => EXIT_DEGRADED,
             // Both mean a threshold failed; `outcome` tells them apart.
-            Verdict::Aborted | Verdict::Failed => 99,
-            Verdict::Interrupted => 130,
+            Verdict::Aborted | Verdict::Failed => EXIT_THRESHOLD,
+            Verdict::Interrupted => EXIT_INTERRUPTED,
         }
     }
 
