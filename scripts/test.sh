@@ -98,10 +98,30 @@ e2e_status=0
 scripts/e2e-containers.sh || e2e_status=$?
 # ---- end container end-to-end ---------------------------------------------------------
 
+# ---- container fault tests (owned by deploy/: scripts/e2e-faults.sh) ------------------
+# A fresh fleet per fault: an agent killed (degraded, exit 4), an agent paused for 2 s
+# (nothing lost or counted twice), the controller stopped with SIGTERM (interrupted,
+# exit 130, agents released). Reuses the image e2e-containers.sh just built when that
+# passed, else builds it itself. Prints its own PASS/FAIL lines; skips loudly (exit 0)
+# without Docker; a failure fails the script.
+step "container fault tests (scripts/e2e-faults.sh)"
+faults_status=0
+if [[ "$e2e_status" -eq 0 ]]; then
+  CRESCENDO_E2E_IMAGE_READY=1 scripts/e2e-faults.sh || faults_status=$?
+elif [[ "$e2e_status" -eq 130 ]]; then
+  echo "  not run: the container end-to-end test was interrupted"
+else
+  scripts/e2e-faults.sh || faults_status=$?
+fi
+# ---- end container fault tests --------------------------------------------------------
+
 # One closing line that counts every test binary's results.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "\n%d passed, %d failed, %d skipped\n", p, f, s }' \
   target/test-output.txt
 if [[ "$html_status" -ne 0 ]]; then
   exit "$html_status"
 fi
-exit "$e2e_status"
+if [[ "$e2e_status" -ne 0 ]]; then
+  exit "$e2e_status"
+fi
+exit "$faults_status"

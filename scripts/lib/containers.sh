@@ -71,9 +71,16 @@ start_container() {
     "${CTR_DEFAULT_RUN_OPTS[@]}" "${opts[@]}" "$@" >/dev/null
 }
 
-# stop_container NAME [GRACE_S]: the image's stop signal (SIGINT, a graceful stop),
-# SIGKILL after GRACE_S seconds (default 10).
-stop_container() { docker stop --time "${2:-10}" "$1" >/dev/null; }
+# stop_container NAME [GRACE_S]: the container's stop signal (the image's STOPSIGNAL,
+# SIGINT, unless `docker run --stop-signal` set another), SIGKILL after GRACE_S seconds
+# (default: the container's own stop timeout, 10 s unless `--stop-timeout` set it).
+stop_container() {
+  if [ -n "${2:-}" ]; then
+    docker stop --time "$2" "$1" >/dev/null
+  else
+    docker stop "$1" >/dev/null
+  fi
+}
 
 # kill_container NAME [SIGNAL]: an abrupt death (default SIGKILL), e.g. a lost host.
 kill_container() { docker kill --signal "${2:-KILL}" "$1" >/dev/null; }
@@ -99,6 +106,12 @@ connect_container() {
 container_running() {
   [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = "true" ]
 }
+
+# container_state NAME: running, paused, exited, … (empty if there is no such container).
+container_state() { docker inspect -f '{{.State.Status}}' "$1" 2>/dev/null; }
+
+# container_finished_at NAME: when it exited, as Docker recorded it (RFC 3339, ns).
+container_finished_at() { docker inspect -f '{{.State.FinishedAt}}' "$1" 2>/dev/null; }
 
 # wait_container NAME TIMEOUT_S: print its exit code once it exits; return 124 if it is
 # still running after TIMEOUT_S seconds.
