@@ -15,8 +15,8 @@
 # 2. pause: `docker pause` agent-2 for 2 s mid-run, then unpause. Nothing lost or
 #    counted twice: totals.ok == flowsim accepted, totals.throttled == flowsim throttled,
 #    lost_agents empty, outcome `passed`, exit 0.
-# 3. stop:  `docker stop` the controller mid-run, its stop signal set to SIGTERM (the
-#    image's STOPSIGNAL is SIGINT; Kubernetes and most orchestrators send SIGTERM) and the
+# 3. stop:  `docker stop` the controller mid-run with SIGTERM (the image's default stop
+#    signal, set explicitly here: Kubernetes and most orchestrators send SIGTERM) and the
 #    default stop timeout (10 s). It exits 130 by itself within the timeout, writes
 #    summary.json (outcome `interrupted`) and report.html, releases the agents (each
 #    exits 0), and its totals equal flowsim's counts. Prints stop -> exit.

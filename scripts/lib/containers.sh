@@ -71,8 +71,8 @@ start_container() {
     "${CTR_DEFAULT_RUN_OPTS[@]}" "${opts[@]}" "$@" >/dev/null
 }
 
-# stop_container NAME [GRACE_S]: the container's stop signal (the image's STOPSIGNAL,
-# SIGINT, unless `docker run --stop-signal` set another), SIGKILL after GRACE_S seconds
+# stop_container NAME [GRACE_S]: the container's stop signal (SIGTERM, unless
+# `docker run --stop-signal` set another), SIGKILL after GRACE_S seconds
 # (default: the container's own stop timeout, 10 s unless `--stop-timeout` set it).
 stop_container() {
   if [ -n "${2:-}" ]; then
