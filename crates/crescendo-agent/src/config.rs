@@ -11,8 +11,10 @@ pub struct AgentConfig {
     pub id: String,
     /// Concurrent requests this agent is willing to hold.
     pub capacity: u32,
-    /// Stop a run when the controller has been unreachable this long.
-    pub orphan_grace: Duration,
+    /// The dead-man switch: a run stops its load when nothing (a heartbeat, any
+    /// message) has come from the controller for this long, and a stream that stays
+    /// silent this long is dropped and attached again.
+    pub heartbeat_timeout: Duration,
     /// Give up when no controller answers for this long while idle (`None`: never).
     pub give_up_after: Option<Duration>,
     /// On shutdown, how long to wait past the run's drain for the controller to
@@ -27,7 +29,7 @@ impl AgentConfig {
             controller: controller.into(),
             id: id.into(),
             capacity: 10_000,
-            orphan_grace: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(3),
             give_up_after: None,
             shutdown_grace: Duration::from_secs(5),
         }

@@ -5,9 +5,9 @@
 //! for the start signal (a delay, so clock skew does not matter), drives requests
 //! against the target, and sends one snapshot of HdrHistograms and counters a
 //! second. Snapshots are kept until the controller acknowledges them and are resent
-//! after a reconnect, so a brief partition loses nothing; if the controller stays
-//! away longer than the orphan grace period the run stops, so a run never outlives
-//! its controller. Cancelling the root token stops the load and flushes the last
+//! after a reconnect, so a brief partition loses nothing. Both sides send a heartbeat
+//! every second; when nothing comes from the controller for the heartbeat timeout (3 s)
+//! the load stops at once (a dead-man switch), so a run never goes on unattended. Cancelling the root token stops the load and flushes the last
 //! snapshot and `Finished` before [`run`] returns (bounded; see [`session`]).
 //!
 //! # Layout

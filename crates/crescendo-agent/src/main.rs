@@ -21,9 +21,17 @@ struct Cli {
     /// This agent's id (default: a random one).
     #[arg(long, env = "CRESCENDO_AGENT_ID")]
     id: Option<String>,
-    /// Stop a run when the controller has been unreachable this long.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    orphan_grace: Duration,
+    /// Stop the load when nothing has come from the controller for this long (it sends
+    /// a heartbeat every second), then try to attach again: a run never goes on
+    /// unattended. At least 2s.
+    #[arg(
+        long,
+        alias = "orphan-grace",
+        default_value = "3s",
+        env = "CRESCENDO_HEARTBEAT_TIMEOUT",
+        value_parser = parse_heartbeat_timeout
+    )]
+    heartbeat_timeout: Duration,
     /// Exit when no controller answers for this long while idle (default: keep trying).
     #[arg(long, value_parser = humantime::parse_duration)]
     give_up_after: Option<Duration>,
@@ -31,6 +39,15 @@ struct Cli {
     /// acknowledge the last snapshot.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+}
+
+/// A heartbeat timeout: a duration of at least two heartbeat intervals.
+fn parse_heartbeat_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(2) {
+        return Err(format!("{s} is shorter than two heartbeats (2s)"));
+    }
+    Ok(d)
 }
 
 /// The exit code when a second signal cuts the shutdown short.
@@ -49,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let mut config = crescendo_agent::AgentConfig::new(cli.controller, id);
-    config.orphan_grace = cli.orphan_grace;
+    config.heartbeat_timeout = cli.heartbeat_timeout;
     config.give_up_after = cli.give_up_after;
     config.shutdown_grace = cli.shutdown_grace;
     let shutdown = CancellationToken::new();

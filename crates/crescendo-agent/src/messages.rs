@@ -143,6 +143,8 @@ pub(crate) enum FromController {
         seq: u64,
     },
     Stop(Stop),
+    /// The controller is alive (every second); nothing to do but note it.
+    Heartbeat,
 }
 
 /// A run's plan and this agent's share of it.

@@ -53,6 +53,11 @@ impl RunHandle {
         self.stop.cancel();
     }
 
+    /// Whether the load was told to stop.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// An upper bound of the time from [`stop`](Self::stop) to the run's `Finished`.
     pub(crate) fn drain(&self) -> Duration {
         self.drain
@@ -254,7 +259,18 @@ async fn drive_open(
 ) {
     let in_flight = Arc::new(Semaphore::new(share.max_in_flight as usize));
     let mut iteration = 0u64;
+    let end = ctx.t0() + schedule.end();
     loop {
+        // Never a request after the plan's end, however far behind the schedule is:
+        // what was due and not sent is counted as missed.
+        if Instant::now() >= end {
+            let missed = schedule.remaining();
+            if missed > 0 {
+                tracing::warn!(missed, "the plan's end came with iterations still due: not sent");
+                ctx.setup.recorder.lock().expect("recorder lock").missed(missed);
+            }
+            break;
+        }
         let current = per_iteration(*limits.borrow_and_update(), ctx.setup.steps.len());
         let Some(due) = schedule.peek(current) else {
             break;

@@ -101,6 +101,26 @@ impl ArrivalSchedule {
         (due < end).then_some(Due { at: due, position })
     }
 
+    /// The end of the plan's last stage, from the run's start.
+    pub(crate) fn end(&self) -> Duration {
+        Duration::from_secs_f64(self.end)
+    }
+
+    /// This agent's iterations still ahead of the schedule's position before the plan's
+    /// end: at the end, those that were due but never sent (`missed`).
+    pub(crate) fn remaining(&self) -> u64 {
+        let total = self
+            .load
+            .iterations_until(Duration::from_secs_f64(self.end));
+        // Iterations sit one `1 / fraction` apart from the position on.
+        let left = ((total - self.position) * self.fraction).floor();
+        if left.is_finite() && left > 0.0 {
+            left as u64
+        } else {
+            0
+        }
+    }
+
     /// The iteration at `due` fired (or was dropped): move past it.
     pub(crate) fn commit(&mut self, due: Due) {
         self.position = due.position;

@@ -3,9 +3,15 @@
 //!
 //! One task owns the session. It forwards the run's messages to the controller,
 //! keeps every snapshot until the controller acknowledges it, and resends the
-//! unacknowledged ones (and a `Finished`) after a reconnect. When the controller
-//! stays unreachable longer than [`AgentConfig::orphan_grace`] during a run, the run
-//! stops: a run never outlives its controller.
+//! unacknowledged ones (and a `Finished`) after a reconnect.
+//!
+//! # Heartbeats and the dead-man switch
+//! Both sides send a `Heartbeat` every second ([`HEARTBEAT_INTERVAL`]) and the channel
+//! runs HTTP/2 keepalive pings. When nothing has come from the controller for
+//! [`AgentConfig::heartbeat_timeout`] (a hung or partitioned controller sends nothing
+//! and may not break the TCP connection) the run's load stops at once, requests on the
+//! wire finish within their timeout, the unacknowledged snapshots are kept, and the
+//! session attaches again: a run never goes on unattended past the timeout.
 //!
 //! # Shutdown
 //! Cancelling the root token (the binary does on SIGTERM or Ctrl-C) stops the run's
@@ -33,6 +39,9 @@ use crate::prepare::{PreparedRun, prepare_run};
 use crate::run::{RunHandle, start_run};
 use crate::wire::{self, WireError};
 
+/// How often the agent tells its controller it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The run this agent takes part in, from assignment to the last acknowledgement.
 #[derive(Debug)]
 enum RunState {
@@ -59,6 +68,8 @@ struct Session {
     tracker: TaskTracker,
     /// Once the shutdown began: how long the session waits to flush.
     flush_until: Option<Instant>,
+    /// When the controller was last heard from (any message, a heartbeat included).
+    last_heard: Instant,
 }
 
 /// Attach to the controller and serve runs until released, or until `shutdown` is
@@ -70,6 +81,9 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
             source,
         })?
         .connect_timeout(Duration::from_secs(3))
+        .http2_keep_alive_interval(HEARTBEAT_INTERVAL)
+        .keep_alive_timeout(config.heartbeat_timeout)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let (outbox_tx, mut outbox_rx) = mpsc::channel(1024);
     let grace = config.shutdown_grace;
@@ -85,6 +99,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         shutdown,
         tracker: TaskTracker::new(),
         flush_until: None,
+        last_heard: Instant::now(),
     };
     let result = session.serve(&endpoint, &mut outbox_rx).await;
     session.stop_run();
@@ -105,16 +120,20 @@ impl Session {
         endpoint: &tonic::transport::Endpoint,
         outbox_rx: &mut mpsc::Receiver<ToController>,
     ) -> Result<(), AgentError> {
-        let mut lost_since = Instant::now();
         let mut delay = Duration::from_millis(100);
         loop {
             // Shut down while no stream is up: nobody to flush to.
             if self.shutdown.is_cancelled() || self.released {
                 return Ok(());
             }
+            let silent_at = self.silent_at();
             let channel = tokio::select! {
                 c = endpoint.connect() => c,
                 _ = self.shutdown.cancelled() => continue,
+                _ = tokio::time::sleep_until(silent_at), if self.is_running() => {
+                    self.controller_silent();
+                    continue;
+                }
             };
             match channel {
                 Ok(channel) => {
@@ -122,32 +141,60 @@ impl Session {
                     let mut client = AgentControlClient::new(channel);
                     self.attached(&mut client, outbox_rx).await;
                     self.drop_partial_data();
-                    lost_since = Instant::now();
                 }
                 Err(e) => tracing::debug!(error = %e, "controller not reachable"),
             }
             if self.released || self.shutdown.is_cancelled() {
                 continue;
             }
-            let away = lost_since.elapsed();
-            if self.is_running() && away >= self.config.orphan_grace {
-                tracing::warn!(run_id = %self.run_id, "controller gone for {away:?}: stopping the run");
-                self.stop_run();
-            }
+            let away = self.last_heard.elapsed();
             if !self.is_running() && self.config.give_up_after.is_some_and(|limit| away >= limit) {
                 return Err(AgentError::Unreachable(self.config.controller.clone()));
             }
             // Keep draining the run's messages while away, so nothing blocks or is lost.
             let until = Instant::now() + delay;
             loop {
+                let silent_at = self.silent_at();
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
                     _ = self.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(silent_at), if self.is_running() => self.controller_silent(),
                     Some(message) = outbox_rx.recv() => self.keep(&message_of(message)),
                 }
             }
             delay = (delay * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// When the controller will have been silent for the heartbeat timeout.
+    fn silent_at(&self) -> Instant {
+        self.last_heard + self.config.heartbeat_timeout
+    }
+
+    /// The dead-man switch: nothing from the controller for the heartbeat timeout, so
+    /// the load stops now (its unacknowledged snapshots and `Finished` wait for the
+    /// next stream). Idempotent.
+    fn controller_silent(&mut self) {
+        if let RunState::Started(handle) = &self.run
+            && !handle.is_stopped()
+        {
+            tracing::warn!(
+                run_id = %self.run_id,
+                "nothing from the controller for {:?}: stopping the load",
+                self.config.heartbeat_timeout
+            );
+            handle.stop();
+        } else if matches!(self.run, RunState::Prepared(_)) {
+            tracing::warn!(run_id = %self.run_id, "controller silent before the start: dropping the run");
+            self.run = RunState::Idle;
+            self.finished = Some(pb::Finished {
+                run_id: self.run_id.clone(),
+                last_seq: 0,
+                error: "the controller fell silent before the start".into(),
+            });
+        }
+        // Look again only after another full timeout.
+        self.last_heard = Instant::now();
     }
 
     /// A run is in progress until its `Finished` has been produced.
@@ -270,17 +317,38 @@ impl Session {
                 return;
             }
         }
-        let mut inbound = match client.attach(ReceiverStream::new(rx)).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => {
+        // A hung controller may accept the connection and never answer.
+        let attach = client.attach(ReceiverStream::new(rx));
+        let mut inbound = match tokio::time::timeout(self.config.heartbeat_timeout, attach).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => {
                 tracing::warn!(%status, "controller refused the stream");
                 return;
             }
+            Err(_) => {
+                tracing::warn!("controller did not answer within the heartbeat timeout");
+                return;
+            }
         };
+        self.last_heard = Instant::now();
         let shutdown = self.shutdown.clone();
+        let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let flush_until = self.flush_until;
+            let silent_at = self.silent_at();
             tokio::select! {
+                _ = tokio::time::sleep_until(silent_at) => {
+                    self.controller_silent();
+                    tracing::warn!("dropping the silent stream; attaching again");
+                    return;
+                }
+                _ = beat.tick() => {
+                    let beat = pb::Heartbeat { run_id: self.run_id.clone(), in_flight: 0 };
+                    if tx.send(pb::AgentMessage { kind: Some(Out::Heartbeat(beat)) }).await.is_err() {
+                        return;
+                    }
+                }
                 _ = shutdown.cancelled(), if flush_until.is_none() => {
                     if !self.begin_shutdown(&tx).await {
                         return;
@@ -294,11 +362,14 @@ impl Session {
                     return;
                 }
                 received = inbound.message() => match received {
-                    Ok(Some(m)) => match m.kind.map(wire::from_controller) {
-                        Some(Ok(message)) => self.handle(message, &tx).await,
-                        Some(Err(refused)) => self.refuse(refused, &tx).await,
-                        None => {}
-                    },
+                    Ok(Some(m)) => {
+                        self.last_heard = Instant::now();
+                        match m.kind.map(wire::from_controller) {
+                            Some(Ok(message)) => self.handle(message, &tx).await,
+                            Some(Err(refused)) => self.refuse(refused, &tx).await,
+                            None => {}
+                        }
+                    }
                     Ok(None) => return,
                     Err(status) => {
                         tracing::warn!(%status, "controller stream broke");

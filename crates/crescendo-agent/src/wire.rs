@@ -72,6 +72,7 @@ pub(crate) fn from_controller(kind: In) -> Result<FromController, WireError> {
             run_id: a.run_id,
             seq: a.seq,
         },
+        In::Heartbeat(_) => FromController::Heartbeat,
         In::Stop(s) => FromController::Stop(Stop {
             run_id: s.run_id,
             reason: s.reason,
@@ -200,6 +201,7 @@ fn counters(c: &Counters) -> pb::Counters {
         connect_errors,
         retries,
         dropped,
+        missed,
         paused_ms,
         check_failed,
         auth_refreshes,
@@ -214,6 +216,7 @@ fn counters(c: &Counters) -> pb::Counters {
         connect_errors,
         retries,
         dropped,
+        missed,
         paused_ms,
         check_failed,
         auth_refreshes,

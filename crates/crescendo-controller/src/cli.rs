@@ -73,14 +73,11 @@ enum Cmd {
         plan: PathBuf,
         #[arg(long)]
         agents: u32,
-        #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
-        listen: SocketAddr,
+        #[command(flatten)]
+        fleet: FleetArgs,
         /// Where the report files go (default ./crescendo-out/<run id>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// How long to wait for the agents to attach.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        wait_for_agents: Duration,
     },
     /// Find the API's sustainable rate: ramp the fleet up to the plan's peak rate under
     /// coordinated backoff, converge, and report the highest steady accepted rate.
@@ -88,8 +85,8 @@ enum Cmd {
         plan: PathBuf,
         #[arg(long)]
         agents: u32,
-        #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
-        listen: SocketAddr,
+        #[command(flatten)]
+        fleet: FleetArgs,
         /// The whole probe, ramp included.
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         duration: Duration,
@@ -99,8 +96,6 @@ enum Cmd {
         /// Where the report files go (default ./crescendo-out/<run id>).
         #[arg(long)]
         out: Option<PathBuf>,
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        wait_for_agents: Duration,
     },
     /// Check a plan and exit 2 with the file, line and key of the first error.
     Validate { plan: PathBuf },
@@ -171,30 +166,19 @@ impl Cli {
             Cmd::Run {
                 plan,
                 agents,
-                listen,
+                fleet,
                 out,
-                wait_for_agents,
-            } => run_cmd(&plan, agents, listen, out, wait_for_agents, &shown).await,
+            } => run_cmd(&plan, agents, &fleet, out, &shown).await,
             Cmd::Probe {
                 plan,
                 agents,
-                listen,
+                fleet,
                 duration,
                 epsilon,
                 out,
-                wait_for_agents,
             } => {
                 let settings = crate::probe::ProbeSettings { duration, epsilon };
-                probe_cmd(
-                    &plan,
-                    agents,
-                    listen,
-                    settings,
-                    out,
-                    wait_for_agents,
-                    &shown,
-                )
-                .await
+                probe_cmd(&plan, agents, &fleet, settings, out, &shown).await
             }
             Cmd::Compare { a, b, tolerance } => Ok(crate::compare::command(&a, &b, tolerance)),
             Cmd::Report { dir } => match report::rerender(&dir) {
@@ -223,19 +207,7 @@ impl Cli {
                     Ok(EXIT_BAD_INPUT)
                 }
             },
-            Cmd::Health { tcp, timeout } => {
-                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(tcp)).await {
-                    Ok(Ok(_)) => Ok(EXIT_OK),
-                    Ok(Err(e)) => {
-                        eprintln!("unhealthy: {tcp}: {e}");
-                        Ok(EXIT_FAILURE)
-                    }
-                    Err(_) => {
-                        eprintln!("unhealthy: {tcp}: no answer within {timeout:?}");
-                        Ok(EXIT_FAILURE)
-                    }
-                }
-            }
+            Cmd::Health { tcp, timeout } => Ok(admin::health(tcp, timeout).await),
             Cmd::Status { controller } => admin::status(controller).await,
             Cmd::Cancel { controller, reason } => admin::cancel(controller, reason).await,
         };
@@ -246,6 +218,36 @@ impl Cli {
                 ExitCode::from(EXIT_FAILURE)
             }
         }
+    }
+}
+
+/// Where `run` and `probe` meet their agents, and how long they wait for them.
+#[derive(Debug, clap::Args)]
+struct FleetArgs {
+    /// The address agents attach to.
+    #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
+    listen: SocketAddr,
+    /// How long to wait for the agents to attach.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    wait_for_agents: Duration,
+    /// Drop an agent's stream after this long without a word (agents send a heartbeat
+    /// every second); the agents stop their load when the controller is this silent.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    heartbeat_timeout: Duration,
+}
+
+impl FleetArgs {
+    /// Bind the listener and start a controller on it.
+    async fn start(&self, shutdown: &CancellationToken) -> anyhow::Result<Controller> {
+        let listener = TcpListener::bind(self.listen).await?;
+        let settings = crate::ControllerSettings {
+            heartbeat_timeout: self.heartbeat_timeout,
+        };
+        Ok(Controller::start_with(
+            listener,
+            shutdown.clone(),
+            settings,
+        )?)
     }
 }
 
@@ -375,9 +377,8 @@ fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
 async fn run_cmd(
     path: &Path,
     agents: u32,
-    listen: SocketAddr,
+    fleet: &FleetArgs,
     out: Option<PathBuf>,
-    wait_for_agents: Duration,
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
@@ -385,8 +386,7 @@ async fn run_cmd(
         return Ok(EXIT_BAD_INPUT);
     };
     let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind(listen).await?;
-    let controller = Controller::start(listener, shutdown.clone())?;
+    let controller = fleet.start(&shutdown).await?;
     sayln!(
         progress,
         "controller listening on {}; waiting for {agents} agent(s)",
@@ -395,7 +395,7 @@ async fn run_cmd(
     request.progress = progress;
     request.live = live.clone();
     request.release_agents = true;
-    request.wait_for_agents = wait_for_agents;
+    request.wait_for_agents = fleet.wait_for_agents;
     cancel_on_signal(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
     // The release is queued on every agent's stream; closing delivers it.
@@ -407,10 +407,9 @@ async fn run_cmd(
 async fn probe_cmd(
     path: &Path,
     agents: u32,
-    listen: SocketAddr,
+    fleet: &FleetArgs,
     settings: crate::probe::ProbeSettings,
     out: Option<PathBuf>,
-    wait_for_agents: Duration,
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
@@ -426,7 +425,7 @@ async fn probe_cmd(
         return Ok(EXIT_BAD_INPUT);
     }
     let shutdown = CancellationToken::new();
-    let controller = Controller::start(TcpListener::bind(listen).await?, shutdown.clone())?;
+    let controller = fleet.start(&shutdown).await?;
     sayln!(
         progress,
         "probe: controller on {}; waiting for {agents} agent(s)",
@@ -439,7 +438,7 @@ async fn probe_cmd(
         r.progress = progress;
         r.live = live.clone();
         r.release_agents = true;
-        r.wait_for_agents = wait_for_agents;
+        r.wait_for_agents = fleet.wait_for_agents;
     })
     .await;
     shutdown.cancel();

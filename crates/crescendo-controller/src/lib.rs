@@ -71,6 +71,22 @@ pub use run::{RunOutcome, RunRequest, StopCause};
 
 use registry::{Command, Registry};
 
+/// How a controller treats its agents.
+#[derive(Debug, Clone, Copy)]
+pub struct ControllerSettings {
+    /// An agent stream silent this long (it sends a heartbeat every second) is dropped;
+    /// agents apply the same timeout to the controller's heartbeats.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
 /// A running controller.
 #[derive(Debug, Clone)]
 pub struct Controller {
@@ -80,8 +96,17 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Serve on `listener` until `shutdown` is cancelled.
+    /// Serve on `listener` until `shutdown` is cancelled, with default settings.
     pub fn start(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<Self> {
+        Self::start_with(listener, shutdown, ControllerSettings::default())
+    }
+
+    /// Serve on `listener` until `shutdown` is cancelled.
+    pub fn start_with(
+        listener: TcpListener,
+        shutdown: CancellationToken,
+        settings: ControllerSettings,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (events_tx, events) = mpsc::channel(4096);
         let (commands_tx, commands) = mpsc::channel(64);
@@ -91,6 +116,7 @@ impl Controller {
             events_tx,
             commands_tx.clone(),
             shutdown.clone(),
+            settings.heartbeat_timeout,
         ));
         let registry = Registry::new(shutdown, tracker.clone());
         tracker.spawn(registry.serve(events, commands));

@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use pb::agent_message::Kind as Out;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::{IntervalStream, ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -49,14 +49,16 @@ pub(crate) async fn serve(
     events: mpsc::Sender<AgentEvent>,
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
+    heartbeat_timeout: Duration,
 ) {
     let agent_control = AgentControlService {
         events,
         next_conn: AtomicU64::new(1),
+        heartbeat_timeout,
     };
     let router = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(5)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
+        .http2_keepalive_timeout(Some(heartbeat_timeout))
         .add_service(pb::agent_control_server::AgentControlServer::new(
             agent_control,
         ))
@@ -77,7 +79,12 @@ pub(crate) async fn serve(
 struct AgentControlService {
     events: mpsc::Sender<AgentEvent>,
     next_conn: AtomicU64,
+    /// A stream silent this long (no heartbeat, no message) is dropped.
+    heartbeat_timeout: Duration,
 }
+
+/// How often the controller tells each agent it is alive (the agents' dead-man switch).
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 type ControllerStream = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + Send>>;
 
@@ -117,23 +124,37 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         let messages = ReceiverStream::new(rx).map(|m| Ok(wire::to_agent(m)));
         let end =
             futures::stream::once(async move { on_end.cancel() }).filter_map(|()| async { None });
-        let stream: ControllerStream = Box::pin(welcome.chain(messages).chain(end));
-        tokio::spawn(read_agent(inbound, agent, conn, self.events.clone(), ended));
+        let beats = IntervalStream::new(tokio::time::interval(HEARTBEAT_INTERVAL))
+            .map(|_| Ok(wire::heartbeat()))
+            .take_until(ended.clone().cancelled_owned());
+        let outbound = futures::stream::select(welcome.chain(messages).chain(end), beats);
+        let stream: ControllerStream = Box::pin(outbound);
+        let events = self.events.clone();
+        let silence = self.heartbeat_timeout;
+        tokio::spawn(read_agent(inbound, agent, conn, events, ended, silence));
         Ok(Response::new(stream))
     }
 }
 
-/// Turn one agent's messages into events until its stream ends either way.
+/// Turn one agent's messages into events until its stream ends either way, or stays
+/// silent (no heartbeat, no message) for `silence`: a hung or partitioned agent.
 async fn read_agent(
     mut inbound: Streaming<pb::AgentMessage>,
     agent: String,
     conn: u64,
     events: mpsc::Sender<AgentEvent>,
     ended: CancellationToken,
+    silence: Duration,
 ) {
     loop {
         let received = tokio::select! {
-            r = inbound.message() => r,
+            r = tokio::time::timeout(silence, inbound.message()) => match r {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(agent = %agent, "nothing from the agent for {silence:?}: dropping its stream");
+                    break;
+                }
+            },
             _ = ended.cancelled() => break,
         };
         match received {

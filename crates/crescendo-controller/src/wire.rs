@@ -114,6 +114,7 @@ fn counters(c: &pb::Counters) -> Counters {
         connect_errors: c.connect_errors,
         retries: c.retries,
         dropped: c.dropped,
+        missed: c.missed,
         paused_ms: c.paused_ms,
         check_failed: c.check_failed,
         auth_refreshes: c.auth_refreshes,
@@ -172,6 +173,13 @@ pub(crate) fn to_agent(message: ToAgent) -> pb::ControllerMessage {
         ToAgent::Stop(s) => In::Stop(stop(s)),
     };
     pb::ControllerMessage { kind: Some(kind) }
+}
+
+/// The controller's heartbeat (see `server::HEARTBEAT_INTERVAL`).
+pub(crate) fn heartbeat() -> pb::ControllerMessage {
+    pb::ControllerMessage {
+        kind: Some(In::Heartbeat(pb::Heartbeat::default())),
+    }
 }
 
 pub(crate) fn welcome(agent_id: String) -> pb::ControllerMessage {

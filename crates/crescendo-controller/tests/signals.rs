@@ -191,3 +191,87 @@ async fn a_run_cancelled_from_the_command_line_is_cancelled_not_passed() {
     assert!(!summary.passed);
     assert_eq!(summary.outcome_reasons, ["stopped: wrong target"]);
 }
+
+/// flowsim's accepted + throttled.
+async fn seen_by(base_url: &str) -> u64 {
+    let stats: serde_json::Value = reqwest::get(format!("{base_url}/__sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["accepted"].as_u64().unwrap() + stats["throttled"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_stop_their_load_when_the_controller_hangs() {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let base_url = demo::start_flowsim(demo::flowsim_config(), &shutdown)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    std::fs::write(&plan_path, plan(&base_url)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args(["--progress", "json", "run"])
+        .arg(&plan_path)
+        .args(["--agents", "2", "--listen", "127.0.0.1:0", "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = addr_tx.send(url.trim_end_matches([';', ',']).to_owned());
+            }
+        }
+    });
+    let url = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the controller names its address");
+    for id in ["agent-1", "agent-2"] {
+        demo::start_agent(&url, id, &shutdown);
+    }
+    // Load is flowing: flowsim has seen 20 requests.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen_by(&base_url).await < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no load reached flowsim"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The controller hangs (as under a partition that drops packets: no TCP error).
+    kill(child.id(), "STOP");
+    let stopped = tokio::time::Instant::now();
+    // Watch flowsim until its count has not moved for two heartbeat timeouts.
+    let (mut last, mut last_change) = (seen_by(&base_url).await, stopped);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = seen_by(&base_url).await;
+        if now != last {
+            (last, last_change) = (now, tokio::time::Instant::now());
+        }
+        if last_change.elapsed() >= 2 * TIMEOUT {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "the agents never stopped: {now} requests and counting"
+        );
+    }
+    kill(child.id(), "KILL");
+    let _ = child.wait();
+    let quiet_after = last_change.saturating_duration_since(stopped);
+    println!("last request reached flowsim {quiet_after:?} after the controller hung");
+    assert!(
+        quiet_after <= TIMEOUT + Duration::from_secs(1),
+        "requests went on {quiet_after:?} after the controller hung (timeout {TIMEOUT:?})"
+    );
+}

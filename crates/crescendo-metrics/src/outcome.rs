@@ -37,6 +37,9 @@ pub struct Counters {
     pub retries: u64,
     /// Iterations due but never sent because the in-flight cap was reached.
     pub dropped: u64,
+    /// Iterations due before the plan's end but never sent because the agent fell
+    /// behind its schedule (no request is sent after the plan's end).
+    pub missed: u64,
     /// Time spent paused by backoff, summed over agents.
     pub paused_ms: u64,
     /// 401 answers that made an agent refresh its token and resend once (not attempts
@@ -86,6 +89,7 @@ impl Counters {
             check_failed,
             retries,
             dropped,
+            missed,
             paused_ms,
             auth_refreshes,
         } = other;
@@ -98,6 +102,7 @@ impl Counters {
         self.connect_errors = self.connect_errors.saturating_add(*connect_errors);
         self.retries = self.retries.saturating_add(*retries);
         self.dropped = self.dropped.saturating_add(*dropped);
+        self.missed = self.missed.saturating_add(*missed);
         self.paused_ms = self.paused_ms.saturating_add(*paused_ms);
         self.check_failed = self.check_failed.saturating_add(*check_failed);
         self.auth_refreshes = self.auth_refreshes.saturating_add(*auth_refreshes);

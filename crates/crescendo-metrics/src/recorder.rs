@@ -95,6 +95,14 @@ impl Recorder {
         }
     }
 
+    /// Count iterations that were due before the plan's end but never sent (charged to
+    /// the first step, like [`dropped`](Self::dropped)).
+    pub fn missed(&mut self, iterations: u64) {
+        if let Some(step) = self.steps.first_mut() {
+            step.counters.missed = step.counters.missed.saturating_add(iterations);
+        }
+    }
+
     /// Add time spent paused by backoff.
     pub fn paused(&mut self, pause: Duration) {
         if let Some(step) = self.steps.first_mut() {

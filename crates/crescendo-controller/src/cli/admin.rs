@@ -1,9 +1,13 @@
-//! The admin service's client: `status` and `cancel` against a running controller.
-//! With the gRPC server (`server`, `wire`) the only place protobuf is spoken.
+//! The commands that talk to a running controller (or check one is there): `status`
+//! and `cancel` through the admin service's client — with the gRPC server (`server`,
+//! `wire`) the only place protobuf is spoken — and `health`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use crescendo_proto::v1 as pb;
 
-use crate::exit_code::EXIT_OK;
+use crate::exit_code::{EXIT_FAILURE, EXIT_OK};
 
 pub(super) async fn status(url: String) -> anyhow::Result<u8> {
     let mut client = pb::admin_client::AdminClient::connect(url).await?;
@@ -30,4 +34,19 @@ pub(super) async fn cancel(url: String, reason: String) -> anyhow::Result<u8> {
         println!("no run in progress");
     }
     Ok(EXIT_OK)
+}
+
+/// Exit 0 when `tcp` accepts a connection within `timeout`, 1 otherwise.
+pub(super) async fn health(tcp: SocketAddr, timeout: Duration) -> u8 {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(tcp)).await {
+        Ok(Ok(_)) => EXIT_OK,
+        Ok(Err(e)) => {
+            eprintln!("unhealthy: {tcp}: {e}");
+            EXIT_FAILURE
+        }
+        Err(_) => {
+            eprintln!("unhealthy: {tcp}: no answer within {timeout:?}");
+            EXIT_FAILURE
+        }
+    }
 }

@@ -183,6 +183,17 @@ pub(crate) fn render(s: &LiveSnapshot) -> String {
         "Iterations due but never sent because the in-flight cap was reached.",
     );
     let _ = writeln!(out, "crescendo_dropped_total {dropped}");
+    let missed = s
+        .steps
+        .values()
+        .fold(0u64, |sum, l| sum.saturating_add(l.counters.missed));
+    family(
+        &mut out,
+        "crescendo_missed_total",
+        "counter",
+        "Iterations due before the plan's end but never sent (an agent fell behind).",
+    );
+    let _ = writeln!(out, "crescendo_missed_total {missed}");
     family(
         &mut out,
         "crescendo_offered_total",

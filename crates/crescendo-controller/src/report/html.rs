@@ -127,8 +127,8 @@ pub(crate) fn render(s: &Summary) -> String {
     let l = &s.latency_ms;
     let _ = write!(
         out,
-        "<h2>Totals</h2><table><tr><th>requests</th><th>ok</th><th>throttled</th><th>errors</th><th>retries</th><th>dropped</th>\
-         <th>throughput/s</th><th>goodput/s</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td></tr></table>\
+        "<h2>Totals</h2><table><tr><th>requests</th><th>ok</th><th>throttled</th><th>errors</th><th>retries</th><th>dropped</th><th>missed</th>\
+         <th>throughput/s</th><th>goodput/s</th></tr><tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td></tr></table>\
          <h2>Latency (ms, from intended start)</h2><table><tr><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>\
          <tr><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr></table>",
         t.requests,
@@ -137,6 +137,7 @@ pub(crate) fn render(s: &Summary) -> String {
         t.errors,
         t.retries,
         t.dropped,
+        t.missed,
         s.throughput_rps,
         s.goodput_rps,
         l.p50,

@@ -214,6 +214,9 @@ pub struct Totals {
     pub errors: u64,
     pub retries: u64,
     pub dropped: u64,
+    /// Iterations due before the plan's end but never sent (an agent fell behind; no
+    /// request goes out after the plan's end).
+    pub missed: u64,
     pub offered: u64,
     pub client_errors: u64,
     pub server_errors: u64,
@@ -235,6 +238,7 @@ impl Totals {
             errors: c.errors(),
             retries: c.retries,
             dropped: c.dropped,
+            missed: c.missed,
             offered,
             client_errors: c.client_errors,
             server_errors: c.server_errors,

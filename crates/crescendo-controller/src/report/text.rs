@@ -19,14 +19,15 @@ pub(crate) fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "  requests {}  ok {}  throttled {} ({:.1} %)  errors {}  retries {}  dropped {}",
+        "  requests {}  ok {}  throttled {} ({:.1} %)  errors {}  retries {}  dropped {}  missed {}",
         t.requests,
         t.ok,
         t.throttled,
         s.throttled_ratio * 100.0,
         t.errors,
         t.retries,
-        t.dropped
+        t.dropped,
+        t.missed
     );
     let _ = writeln!(
         out,
