@@ -266,8 +266,15 @@ async fn drive_open(
         if Instant::now() >= end {
             let missed = schedule.remaining();
             if missed > 0 {
-                tracing::warn!(missed, "the plan's end came with iterations still due: not sent");
-                ctx.setup.recorder.lock().expect("recorder lock").missed(missed);
+                tracing::warn!(
+                    missed,
+                    "the plan's end came with iterations still due: not sent"
+                );
+                ctx.setup
+                    .recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .missed(missed);
             }
             break;
         }

@@ -34,7 +34,12 @@ async fn agents_that_fall_behind_stop_at_the_plans_end_and_count_what_they_misse
     let (_, summary) = fleet.run(FLOOD, 2).await.unwrap();
     let stats = fleet.sim_stats().await.unwrap();
     assert!(summary.lost_agents.is_empty(), "{:?}", summary.lost_agents);
-    assert_eq!(summary.outcome, Verdict::Passed, "{:?}", summary.outcome_reasons);
+    assert_eq!(
+        summary.outcome,
+        Verdict::Passed,
+        "{:?}",
+        summary.outcome_reasons
+    );
     let t = &summary.totals;
     // A million a second for 2 s: nearly all of it was due and never sent.
     assert!(t.missed > 1_000_000, "missed {}", t.missed);

@@ -29,6 +29,7 @@ pub(crate) fn totals(requests: u64, ok: u64, throttled: u64) -> Totals {
         errors: requests - ok - throttled,
         retries: 3,
         dropped: 0,
+        missed: 0,
         offered: requests,
         client_errors: requests - ok - throttled,
         server_errors: 0,
