@@ -46,7 +46,13 @@
 //! - between reports, what the fleet sent is subtracted (at the smaller of the allowed
 //!   and the accepted rate); when by that count nothing is left, or a report says so, the
 //!   fleet pauses until the window has surely reset rather than trickle into 429s;
-//! - a 429 while the paced quota is spent is no news: pause until the reset, no cut.
+//! - a 429 while the paced quota is spent is no news: pause until the reset, no cut;
+//! - a report may be ~100 ms older than its `at` (the controller stamps it on receipt),
+//!   so the last "0 left" of a window can arrive after the window's reset, or after the
+//!   next window's first report. Such a straggler (its reset may be the one already
+//!   passed, and it shows far less left than the window in force) is ignored: read as
+//!   news it paused the fleet until its own reset interval ended, up to a whole window
+//!   past the reset.
 //!
 //! **Limiters that free capacity continuously** (a sliding window counter, a token
 //! bucket, GCRA) say so in their headers: after a window's reset `remaining` does not

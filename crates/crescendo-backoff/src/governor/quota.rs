@@ -55,6 +55,12 @@ const CONTINUOUS_LOW: f64 = 0.02;
 /// Windows shorter than this are not classified: whole-second resets blur them.
 const MIN_CLASSIFY_WINDOW: Duration = Duration::from_secs(3);
 
+/// How much older than its `at` a report's response may be: the controller stamps
+/// reports on receipt, and an agent reports its latest headers up to 10 times a second.
+/// A report's reset interval may therefore start this much too late, and a late report
+/// of a window that just reset can look like one of the next window.
+const REPORT_AGE: Duration = Duration::from_millis(150);
+
 /// What a report did to the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Observed {
@@ -96,6 +102,9 @@ pub(super) struct QuotaWindow {
     /// How the server rounds whole-second resets, as far as learned; `floors()` means
     /// the window is a second longer than the longest reset seen.
     rounding: Rounding,
+    /// The latest plausible reset of the window before this one: late reports of it
+    /// (see [`QuotaWindow::straggler`]) are no news about this one.
+    ended: Option<Duration>,
 }
 
 /// How a server turns the time until its reset into whole seconds.
@@ -158,6 +167,7 @@ impl QuotaWindow {
             point: at.saturating_add(reset),
             continuous: false,
             rounding,
+            ended: None,
         }
     }
 
@@ -235,6 +245,9 @@ impl QuotaWindow {
             .or(limit)
             .is_some_and(|l| remaining >= self.remaining + l / 2.0);
         let fresh = !self.predicted && at >= self.observed;
+        if self.straggler(lo, remaining, limit) {
+            return Observed::Stale;
+        }
         // (Unless the reset instant stayed put: a token bucket refilled while the
         // fleet idled, see `freed`.)
         let jumped = !self.continuous
@@ -266,6 +279,7 @@ impl QuotaWindow {
             *self = Self::new(at, remaining, limit.or(old.limit), reset);
             self.window = old.window;
             self.rounding = old.rounding;
+            self.ended = Some(old.latest);
             (self.earliest, self.latest) = interval(at, reset, self.rounding);
             self.continuous = old.continuous || self.carried_over(reset, sending);
             return Observed::NewWindow;
@@ -302,6 +316,28 @@ impl QuotaWindow {
         };
         self.predicted = false;
         Observed::Same
+    }
+
+    /// A late report of a window that has reset (its response may be [`REPORT_AGE`]
+    /// older than its `at`, and its reset interval start that much too late): one that
+    /// would open a new window although its reset may be this window's latest, without
+    /// the quota coming back; or one whose reset may be the previous window's, with far
+    /// less left than this window can have. Read as news, its "0 left" would pause the
+    /// fleet until its own reset interval ends: up to a whole window past the reset.
+    fn straggler(&self, lo: Duration, remaining: f64, limit: Option<f64>) -> bool {
+        let Some(limit) = self.limit.or(limit).filter(|_| !self.continuous) else {
+            return false;
+        };
+        let half = limit / 2.0;
+        let over = !self.predicted
+            && lo > self.latest
+            && lo <= self.latest.saturating_add(REPORT_AGE)
+            && remaining < self.remaining + half;
+        let previous = self
+            .ended
+            .is_some_and(|ended| lo <= ended.saturating_add(REPORT_AGE))
+            && remaining + half <= self.estimated_remaining();
+        over || previous
     }
 
     /// The first report after a turnover (remaining as set, `reset` from it): more of
@@ -345,6 +381,10 @@ impl QuotaWindow {
         let behind = now.saturating_sub(self.latest).as_secs_f64();
         let periods = (behind / self.window.as_secs_f64()).floor() + 1.0;
         let shift = self.window.mul_f64(periods);
+        self.ended = Some(
+            self.latest
+                .saturating_add(self.window.mul_f64(periods - 1.0)),
+        );
         if self.continuous {
             // Nothing comes back at once: what is left carries on, less what was spent.
             self.remaining = self.estimated_remaining();

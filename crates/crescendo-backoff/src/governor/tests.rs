@@ -503,3 +503,4 @@ mod keys;
 mod props;
 mod rounding;
 mod scout;
+mod stragglers;
