@@ -145,6 +145,11 @@ pub(crate) enum FromController {
     Stop(Stop),
     /// The controller is alive (every second); nothing to do but note it.
     Heartbeat,
+    /// A new share of the run (a lost agent's part redistributed).
+    Reshare {
+        run_id: String,
+        share: Share,
+    },
 }
 
 /// A run's plan and this agent's share of it.

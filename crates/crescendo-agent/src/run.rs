@@ -31,6 +31,9 @@ pub(crate) struct RunHandle {
     pub(crate) run_id: String,
     pacing: Arc<Pacing>,
     stop: CancellationToken,
+    /// This agent's share; a new one (a lost agent's part redistributed) takes effect
+    /// at once.
+    share: watch::Sender<Share>,
     /// How long the run may still take once stopped: its requests on the wire finish
     /// within the target's timeout.
     drain: Duration,
@@ -53,6 +56,11 @@ impl RunHandle {
         self.stop.cancel();
     }
 
+    /// Take a new share of the run (rate fraction and turn, VUs, in-flight cap).
+    pub(crate) fn reshare(&self, share: Share) {
+        let _ = self.share.send(share);
+    }
+
     /// Whether the load was told to stop.
     pub(crate) fn is_stopped(&self) -> bool {
         self.stop.is_cancelled()
@@ -61,6 +69,14 @@ impl RunHandle {
     /// An upper bound of the time from [`stop`](Self::stop) to the run's `Finished`.
     pub(crate) fn drain(&self) -> Duration {
         self.drain
+    }
+}
+
+/// A run never outlives its handle: when the session that holds it ends, however it
+/// ends (a panic, an aborted task), the load stops.
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -77,10 +93,12 @@ pub(crate) fn start_run(
     let t0 = Instant::now() + delay;
     let (pacing, limits_rx) = Pacing::new(t0);
     let pacing = Arc::new(pacing);
+    let (share, shares) = watch::channel(prepared.share);
     let handle = RunHandle {
         run_id: prepared.run_id.clone(),
         pacing: pacing.clone(),
         stop: stop.clone(),
+        share,
         // A token fetch and then the request, each within the timeout; the last
         // snapshot and `Finished` follow at once.
         drain: prepared.plan.target.timeout * 2 + Duration::from_secs(1),
@@ -90,6 +108,7 @@ pub(crate) fn start_run(
         pacing,
         stop,
         outbox,
+        shares,
     };
     tracker.spawn(drive(prepared, inputs, limits_rx));
     handle
@@ -113,6 +132,8 @@ struct RunInputs {
     pacing: Arc<Pacing>,
     stop: CancellationToken,
     outbox: mpsc::Sender<ToController>,
+    /// The share in force (see [`RunHandle::reshare`]).
+    shares: watch::Receiver<Share>,
 }
 
 fn retry_config(plan: &Plan) -> RetryConfig {
@@ -178,6 +199,7 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
 
 async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Receiver<Limits>) {
     let outbox = inputs.outbox.clone();
+    let mut shares = inputs.shares.clone();
     let ctx = match context(&mut prepared, inputs) {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
@@ -200,17 +222,25 @@ async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Rece
     match &plan.load {
         Load::Open(open) => {
             let schedule = ArrivalSchedule::new(open.clone(), &share);
-            drive_open(&ctx, schedule, &share, limits, &tracker).await;
+            drive_open(&ctx, schedule, &share, limits, shares, &tracker).await;
         }
         Load::Closed(closed) => {
-            for vu in 0..share.vus {
-                let ctx = ctx.clone();
-                let closed = closed.clone();
-                tracker.spawn(async move { drive_vu(ctx, closed, share, vu, total).await });
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(t0 + total) => {}
-                _ = ctx.no_new_iterations.cancelled() => {}
+            // VUs run as the share in force says; a larger share starts more of them.
+            let mut started = 0;
+            loop {
+                let vus = shares.borrow_and_update().vus;
+                for vu in started..vus {
+                    let ctx = ctx.clone();
+                    let closed = closed.clone();
+                    let shares = shares.clone();
+                    tracker.spawn(async move { drive_vu(ctx, closed, shares, vu, total).await });
+                }
+                started = started.max(vus);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t0 + total) => break,
+                    _ = ctx.no_new_iterations.cancelled() => break,
+                    Ok(()) = shares.changed() => {}
+                }
             }
         }
     }
@@ -255,9 +285,11 @@ async fn drive_open(
     mut schedule: ArrivalSchedule,
     share: &Share,
     mut limits: watch::Receiver<Limits>,
+    mut shares: watch::Receiver<Share>,
     tracker: &TaskTracker,
 ) {
-    let in_flight = Arc::new(Semaphore::new(share.max_in_flight as usize));
+    let mut cap = share.max_in_flight;
+    let in_flight = Arc::new(Semaphore::new(cap as usize));
     let mut iteration = 0u64;
     let end = ctx.t0() + schedule.end();
     loop {
@@ -288,6 +320,17 @@ async fn drive_open(
             _ = ctx.no_new_iterations.cancelled() => break,
             // A backoff decision arrived while waiting: reschedule under it.
             Ok(()) = limits.changed() => continue,
+            // A lost agent's part came to this one: its turns and cap from now on.
+            Ok(()) = shares.changed() => {
+                let share = *shares.borrow_and_update();
+                let now = Instant::now().saturating_duration_since(ctx.t0());
+                schedule.reshare(&share, now);
+                if share.max_in_flight > cap {
+                    in_flight.add_permits((share.max_in_flight - cap) as usize);
+                    cap = share.max_in_flight;
+                }
+                continue;
+            }
         }
         schedule.commit(due);
         match in_flight.clone().try_acquire_owned() {
@@ -322,12 +365,13 @@ async fn drive_open(
 async fn drive_vu(
     ctx: Arc<RunContext>,
     closed: crescendo_plan::ClosedLoad,
-    share: Share,
+    shares: watch::Receiver<Share>,
     vu: u32,
     total: Duration,
 ) {
     let mut round = 0u64;
     loop {
+        let share = *shares.borrow();
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(ctx.t0());
         if ctx.no_new_iterations.is_cancelled() || elapsed >= total {

@@ -101,6 +101,23 @@ impl ArrivalSchedule {
         (due < end).then_some(Due { at: due, position })
     }
 
+    /// Take a new share at `now` (since the start): this agent's fraction and turn
+    /// change; its next iteration is the first of its new turns not before `now`.
+    pub(crate) fn reshare(&mut self, share: &Share, now: Duration) {
+        let fraction = share.rate_fraction.max(1e-9);
+        let phase = f64::from(share.index) / f64::from(share.count.max(1));
+        let period = 1.0 / fraction;
+        let offset = phase / fraction;
+        let reached = self
+            .load
+            .iterations_until(now.min(self.end()))
+            .max(self.position);
+        let turns = ((reached - offset) / period).ceil().max(0.0);
+        self.fraction = fraction;
+        self.phase = phase;
+        self.position = offset + (turns - 1.0) * period;
+    }
+
     /// The end of the plan's last stage, from the run's start.
     pub(crate) fn end(&self) -> Duration {
         Duration::from_secs_f64(self.end)

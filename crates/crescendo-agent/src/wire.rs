@@ -22,11 +22,12 @@ use crate::messages::{
 pub(crate) enum WireError {
     #[error("assignment without a share")]
     NoShare { run_id: String },
-    #[error("bad share {index}/{count}")]
+    #[error("bad share {index}/{count} (rate fraction {rate_fraction})")]
     BadShare {
         run_id: String,
         index: u32,
         count: u32,
+        rate_fraction: f64,
     },
 }
 
@@ -73,6 +74,10 @@ pub(crate) fn from_controller(kind: In) -> Result<FromController, WireError> {
             seq: a.seq,
         },
         In::Heartbeat(_) => FromController::Heartbeat,
+        In::Reshare(r) => FromController::Reshare {
+            share: share(r.share, &r.run_id)?,
+            run_id: r.run_id,
+        },
         In::Stop(s) => FromController::Stop(Stop {
             run_id: s.run_id,
             reason: s.reason,
@@ -82,28 +87,41 @@ pub(crate) fn from_controller(kind: In) -> Result<FromController, WireError> {
 }
 
 fn assign(a: pb::Assign) -> Result<Assign, WireError> {
-    let Some(share) = a.share else {
-        return Err(WireError::NoShare { run_id: a.run_id });
-    };
-    if share.count == 0 || share.index >= share.count {
-        return Err(WireError::BadShare {
-            run_id: a.run_id,
-            index: share.index,
-            count: share.count,
-        });
-    }
     Ok(Assign {
+        share: share(a.share, &a.run_id)?,
         run_id: a.run_id,
         plan_toml: a.plan_toml,
-        share: Share {
-            index: share.index,
-            count: share.count,
-            rate_fraction: share.rate_fraction,
-            vus: share.vus,
-            max_in_flight: share.max_in_flight.max(1),
-        },
         files: a.files.into_iter().collect(),
         data_streamed: a.data_streamed,
+    })
+}
+
+/// A share as the controller sent it: present, its turn within its count, a rate
+/// fraction in (0, 1].
+fn share(share: Option<pb::Share>, run_id: &str) -> Result<Share, WireError> {
+    let Some(share) = share else {
+        return Err(WireError::NoShare {
+            run_id: run_id.to_owned(),
+        });
+    };
+    let fraction = share.rate_fraction;
+    if share.count == 0
+        || share.index >= share.count
+        || !(fraction.is_finite() && fraction > 0.0 && fraction <= 1.0)
+    {
+        return Err(WireError::BadShare {
+            run_id: run_id.to_owned(),
+            index: share.index,
+            count: share.count,
+            rate_fraction: fraction,
+        });
+    }
+    Ok(Share {
+        index: share.index,
+        count: share.count,
+        rate_fraction: fraction,
+        vus: share.vus,
+        max_in_flight: share.max_in_flight.max(1),
     })
 }
 
@@ -245,13 +263,24 @@ mod tests {
         let bad = pb::Share {
             index: 2,
             count: 2,
+            rate_fraction: 0.5,
             ..pb::Share::default()
         };
         let err = from_controller(assign(Some(bad))).unwrap_err();
-        assert_eq!(err.to_string(), "bad share 2/2");
+        assert_eq!(err.to_string(), "bad share 2/2 (rate fraction 0.5)");
+        for fraction in [0.0, f64::NAN, 1.5] {
+            let bad = pb::Share {
+                index: 0,
+                count: 2,
+                rate_fraction: fraction,
+                ..pb::Share::default()
+            };
+            assert!(from_controller(assign(Some(bad))).is_err(), "{fraction}");
+        }
         let good = pb::Share {
             index: 1,
             count: 2,
+            rate_fraction: 0.5,
             max_in_flight: 0,
             ..pb::Share::default()
         };

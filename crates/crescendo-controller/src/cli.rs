@@ -396,6 +396,7 @@ async fn run_cmd(
     request.live = live.clone();
     request.release_agents = true;
     request.wait_for_agents = fleet.wait_for_agents;
+    request.lost_after = fleet.heartbeat_timeout;
     cancel_on_signal(controller.clone());
     let code = execute_and_report(&controller, request, out).await;
     // The release is queued on every agent's stream; closing delivers it.
@@ -439,6 +440,7 @@ async fn probe_cmd(
         r.live = live.clone();
         r.release_agents = true;
         r.wait_for_agents = fleet.wait_for_agents;
+        r.lost_after = fleet.heartbeat_timeout;
     })
     .await;
     shutdown.cancel();

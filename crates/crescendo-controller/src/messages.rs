@@ -133,10 +133,22 @@ pub(crate) struct Finished {
 pub(crate) enum ToAgent {
     Assign(Box<Assign>),
     Data(DataChunk),
-    Start { run_id: String, delay: Duration },
+    Start {
+        run_id: String,
+        delay: Duration,
+    },
     Adjust(Adjust),
-    Ack { run_id: String, seq: u64 },
+    Ack {
+        run_id: String,
+        seq: u64,
+    },
     Stop(Stop),
+    /// A new share of the run for this agent: the survivors of a lost agent take its
+    /// part (`on_agent_loss = "redistribute"`).
+    Reshare {
+        run_id: String,
+        share: Share,
+    },
 }
 
 /// A run's plan and one agent's share of it.

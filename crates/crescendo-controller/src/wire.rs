@@ -171,6 +171,10 @@ pub(crate) fn to_agent(message: ToAgent) -> pb::ControllerMessage {
         ToAgent::Adjust(a) => In::Adjust(adjust(a)),
         ToAgent::Ack { run_id, seq } => In::Ack(pb::Ack { run_id, seq }),
         ToAgent::Stop(s) => In::Stop(stop(s)),
+        ToAgent::Reshare { run_id, share } => In::Reshare(pb::Reshare {
+            run_id,
+            share: Some(share_to_pb(share)),
+        }),
     };
     pb::ControllerMessage { kind: Some(kind) }
 }
@@ -195,15 +199,19 @@ fn assign(a: Assign) -> pb::Assign {
     pb::Assign {
         run_id: a.run_id,
         plan_toml: a.plan_toml,
-        share: Some(pb::Share {
-            index: a.share.index,
-            count: a.share.count,
-            rate_fraction: a.share.rate_fraction,
-            vus: a.share.vus,
-            max_in_flight: a.share.max_in_flight,
-        }),
+        share: Some(share_to_pb(a.share)),
         files: a.files.into_iter().collect(),
         data_streamed: a.data_streamed,
+    }
+}
+
+fn share_to_pb(s: crescendo_plan::Share) -> pb::Share {
+    pb::Share {
+        index: s.index,
+        count: s.count,
+        rate_fraction: s.rate_fraction,
+        vus: s.vus,
+        max_in_flight: s.max_in_flight,
     }
 }
 

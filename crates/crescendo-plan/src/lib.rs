@@ -95,6 +95,14 @@
 //! base = "100ms"                       # exponential full-jitter window: base (default 100ms) …
 //! cap = "30s"                          # … and cap (default 30s), base <= cap
 //!
+//! [fleet]                              # optional
+//! on_agent_loss = "redistribute"       # redistribute (default): when the controller hears
+//!                                      # nothing from an agent for its heartbeat timeout
+//!                                      # (3 s), the survivors take its share of the rate,
+//!                                      # VUs and in-flight cap (not its data rows) |
+//!                                      # continue: the run goes on short | abort: the
+//!                                      # fleet stops; either way the run is `degraded`
+//!
 //! [data]                               # optional: columns become template variables
 //! partition = "per-agent"              # per-agent (default): disjoint slices, row i to agent
 //!                                      # i % agents | shared: every agent all rows | unique:

@@ -28,6 +28,14 @@ pub(crate) struct RawPlan {
     pub(crate) data: Option<Spanned<RawData>>,
     pub(crate) thresholds: Option<SpannedMap<RawThreshold>>,
     pub(crate) auth: Option<Spanned<RawAuth>>,
+    pub(crate) fleet: Option<Spanned<RawFleet>>,
+}
+
+/// `[fleet]`: how the run treats its agents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFleet {
+    pub(crate) on_agent_loss: Option<Spanned<String>>,
 }
 
 /// `[auth]`. The literal-secret keys are accepted here only to be rejected with a clear

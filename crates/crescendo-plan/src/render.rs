@@ -14,8 +14,8 @@ use std::time::Duration;
 use toml_writer::{ToTomlKey, ToTomlValue, TomlStringBuilder};
 
 use crate::model::{
-    Auth, Backoff, ClientSharing, Data, DataFormat, DataSource, Load, OAuthClient, OnExhausted,
-    Partition, Plan, Policy, Secret, Step, Target, Threshold,
+    Auth, Backoff, ClientSharing, Data, DataFormat, DataSource, Fleet, Load, OAuthClient,
+    OnAgentLoss, OnExhausted, Partition, Plan, Policy, Secret, Step, Target, Threshold,
 };
 
 impl Plan {
@@ -48,6 +48,7 @@ impl Plan {
         }
         load(&mut out, &self.load);
         backoff(&mut out, &self.backoff);
+        fleet(&mut out, &self.fleet);
         if let Some(d) = &self.data {
             data(&mut out, d);
         }
@@ -301,6 +302,16 @@ fn backoff(out: &mut String, b: &Backoff) {
     line(out, "max_retry_after", &duration(b.max_retry_after));
     line(out, "base", &duration(b.base));
     line(out, "cap", &duration(b.cap));
+}
+
+fn fleet(out: &mut String, f: &Fleet) {
+    out.push_str("\n[fleet]\n");
+    let loss = match f.on_agent_loss {
+        OnAgentLoss::Redistribute => "redistribute",
+        OnAgentLoss::Continue => "continue",
+        OnAgentLoss::Abort => "abort",
+    };
+    line(out, "on_agent_loss", &string(loss));
 }
 
 fn data(out: &mut String, d: &Data) {

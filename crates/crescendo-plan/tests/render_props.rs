@@ -412,6 +412,7 @@ fn plans() -> impl Strategy<Value = (Plan, BundleFiles)> {
                 data,
                 thresholds,
                 auth,
+                fleet: Default::default(),
             };
             (plan, files.unwrap_or_default())
         },

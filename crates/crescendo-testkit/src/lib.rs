@@ -52,9 +52,10 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// Start one more agent with this id.
-    pub fn add_agent(&self, id: &str) {
-        demo::start_agent(&self.controller.url(), id, &self.shutdown);
+    /// Start one more agent with this id; aborting the returned task drops the agent
+    /// on the spot (its connection closes, nothing is flushed), like a host that died.
+    pub fn add_agent(&self, id: &str) -> tokio::task::JoinHandle<()> {
+        demo::start_agent(&self.controller.url(), id, &self.shutdown)
     }
 
     /// A plan's TOML with `{{BASE_URL}}` replaced by flowsim's URL.

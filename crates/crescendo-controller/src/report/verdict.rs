@@ -72,9 +72,9 @@ pub(crate) fn judge(
         Some(StopCause::Cancelled) => Some(Verdict::Cancelled),
         Some(StopCause::Interrupted) => Some(Verdict::Interrupted),
         Some(StopCause::Aborted) => Some(Verdict::Aborted),
-        Some(StopCause::AgentFailed) | None => None,
+        Some(StopCause::AgentFailed | StopCause::AgentLost) | None => None,
     };
-    if stop.is_some() {
+    if stop.is_some() || outcome.stop_cause == Some(StopCause::AgentLost) {
         reasons.push(format!("stopped: {}", stopped()));
     }
     for (id, m) in &outcome.members {

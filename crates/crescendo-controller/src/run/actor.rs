@@ -137,6 +137,8 @@ impl RunActor {
             watch,
             fleet: Fleet::for_plan(&request.plan),
             news: self.news.clone(),
+            on_agent_loss: request.plan.fleet.on_agent_loss,
+            redistributed: 0,
         };
         if shipment.streams_rows() {
             let agents: Vec<(String, AgentTx)> =
@@ -278,7 +280,8 @@ impl RunActor {
                 .map(|at| started + at + Duration::from_millis(1));
             tokio::select! {
                 _ = tick.tick() => {
-                    run.mark_lost(request.lost_after);
+                    let running = run.stopped.is_none() && Instant::now() < planned_end;
+                    run.mark_lost(request.lost_after, running);
                     let input = TickInput {
                         started,
                         aggregate: &run.aggregate,

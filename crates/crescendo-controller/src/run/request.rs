@@ -27,7 +27,10 @@ pub struct RunRequest {
     pub wait_for_agents: Duration,
     /// The start barrier: every agent starts this long after its `Start` arrives.
     pub start_delay: Duration,
-    /// An agent away longer than this is lost; the run goes on without it.
+    /// An agent away (no stream) this long is lost: its share goes to the others, or
+    /// the run goes on short, or stops (the plan's `on_agent_loss`). The controller's
+    /// heartbeat timeout by default: by then the agent's own dead-man switch has
+    /// stopped its load.
     pub lost_after: Duration,
     /// How to show progress each second.
     pub progress: ProgressMode,
@@ -54,7 +57,7 @@ impl RunRequest {
             shares,
             wait_for_agents: Duration::from_secs(60),
             start_delay: Duration::from_millis(500),
-            lost_after: Duration::from_secs(15),
+            lost_after: Duration::from_secs(3),
             progress: ProgressMode::None,
             release_agents: false,
             live: LiveMetrics::default(),
@@ -140,6 +143,8 @@ pub enum StopCause {
     /// An agent stopped with an error (a daily quota, data rows exhausted with
     /// `on_exhausted = "stop-run"`, a rejected plan …) and the fleet with it.
     AgentFailed,
+    /// An agent was lost and the plan says `on_agent_loss = "abort"`.
+    AgentLost,
 }
 
 /// Everything a finished run produced, for reports.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crescendo_plan::Share;
+use crescendo_plan::{OnAgentLoss, Share, split_evenly};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -55,6 +55,10 @@ pub(crate) struct ActiveRun {
     pub(crate) fleet: Option<Fleet>,
     /// To the registry.
     pub(crate) news: mpsc::Sender<RunNews>,
+    /// The plan's `on_agent_loss`.
+    pub(crate) on_agent_loss: OnAgentLoss,
+    /// How often a lost agent's share went to the survivors.
+    pub(crate) redistributed: u32,
 }
 
 impl ActiveRun {
@@ -142,16 +146,81 @@ impl ActiveRun {
         self.load_end = Some(self.started.map_or(end, |s| end.max(s)));
     }
 
-    pub(crate) fn mark_lost(&mut self, after: Duration) {
+    /// Count agents away `after` or longer as lost and apply the plan's
+    /// `on_agent_loss` while the load runs.
+    pub(crate) fn mark_lost(&mut self, after: Duration, load_running: bool) {
         let now = self.elapsed();
+        let mut newly = Vec::new();
         for (agent, m) in &mut self.members {
             // An agent that finished (stopped by a signal, out of rows) may be gone.
             let finished = m.finished.is_some();
             if !m.lost && !finished && m.away_since.is_some_and(|t| t.elapsed() >= after) {
-                tracing::warn!(agent = %agent, "agent lost: away for {after:?}");
-                m.mark_lost(now, format!("connection lost for {after:?}"));
+                tracing::warn!(agent = %agent, "agent lost: no word for {after:?}");
+                m.mark_lost(now, format!("no word from it for {after:?}"));
+                newly.push(agent.clone());
             }
         }
+        if newly.is_empty() || !load_running {
+            return;
+        }
+        match self.on_agent_loss {
+            OnAgentLoss::Continue => {}
+            OnAgentLoss::Abort => {
+                let reason = format!(
+                    "agent {} lost (on_agent_loss = \"abort\")",
+                    newly.join(", ")
+                );
+                self.stop_fleet(&reason, StopCause::AgentLost);
+            }
+            OnAgentLoss::Redistribute => self.redistribute(),
+        }
+    }
+
+    /// Give the survivors the whole fleet's load: rate fractions, VUs and the in-flight
+    /// cap split evenly over them, turns renumbered; each gets a `Reshare`.
+    fn redistribute(&mut self) {
+        let total = |f: fn(&Share) -> u32| {
+            self.members
+                .values()
+                .map(|m| u64::from(f(&m.share)))
+                .sum::<u64>()
+        };
+        let (vus, in_flight) = (total(|s| s.vus), total(|s| s.max_in_flight));
+        let mut survivors: Vec<&String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.lost && m.finished.is_none())
+            .map(|(a, _)| a)
+            .collect();
+        survivors.sort_by_key(|a| self.members[*a].share.index);
+        let survivors: Vec<String> = survivors.into_iter().cloned().collect();
+        let Ok(count) = u32::try_from(survivors.len()) else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        for (index, agent) in (0u32..).zip(&survivors) {
+            let share = Share {
+                index,
+                count,
+                rate_fraction: 1.0 / f64::from(count),
+                vus: u32::try_from(split_evenly(vus, count, index)).unwrap_or(u32::MAX),
+                max_in_flight: u32::try_from(split_evenly(in_flight, count, index))
+                    .unwrap_or(u32::MAX)
+                    .max(1),
+            };
+            tracing::info!(agent = %agent, ?share, "redistributing a lost agent's share");
+            if let Some(m) = self.members.get_mut(agent) {
+                m.share = share;
+            }
+            let reshare = ToAgent::Reshare {
+                run_id: self.run_id.clone(),
+                share,
+            };
+            self.send(agent, reshare);
+        }
+        self.redistributed += 1;
     }
 
     /// The governor's tick: periodic, and at the instants it asks for.

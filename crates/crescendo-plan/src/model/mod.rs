@@ -27,6 +27,28 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// `[auth]`: how the agents obtain the `Authorization` header ([`Auth::None`] when absent).
     pub auth: Auth,
+    /// `[fleet]`: what the run does when it loses an agent.
+    pub fleet: Fleet,
+}
+
+/// `[fleet]`: how the run treats its agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fleet {
+    pub on_agent_loss: OnAgentLoss,
+}
+
+/// `on_agent_loss`: what happens to a lost agent's share (an agent is lost when its
+/// controller has heard nothing from it for the heartbeat timeout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnAgentLoss {
+    /// The survivors take its share of the rate, the VUs and the in-flight cap, so the
+    /// fleet keeps the plan's load (its data rows are not moved).
+    #[default]
+    Redistribute,
+    /// The run goes on short, and says so (`degraded`).
+    Continue,
+    /// The fleet stops; the reports say why.
+    Abort,
 }
 
 /// `[target]`: where the load goes.

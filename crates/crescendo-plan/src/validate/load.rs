@@ -6,7 +6,10 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index};
-use crate::model::{Backoff, ClosedLoad, Load, MAX_RATE, OpenLoad, Policy, RateStage, VuStage};
+use crate::model::{
+    Backoff, ClosedLoad, Fleet, Load, MAX_RATE, OnAgentLoss, OpenLoad, Policy, RateStage, VuStage,
+};
+use crate::raw::RawFleet;
 use crate::raw::{RawBackoff, RawLoad};
 
 /// Longest plan accepted: keeps every schedule computation finite and exact enough.
@@ -255,4 +258,24 @@ pub(super) fn backoff(
         base,
         cap,
     })
+}
+
+/// `[fleet]`: `on_agent_loss` (default `redistribute`).
+pub(super) fn fleet(ctx: Ctx<'_>, raw: Option<&Spanned<RawFleet>>) -> Result<Fleet, PlanError> {
+    let Some(loss) = raw.and_then(|f| f.get_ref().on_agent_loss.as_ref()) else {
+        return Ok(Fleet::default());
+    };
+    let on_agent_loss = match loss.get_ref().as_str() {
+        "redistribute" => OnAgentLoss::Redistribute,
+        "continue" => OnAgentLoss::Continue,
+        "abort" => OnAgentLoss::Abort,
+        other => {
+            return Err(ctx.err(
+                loss.span(),
+                "fleet.on_agent_loss",
+                format!("expected one of \"redistribute\", \"continue\", \"abort\", got {other:?}"),
+            ));
+        }
+    };
+    Ok(Fleet { on_agent_loss })
 }

@@ -137,6 +137,7 @@ pub(crate) fn validate(
     let (scenario, captures) = request::scenario(ctx, &raw.scenario, &mut sites, &auth)?;
     let load = load::load(ctx, &raw.load)?;
     let backoff = load::backoff(ctx, raw.backoff.as_ref())?;
+    let fleet = load::fleet(ctx, raw.fleet.as_ref())?;
     let data = raw.data.as_ref().map(|d| data::data(ctx, d)).transpose()?;
     let columns = data.as_ref().map(|d| d.columns()).unwrap_or_default();
     response::check_captures(ctx, &raw.scenario, &columns)?;
@@ -152,6 +153,7 @@ pub(crate) fn validate(
         data,
         thresholds,
         auth,
+        fleet,
     })
 }
 
