@@ -93,6 +93,9 @@ pub struct LostAgent {
     pub id: String,
     /// Seconds since the start when it was counted as lost.
     pub at_s: f64,
+    /// Seconds since the start when its connection ended (before `at_s` by the
+    /// heartbeat timeout at most): `at_s - detached_at_s` is the controller's reaction.
+    pub detached_at_s: Option<f64>,
     pub reason: String,
 }
 
@@ -106,6 +109,8 @@ enum LostAgentRead {
         #[serde(default)]
         at_s: f64,
         #[serde(default)]
+        detached_at_s: Option<f64>,
+        #[serde(default)]
         reason: String,
     },
 }
@@ -117,7 +122,17 @@ impl From<LostAgentRead> for LostAgent {
                 id,
                 ..LostAgent::default()
             },
-            LostAgentRead::Full { id, at_s, reason } => LostAgent { id, at_s, reason },
+            LostAgentRead::Full {
+                id,
+                at_s,
+                detached_at_s,
+                reason,
+            } => LostAgent {
+                id,
+                at_s,
+                detached_at_s,
+                reason,
+            },
         }
     }
 }
@@ -363,6 +378,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
                 Some(LostAgent {
                     id: id.clone(),
                     at_s: at.as_secs_f64(),
+                    detached_at_s: m.detached_at.map(|d| d.as_secs_f64()),
                     reason,
                 })
             })
@@ -431,6 +447,7 @@ mod tests {
         let lost = LostAgent {
             id: "agent-3".into(),
             at_s: 7.5,
+            detached_at_s: Some(4.5),
             reason: "connection lost for 15s".into(),
         };
         let json = serde_json::json!({ "lost_agents": [lost] }).to_string();

@@ -94,6 +94,8 @@ pub(crate) struct Member {
     pub(crate) lost: bool,
     /// When (since the start barrier) and why it was counted as lost.
     pub(crate) lost_at: Option<(Duration, String)>,
+    /// When (since the start barrier) its stream ended for the last time, if it did.
+    pub(crate) detached_at: Option<Duration>,
     /// When this agent started its load, on the controller's clock: the arrival of its
     /// first snapshot minus the time that snapshot covers (an upper bound on the start,
     /// so the spread across agents bounds the start skew, whatever their clocks say).
@@ -126,6 +128,7 @@ impl Member {
             away_since: None,
             lost: false,
             lost_at: None,
+            detached_at: None,
             started_at: None,
         }
     }

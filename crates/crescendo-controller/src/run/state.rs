@@ -262,7 +262,9 @@ impl ActiveRun {
                 member.tx = Some(tx);
             }
             Seen::Detached => {
-                member.away_since = Some(Instant::now());
+                let now = Instant::now();
+                member.away_since = Some(now);
+                member.detached_at = self.started.map(|s| now.saturating_duration_since(s));
                 member.tx = None;
             }
             Seen::Message(message) if message.run_id() == Some(self.run_id.as_str()) => {
