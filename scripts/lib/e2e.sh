@@ -15,10 +15,19 @@
 # Fleet names derive from CTR_RUN_ID: the fleet network is $CTR_RUN_ID (--internal: no
 # route out), the edge network $CTR_RUN_ID-edge (only flowsim joins it, so its port can
 # be published on 127.0.0.1 for GET /__sim/stats), containers $CTR_RUN_ID-flowsim,
-# $CTR_RUN_ID-controller and $CTR_RUN_ID-agent-<i>.
+# $CTR_RUN_ID-controller and $CTR_RUN_ID-agent-<i>. A fleet may split its traffic: the
+# agents reach flowsim over a load network of their own (e2e_start_flowsim and
+# e2e_start_agents take it as an argument) and the controller over the fleet network.
 
 passed=0
 failed=0
+
+# python3, resolved once: a version manager's shim (pyenv) costs ~0.3 s a call, and these
+# scripts call it a hundred times.
+if E2E_PYTHON=$(command python3 -c 'import sys; print(sys.executable)' 2>/dev/null) &&
+  [ -x "$E2E_PYTHON" ]; then
+  python3() { "$E2E_PYTHON" "$@"; }
+fi
 E2E_STARTED=$(date +%s)
 E2E_LOGS_DUMPED=false
 
@@ -171,16 +180,17 @@ e2e_networks() {
   network_create "$E2E_EDGE" || fail_step "create network $E2E_EDGE" || return 1
 }
 
-# e2e_start_flowsim IMAGE LIMIT WINDOW: flowsim on the edge network, its port published on
-# loopback only, then on the fleet network too; waits (10 s at most) for GET /healthz.
-# Sets E2E_FLOWSIM (its name and host name) and E2E_SIM_ADDR (127.0.0.1:PORT).
+# e2e_start_flowsim IMAGE LIMIT WINDOW [NETWORK]: flowsim on the edge network, its port
+# published on loopback only, then on NETWORK too (default: the fleet network $E2E_NET);
+# waits (10 s at most) for GET /healthz. Sets E2E_FLOWSIM (its name and host name) and
+# E2E_SIM_ADDR (127.0.0.1:PORT).
 e2e_start_flowsim() {
-  local image=$1 limit=$2 window=$3 healthy=false
+  local image=$1 limit=$2 window=$3 net=${4:-$E2E_NET} healthy=false
   E2E_FLOWSIM=$CTR_RUN_ID-flowsim
   start_container "$E2E_FLOWSIM" --network "$E2E_EDGE" --publish 127.0.0.1::8080 -- \
     "$image" crescendo-flowsim --listen 0.0.0.0:8080 --auto-create \
     --limit "$limit" --window "$window" || fail_step "start flowsim" || return 1
-  connect_container "$E2E_FLOWSIM" "$E2E_NET" || fail_step "connect flowsim to $E2E_NET" || return 1
+  connect_container "$E2E_FLOWSIM" "$net" || fail_step "connect flowsim to $net" || return 1
   E2E_SIM_ADDR=$(published_port "$E2E_FLOWSIM" 8080)
   [ -n "$E2E_SIM_ADDR" ] || fail_step "flowsim's port is not published on 127.0.0.1" || return 1
   for _ in $(seq 1 50); do
@@ -225,11 +235,17 @@ e2e_wait_sim_sent() {
   return 1
 }
 
-# e2e_write_plan DIR NAME RATE DURATION: DIR/NAME.toml, an open-model plan of PUT
-# /api/v2/flows/{flowId} at RATE rps for DURATION against flowsim, policy none, flows
-# partitioned per agent; DIR readable and DIR/../out writable by the image's uid 10001.
+# e2e_write_plan DIR NAME RATE DURATION [--per-agent-token]: DIR/NAME.toml, an
+# open-model plan of PUT /api/v2/flows/{flowId} at RATE rps for DURATION against flowsim,
+# policy none, flows partitioned per agent; DIR readable and DIR/../out writable by the
+# image's uid 10001. With --per-agent-token each agent sends `Authorization: Bearer
+# <its id>`, so flowsim counts (and limits) each agent apart: e2e_sim_key names its key.
 e2e_write_plan() {
   local dir=$1 name=$2 rate=$3 duration=$4
+  local headers='Content-Type = "application/json"'
+  if [ "${5:-}" = --per-agent-token ]; then
+    headers+=', Authorization = "Bearer {agent}"'
+  fi
   mkdir -p "$dir"
   chmod 0755 "$dir"
   cat >"$dir/$name.toml" <<PLAN
@@ -244,7 +260,7 @@ timeout = "5s"
 name = "update"
 method = "PUT"
 path = "/api/v2/flows/{flowId}"
-headers = { Content-Type = "application/json" }
+headers = { $headers }
 body = '{"name": "flow {flowId} rev {seq}", "description": "e2e agent {agent}"}'
 expect = [200]
 
@@ -280,14 +296,106 @@ e2e_start_controller() {
     fail_step "start the controller"
 }
 
-# e2e_start_agents IMAGE N: agents agent-1..N ($CTR_RUN_ID-agent-<i>) on the fleet network.
+# e2e_start_agents IMAGE N [LOAD_NETWORK]: agents agent-1..N ($CTR_RUN_ID-agent-<i>) on
+# the fleet network. With LOAD_NETWORK (the one flowsim joined instead of the fleet
+# network), each starts on LOAD_NETWORK and then joins the fleet network: it reaches the
+# controller only once both are up, so it never starts the load without a way to flowsim.
 e2e_start_agents() {
-  local image=$1 i
+  local image=$1 load=${3:-} i name
   for i in $(seq 1 "$2"); do
-    start_container "$CTR_RUN_ID-agent-$i" --network "$E2E_NET" -- \
+    name=$CTR_RUN_ID-agent-$i
+    start_container "$name" --network "${load:-$E2E_NET}" -- \
       "$image" crescendo-agent --controller "http://$E2E_CONTROLLER:7700" --id "agent-$i" ||
       fail_step "start agent-$i" || return 1
+    if [ -n "$load" ]; then
+      connect_container "$name" "$E2E_NET" || fail_step "connect agent-$i to $E2E_NET" || return 1
+    fi
   done
+}
+
+# e2e_sim_key TOKEN: the name flowsim's GET /__sim/stats shows for requests with
+# `Authorization: TOKEN` (crescendo_flowsim::key_name: token-<SipHash-1-3, zero keys, of
+# the value as Rust's `<[u8]>::hash` feeds it: its length as a little-endian u64, then
+# the bytes>). The scripts check the names they compute appear in flowsim's stats.
+e2e_sim_key() {
+  python3 - "$1" <<'PY'
+import struct, sys
+
+M = (1 << 64) - 1
+
+def rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & M
+
+def siphash13(data):
+    v = [0x736F6D6570736575, 0x646F72616E646F6D, 0x6C7967656E657261, 0x7465646279746573]
+
+    def rnd():
+        v[0] = (v[0] + v[1]) & M; v[1] = rotl(v[1], 13); v[1] ^= v[0]; v[0] = rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & M; v[3] = rotl(v[3], 16); v[3] ^= v[2]
+        v[0] = (v[0] + v[3]) & M; v[3] = rotl(v[3], 21); v[3] ^= v[0]
+        v[2] = (v[2] + v[1]) & M; v[1] = rotl(v[1], 17); v[1] ^= v[2]; v[2] = rotl(v[2], 32)
+
+    full = len(data) // 8 * 8
+    for i in range(0, full, 8):
+        m = struct.unpack("<Q", data[i:i + 8])[0]
+        v[3] ^= m; rnd(); v[0] ^= m
+    b = ((len(data) & 0xFF) << 56) | int.from_bytes(data[full:], "little")
+    v[3] ^= b; rnd(); v[0] ^= b
+    v[2] ^= 0xFF
+    rnd(); rnd(); rnd()
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+value = sys.argv[1].encode()
+print("anonymous" if not value else f"token-{siphash13(struct.pack('<Q', len(value)) + value):016x}")
+PY
+}
+
+# e2e_sim_watch OUT QUIET_S MAX_S KEY…: poll flowsim's GET /__sim/stats every 0.1 s until
+# none of the KEYs' counts (accepted + throttled) has moved for QUIET_S seconds, or
+# MAX_S seconds have passed. A KEY written +KEY is recorded too but not waited for.
+# Writes OUT (JSON): started, ended, settled (true when quiet for QUIET_S), polls,
+# errors, and per key (without the +) its count and changed_at: the unix time of the
+# first answer that showed its final count (null: it did not move while watched). Its
+# last request reached flowsim at most one poll (~0.1 s) before changed_at.
+e2e_sim_watch() {
+  local out=$1 quiet=$2 max=$3
+  shift 3
+  python3 - "http://$E2E_SIM_ADDR/__sim/stats" "$out" "$quiet" "$max" "$@" <<'PY'
+import json, sys, time, urllib.request
+
+url, out, quiet, limit = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+keys = [k.lstrip("+") for k in sys.argv[5:]]
+waited = [k for k in sys.argv[5:] if not k.startswith("+")]
+started = time.time()
+counts, changed = {}, {k: None for k in keys}
+polls = errors = 0
+settled = False
+while True:
+    try:
+        stats = json.load(urllib.request.urlopen(url, timeout=2))
+        now = time.time()  # after the answer: what it counts reached flowsim by now
+        polls += 1
+        for k in keys:
+            s = stats.get("keys", {}).get(k, {})
+            n = s.get("accepted", 0) + s.get("throttled", 0)
+            if k in counts and n != counts[k]:
+                changed[k] = now
+            counts[k] = n
+    except Exception:
+        now = time.time()
+        errors += 1
+    last = max([changed[k] for k in waited if changed[k] is not None] + [started])
+    if polls and now - last >= quiet:
+        settled = True
+        break
+    if now - started >= limit:
+        break
+    time.sleep(0.1)
+json.dump({"started": started, "ended": time.time(), "settled": settled, "polls": polls,
+           "errors": errors,
+           "keys": {k: {"count": counts.get(k, 0), "changed_at": changed[k]} for k in keys}},
+          open(out, "w"))
+PY
 }
 
 # e2e_agents_exit_zero TIMEOUT_S ID…: true when each agent container exits 0 within
