@@ -91,6 +91,9 @@ pub(crate) struct Finished {
     /// Why the run stopped early or never started (empty when it ran to its end or
     /// was stopped).
     pub(crate) error: String,
+    /// Why this agent stopped its load before the plan's end on its own (a signal, a
+    /// silent controller): not an error of the run, but the fleet ran short.
+    pub(crate) stopped_early: String,
 }
 
 impl Finished {
@@ -104,6 +107,7 @@ impl Finished {
             run_id: run_id.into(),
             last_seq,
             error: chain(error),
+            stopped_early: String::new(),
         }
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct RunHandle {
     /// This agent's share; a new one (a lost agent's part redistributed) takes effect
     /// at once.
     share: watch::Sender<Share>,
+    /// Why the load stopped before the plan's end on this agent's own account.
+    stopped_early: Arc<Mutex<Option<String>>>,
+    /// The plan's end on this agent's clock.
+    ends_at: Instant,
     /// How long the run may still take once stopped: its requests on the wire finish
     /// within the target's timeout.
     drain: Duration,
@@ -53,6 +57,18 @@ impl RunHandle {
 
     /// Stop issuing load; the run still drains and reports.
     pub(crate) fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Stop issuing load before the plan's end for `reason` (a signal, a silent
+    /// controller): `Finished` says so, and the controller reports the run as short.
+    pub(crate) fn stop_early(&self, reason: String) {
+        // (The run's stop token may already be cancelled: it is a child of the
+        // agent's root token, which a signal cancels.)
+        if Instant::now() < self.ends_at {
+            let mut early = self.stopped_early.lock().expect("early-stop lock");
+            early.get_or_insert(reason);
+        }
         self.stop.cancel();
     }
 
@@ -94,11 +110,14 @@ pub(crate) fn start_run(
     let (pacing, limits_rx) = Pacing::new(t0);
     let pacing = Arc::new(pacing);
     let (share, shares) = watch::channel(prepared.share);
+    let stopped_early = Arc::new(Mutex::new(None));
     let handle = RunHandle {
         run_id: prepared.run_id.clone(),
         pacing: pacing.clone(),
         stop: stop.clone(),
         share,
+        stopped_early: stopped_early.clone(),
+        ends_at: t0 + prepared.plan.duration(),
         // A token fetch and then the request, each within the timeout; the last
         // snapshot and `Finished` follow at once.
         drain: prepared.plan.target.timeout * 2 + Duration::from_secs(1),
@@ -109,6 +128,7 @@ pub(crate) fn start_run(
         stop,
         outbox,
         shares,
+        stopped_early,
     };
     tracker.spawn(drive(prepared, inputs, limits_rx));
     handle
@@ -134,6 +154,8 @@ struct RunInputs {
     outbox: mpsc::Sender<ToController>,
     /// The share in force (see [`RunHandle::reshare`]).
     shares: watch::Receiver<Share>,
+    /// Set by [`RunHandle::stop_early`].
+    stopped_early: Arc<Mutex<Option<String>>>,
 }
 
 fn retry_config(plan: &Plan) -> RetryConfig {
@@ -200,6 +222,7 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
 async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Receiver<Limits>) {
     let outbox = inputs.outbox.clone();
     let mut shares = inputs.shares.clone();
+    let stopped_early = inputs.stopped_early.clone();
     let ctx = match context(&mut prepared, inputs) {
         Ok(ctx) => Arc::new(ctx),
         Err(e) => {
@@ -263,10 +286,16 @@ async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Rece
         .expect("abort lock")
         .clone()
         .unwrap_or_default();
+    let stopped_early = stopped_early
+        .lock()
+        .expect("early-stop lock")
+        .clone()
+        .unwrap_or_default();
     let finished = Finished {
         run_id: prepared.run_id.clone(),
         last_seq,
         error,
+        stopped_early,
     };
     ctx.reports.send(ToController::Finished(finished)).await;
 }

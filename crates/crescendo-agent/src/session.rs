@@ -178,12 +178,12 @@ impl Session {
         if let RunState::Started(handle) = &self.run
             && !handle.is_stopped()
         {
+            let timeout = self.config.heartbeat_timeout;
             tracing::warn!(
                 run_id = %self.run_id,
-                "nothing from the controller for {:?}: stopping the load",
-                self.config.heartbeat_timeout
+                "nothing from the controller for {timeout:?}: stopping the load"
             );
-            handle.stop();
+            handle.stop_early(format!("nothing from the controller for {timeout:?}"));
         } else if matches!(self.run, RunState::Prepared(_)) {
             tracing::warn!(run_id = %self.run_id, "controller silent before the start: dropping the run");
             self.run = RunState::Idle;
@@ -191,6 +191,7 @@ impl Session {
                 run_id: self.run_id.clone(),
                 last_seq: 0,
                 error: "the controller fell silent before the start".into(),
+                ..pb::Finished::default()
             });
         }
         // Look again only after another full timeout.
@@ -230,6 +231,7 @@ impl Session {
                 run_id: self.run_id.clone(),
                 last_seq: 0,
                 error: "data rows interrupted: the controller stream broke".into(),
+                ..pb::Finished::default()
             });
         }
     }
@@ -255,7 +257,7 @@ impl Session {
         let drain = match &self.run {
             RunState::Started(handle) if self.finished.is_none() => {
                 tracing::info!(run_id = %self.run_id, "shutting down: stopping the load, flushing the last snapshot");
-                handle.stop();
+                handle.stop_early("the agent was shut down (a signal)".to_owned());
                 handle.drain()
             }
             RunState::Prepared(_) => {
@@ -265,6 +267,7 @@ impl Session {
                     run_id: self.run_id.clone(),
                     last_seq: 0,
                     error: "agent shut down before the start".into(),
+                    stopped_early: String::new(),
                 };
                 let m = message_of(ToController::Finished(f));
                 self.keep(&m);

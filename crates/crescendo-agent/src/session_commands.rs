@@ -124,6 +124,7 @@ impl Session {
             run_id: run_id.to_owned(),
             last_seq: 0,
             error,
+            stopped_early: String::new(),
         })
     }
 

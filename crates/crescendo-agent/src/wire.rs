@@ -150,6 +150,7 @@ fn finished(f: Finished) -> pb::Finished {
         run_id: f.run_id,
         last_seq: f.last_seq,
         error: f.error,
+        stopped_early: f.stopped_early,
     }
 }
 

@@ -167,6 +167,21 @@ async fn sigterm_mid_run_flushes_and_the_run_still_counts_exactly() {
         outcome.agent_errors
     );
     assert!(summary.lost_agents.is_empty(), "{:?}", summary.lost_agents);
+    // The fleet ran short of the plan for a while: not "passed", and it says why.
+    assert_eq!(
+        summary.outcome,
+        crescendo_testkit::Verdict::Degraded,
+        "{:?}",
+        summary.outcome_reasons
+    );
+    assert!(
+        summary
+            .outcome_reasons
+            .iter()
+            .any(|r| r.starts_with("agent sig-b stopped its load early")),
+        "{:?}",
+        summary.outcome_reasons
+    );
     // Every request flowsim saw is counted, the stopped agent's last ones included.
     assert_eq!(
         summary.totals.requests,

@@ -126,6 +126,9 @@ pub(crate) struct Finished {
     pub(crate) last_seq: u64,
     /// Why it stopped early (empty when it ran to the end or was stopped).
     pub(crate) error: String,
+    /// Why it stopped its load before the plan's end on its own (a signal, a silent
+    /// controller): the fleet ran short, though nothing failed.
+    pub(crate) stopped_early: String,
 }
 
 /// A message to an agent.

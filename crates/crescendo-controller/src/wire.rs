@@ -39,6 +39,7 @@ pub(crate) fn from_agent(kind: Out) -> FromAgent {
             run_id: f.run_id,
             last_seq: f.last_seq,
             error: f.error,
+            stopped_early: f.stopped_early,
         }),
         Out::Hello(_) | Out::Heartbeat(_) => FromAgent::Other,
     }

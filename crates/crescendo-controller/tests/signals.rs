@@ -27,6 +27,50 @@ stages = [ {{ duration = "60s", target = 20 }} ]
     )
 }
 
+/// The real controller's `run` of `plan` on `agents` agents with JSON progress on
+/// stdout (`stdout` says where it goes); returns the child, the URL it names on stderr,
+/// and a thread that collects the rest of stderr.
+fn spawn_run(
+    plan: &std::path::Path,
+    agents: u32,
+    out: &std::path::Path,
+    stdout: Stdio,
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
+        .args(["--progress", "json", "run"])
+        .arg(plan)
+        .args([
+            "--agents",
+            &agents.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stderr names the address it bound (JSON progress owns stdout).
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = addr_tx.send(url.trim_end_matches([';', ',']).to_owned());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let url = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the controller names its address");
+    (child, url, reader)
+}
+
 fn kill(pid: u32, signal: &str) {
     let status = Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
@@ -46,32 +90,7 @@ async fn sigterm_mid_run_writes_the_reports_and_releases_the_agents() {
     let plan_path = dir.path().join("plan.toml");
     std::fs::write(&plan_path, plan(&base_url)).unwrap();
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(["--progress", "json", "run"])
-        .arg(&plan_path)
-        .args(["--agents", "1", "--listen", "127.0.0.1:0", "--out"])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // stderr names the address it bound (JSON progress owns stdout).
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                let _ = addr_tx.send(url.trim_end_matches([';', ',']).to_owned());
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    let url = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the controller names its address");
+    let (mut child, url, stderr_reader) = spawn_run(&plan_path, 1, &out, Stdio::piped());
     let agent = demo::start_agent(&url, "agent-1", &shutdown);
     // Wait for load to be measured: the progress lines carry the request count.
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -214,27 +233,7 @@ async fn agents_stop_their_load_when_the_controller_hangs() {
     let dir = tempfile::tempdir().unwrap();
     let plan_path = dir.path().join("plan.toml");
     std::fs::write(&plan_path, plan(&base_url)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(["--progress", "json", "run"])
-        .arg(&plan_path)
-        .args(["--agents", "2", "--listen", "127.0.0.1:0", "--out"])
-        .arg(dir.path().join("out"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                let _ = addr_tx.send(url.trim_end_matches([';', ',']).to_owned());
-            }
-        }
-    });
-    let url = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the controller names its address");
+    let (mut child, url, _) = spawn_run(&plan_path, 2, &dir.path().join("out"), Stdio::null());
     for id in ["agent-1", "agent-2"] {
         demo::start_agent(&url, id, &shutdown);
     }

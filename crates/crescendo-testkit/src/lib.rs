@@ -12,6 +12,7 @@ use crescendo_controller::{Controller, RunOutcome, RunRequest, demo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crescendo_controller::report::Verdict;
 pub use crescendo_flowsim::{ClientSpec, Config as FlowsimConfig, HeaderFamilies, key_name};
 
 /// flowsim, a controller and agents, all on loopback.

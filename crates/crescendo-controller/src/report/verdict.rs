@@ -88,10 +88,23 @@ pub(crate) fn judge(
     for error in &outcome.agent_errors {
         reasons.push(format!("agent error: {error}"));
     }
+    let early: Vec<(&String, &str)> = outcome
+        .members
+        .iter()
+        .filter_map(|(id, m)| {
+            let f = m.finished.as_ref()?;
+            (!f.stopped_early.is_empty()).then_some((id, f.stopped_early.as_str()))
+        })
+        .collect();
+    for (id, why) in &early {
+        reasons.push(format!("agent {id} stopped its load early: {why}"));
+    }
     for t in thresholds.iter().filter(|t| !t.ok) {
         reasons.push(format!("threshold failed: {}", t.expr));
     }
-    let degraded = outcome.members.values().any(|m| m.lost) || !outcome.agent_errors.is_empty();
+    let degraded = outcome.members.values().any(|m| m.lost)
+        || !outcome.agent_errors.is_empty()
+        || !early.is_empty();
     let verdict = if requests == 0 && !outcome.agent_errors.is_empty() {
         Verdict::Error
     } else if let Some(stop) = stop {

@@ -163,13 +163,16 @@ impl ActiveRun {
         if newly.is_empty() || !load_running {
             return;
         }
+        self.on_departure(&newly.join(", "));
+    }
+
+    /// Agents left the load while it runs (lost, or stopped early on their own): apply
+    /// the plan's `on_agent_loss`.
+    fn on_departure(&mut self, agents: &str) {
         match self.on_agent_loss {
             OnAgentLoss::Continue => {}
             OnAgentLoss::Abort => {
-                let reason = format!(
-                    "agent {} lost (on_agent_loss = \"abort\")",
-                    newly.join(", ")
-                );
+                let reason = format!("agent {agents} left the run (on_agent_loss = \"abort\")");
                 self.stop_fleet(&reason, StopCause::AgentLost);
             }
             OnAgentLoss::Redistribute => self.redistribute(),
@@ -330,6 +333,13 @@ impl ActiveRun {
                 }
             }
             FromAgent::Finished(f) => {
+                if !f.stopped_early.is_empty() && self.stopped.is_none() {
+                    tracing::warn!(agent, reason = %f.stopped_early, "agent stopped its load early");
+                    if let Some(m) = self.members.get_mut(agent) {
+                        m.finished = Some(f.clone());
+                    }
+                    self.on_departure(agent);
+                }
                 if !f.error.is_empty() {
                     let message = format!("{agent}: {}", f.error);
                     if !self.agent_errors.contains(&message) {
