@@ -219,7 +219,10 @@ mod tests {
             let (p, stop) = (p.clone(), stop.clone());
             tokio::spawn(async move { gate.admit(&p, 1, &stop).await })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Let the waiter run until it waits (a current-thread runtime: yielding is enough).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(!waiting.is_finished());
         // The fleet resumes (its scout got through): the hour-long pause ends now.
         p.replace_pause(Duration::ZERO);
@@ -239,7 +242,10 @@ mod tests {
             let (p, stop, gate) = (p.clone(), stop.clone(), gate.clone());
             tokio::spawn(async move { gate.admit(&p, 0, &stop).await })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Let the waiter run until it waits (a current-thread runtime: yielding is enough).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(!waiting.is_finished());
         // … until the cap is lifted (a scout's, when the fleet resumes).
         p.set_max_rate(Some(1000.0));
