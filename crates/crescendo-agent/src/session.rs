@@ -33,11 +33,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::attach;
 pub use crate::config::{AgentConfig, AgentError};
-use crate::messages::{Finished, FromController, ToController};
-use crate::prepare::{PreparedRun, prepare_run};
-use crate::run::{RunHandle, start_run};
-use crate::wire::{self, WireError};
+use crate::messages::{Finished, ToController};
+use crate::prepare::PreparedRun;
+use crate::run::RunHandle;
+use crate::wire;
+
+mod inbound;
 
 /// How often the agent tells its controller it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -70,16 +73,14 @@ struct Session {
     flush_until: Option<Instant>,
     /// When the controller was last heard from (any message, a heartbeat included).
     last_heard: Instant,
+    /// The controller refused this agent for good (see [`attach::refused`]).
+    fatal: Option<AgentError>,
 }
 
 /// Attach to the controller and serve runs until released, or until `shutdown` is
 /// cancelled and the run in progress is flushed (see the module docs).
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(config.controller.clone())
-        .map_err(|source| AgentError::BadUrl {
-            url: config.controller.clone(),
-            source,
-        })?
+    let endpoint = crate::transport::endpoint(&config.controller, config.tls.as_ref())?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(HEARTBEAT_INTERVAL)
         .keep_alive_timeout(config.heartbeat_timeout)
@@ -100,6 +101,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         tracker: TaskTracker::new(),
         flush_until: None,
         last_heard: Instant::now(),
+        fatal: None,
     };
     let result = session.serve(&endpoint, &mut outbox_rx).await;
     session.stop_run();
@@ -141,6 +143,9 @@ impl Session {
                     let mut client = AgentControlClient::new(channel);
                     self.attached(&mut client, outbox_rx).await;
                     self.drop_partial_data();
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal);
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "controller not reachable"),
             }
@@ -292,20 +297,12 @@ impl Session {
         outbox_rx: &mut mpsc::Receiver<ToController>,
     ) {
         let (tx, rx) = mpsc::channel::<pb::AgentMessage>(1024);
-        let hello = pb::Hello {
-            agent_id: self.config.id.clone(),
-            host: hostname(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            capacity: self.config.capacity,
-            resume_run_id: if self.is_running() {
-                self.run_id.clone()
-            } else {
-                String::new()
-            },
+        let resume = if self.is_running() {
+            self.run_id.clone()
+        } else {
+            String::new()
         };
-        let mut pending = vec![pb::AgentMessage {
-            kind: Some(Out::Hello(hello)),
-        }];
+        let mut pending = vec![attach::hello(&self.config, resume)];
         pending.extend(self.unacked.values().cloned().map(|s| pb::AgentMessage {
             kind: Some(Out::Snapshot(s)),
         }));
@@ -317,12 +314,19 @@ impl Session {
                 return;
             }
         }
+        let request = match attach::request(&self.config, ReceiverStream::new(rx)) {
+            Ok(request) => request,
+            Err(e) => {
+                self.fatal = Some(e);
+                return;
+            }
+        };
         // A hung controller may accept the connection and never answer.
-        let attach = client.attach(ReceiverStream::new(rx));
+        let attach = client.attach(request);
         let mut inbound = match tokio::time::timeout(self.config.heartbeat_timeout, attach).await {
             Ok(Ok(response)) => response.into_inner(),
             Ok(Err(status)) => {
-                tracing::warn!(%status, "controller refused the stream");
+                self.fatal = attach::refused(&self.config, &status);
                 return;
             }
             Err(_) => {
@@ -372,6 +376,7 @@ impl Session {
                     }
                     Ok(None) => return,
                     Err(status) => {
+                        self.fatal = attach::replaced(&self.config, &status);
                         tracing::warn!(%status, "controller stream broke");
                         return;
                     }
@@ -401,139 +406,6 @@ impl Session {
         }
         tracing::info!(run_id = %self.run_id, "shut down: the last snapshot is acknowledged");
     }
-
-    async fn handle(&mut self, message: FromController, tx: &mpsc::Sender<pb::AgentMessage>) {
-        match message {
-            FromController::Welcome { controller_version } => {
-                tracing::info!(controller = %controller_version, "attached");
-            }
-            FromController::Assign(assign) => {
-                if let Some(busy) = self.busy(&assign.run_id) {
-                    let _ = tx.send(message_of(ToController::Finished(busy))).await;
-                    return;
-                }
-                let run_id = assign.run_id.clone();
-                match prepare_run(*assign, &self.config.id) {
-                    Ok(prepared) => {
-                        self.run_id = run_id.clone();
-                        self.unacked.clear();
-                        self.finished = None;
-                        // With streamed rows, Ready waits for the last DataChunk.
-                        let ready = !prepared.awaiting_data();
-                        self.run = RunState::Prepared(Box::new(prepared));
-                        if ready {
-                            let _ = tx.send(message_of(ToController::Ready { run_id })).await;
-                        }
-                    }
-                    Err(error) => {
-                        let failed = Finished::failed(run_id, 0, &error);
-                        self.fail_preparation(failed, tx).await;
-                    }
-                }
-            }
-            FromController::Data(chunk) if chunk.run_id == self.run_id => {
-                let RunState::Prepared(prepared) = &mut self.run else {
-                    return;
-                };
-                match prepared.receive(&chunk) {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let run_id = self.run_id.clone();
-                        let _ = tx.send(message_of(ToController::Ready { run_id })).await;
-                    }
-                    Err(error) => {
-                        // Dropping the prepared run deletes its spool file.
-                        self.run = RunState::Idle;
-                        let failed = Finished::failed(self.run_id.clone(), 0, &error);
-                        self.fail_preparation(failed, tx).await;
-                    }
-                }
-            }
-            FromController::Start { run_id, delay } if run_id == self.run_id => {
-                if matches!(&self.run, RunState::Prepared(p) if p.awaiting_data()) {
-                    tracing::warn!(run_id = %self.run_id, "start before the last data chunk: ignored");
-                    return;
-                }
-                let run = std::mem::replace(&mut self.run, RunState::Idle);
-                if let RunState::Prepared(prepared) = run {
-                    tracing::info!(run_id = %self.run_id, ?delay, "starting");
-                    let handle = start_run(
-                        *prepared,
-                        self.config.id.clone(),
-                        delay,
-                        self.outbox_tx.clone(),
-                        self.shutdown.child_token(),
-                        &self.tracker,
-                    );
-                    self.run = RunState::Started(handle);
-                } else {
-                    // A repeated start changes nothing.
-                    self.run = run;
-                }
-            }
-            FromController::Adjust(adjust) => {
-                if let RunState::Started(handle) = &self.run
-                    && handle.run_id == adjust.run_id
-                {
-                    handle.adjust(&adjust);
-                }
-            }
-            FromController::Ack { run_id, seq } if run_id == self.run_id => {
-                self.unacked.remove(&seq);
-            }
-            FromController::Stop(stop) => {
-                if stop.run_id.is_empty() || stop.run_id == self.run_id {
-                    tracing::info!(reason = %stop.reason, "stop");
-                    match &self.run {
-                        RunState::Started(handle) => handle.stop(),
-                        RunState::Prepared(_) => self.run = RunState::Idle,
-                        RunState::Idle => {}
-                    }
-                }
-                self.release_requested |= stop.release;
-                self.check_released();
-            }
-            _ => {}
-        }
-    }
-
-    /// The answer to an assignment of run `run_id` that this agent cannot take now:
-    /// it is busy with another run, or shutting down.
-    fn busy(&self, run_id: &str) -> Option<Finished> {
-        let error = if self.flush_until.is_some() {
-            "agent shutting down".to_owned()
-        } else if self.is_running() && run_id != self.run_id {
-            format!("agent busy with run {}", self.run_id)
-        } else {
-            return None;
-        };
-        Some(Finished {
-            run_id: run_id.to_owned(),
-            last_seq: 0,
-            error,
-        })
-    }
-
-    /// A controller message refused at the edge (an assignment without a valid share):
-    /// the controller sees `Finished { error }` for its run.
-    async fn refuse(&self, refused: WireError, tx: &mpsc::Sender<pb::AgentMessage>) {
-        let run_id = refused.run_id().to_owned();
-        match self.busy(&run_id) {
-            Some(busy) => {
-                let _ = tx.send(message_of(ToController::Finished(busy))).await;
-            }
-            None => {
-                let failed = Finished::failed(run_id, 0, &refused);
-                self.fail_preparation(failed, tx).await;
-            }
-        }
-    }
-
-    /// Report a preparation that failed; the controller sees `Finished { error }`.
-    async fn fail_preparation(&self, finished: Finished, tx: &mpsc::Sender<pb::AgentMessage>) {
-        tracing::warn!(run_id = %finished.run_id, error = %finished.error, "run preparation failed");
-        let _ = tx.send(message_of(ToController::Finished(finished))).await;
-    }
 }
 
 fn message_of(message: ToController) -> pb::AgentMessage {
@@ -548,18 +420,6 @@ async fn sleep_until_or_never(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 #[cfg(test)]
