@@ -15,12 +15,14 @@
 #      /etc/systemd/system/;
 #   2. creates the system user crescendo (no home, no login shell) if missing;
 #   3. sets CRESCENDO_CONTROLLER=$CRESCENDO_CONTROLLER in /etc/crescendo/agent.env
-#      (0640 root:crescendo), keeping every other line (credentials) already there;
+#      (0640 root:crescendo), keeping every other line (credentials) already there, and
+#      copies $CRESCENDO_ENROL_TOKEN_FILE (the controller's enrolment token, when set)
+#      to /etc/crescendo/enrol.token (0600 root), the unit's LoadCredential=;
 #   4. systemctl daemon-reload, enable crescendo-agent, and try-restart it so a running
 #      agent picks up the new binary.
 # start/stop/status: systemctl start|stop|status crescendo-agent on every host.
 #
-# Environment: CRESCENDO_CONTROLLER (install), AGENT_BIN, SSH (default ssh),
+# Environment: CRESCENDO_CONTROLLER and CRESCENDO_ENROL_TOKEN_FILE (install), AGENT_BIN, SSH (default ssh),
 # SSH_OPTS (default "-o BatchMode=yes -o ConnectTimeout=10").
 # Exit: 0 all hosts succeeded, 1 some host failed, 2 bad arguments.
 set -euo pipefail
@@ -64,6 +66,13 @@ if [ "$action" = install ]; then
   esac
   if [ "$controller_ok" != 1 ]; then
     echo "install needs CRESCENDO_CONTROLLER=http://HOST:PORT (got '${controller}')" >&2
+    exit 2
+  fi
+  token_file=${CRESCENDO_ENROL_TOKEN_FILE:-}
+  if [ -z "$token_file" ]; then
+    echo "# note: no CRESCENDO_ENROL_TOKEN_FILE: the agents start only once /etc/crescendo/enrol.token exists on each host" >&2
+  elif [ ! -r "$token_file" ] && [ "$dry_run" != 1 ]; then
+    echo "CRESCENDO_ENROL_TOKEN_FILE=$token_file is not readable" >&2
     exit 2
   fi
   if [ ! -x "$AGENT_BIN" ]; then
@@ -112,6 +121,9 @@ install_host() {
   put_file "$host" "$UNIT" /etc/systemd/system/crescendo-agent.service 0644
   remote "$host" "" "sudo sh -c 'getent passwd crescendo >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin crescendo'"
   remote "$host" "text:CRESCENDO_CONTROLLER=$controller" "sudo sh -c 'umask 027 && mkdir -p /etc/crescendo && touch /etc/crescendo/agent.env && { grep -v ^CRESCENDO_CONTROLLER= /etc/crescendo/agent.env; cat; } > /etc/crescendo/agent.env.new && chgrp crescendo /etc/crescendo/agent.env.new && mv -f /etc/crescendo/agent.env.new /etc/crescendo/agent.env'"
+  if [ -n "$token_file" ]; then
+    put_file "$host" "$token_file" /etc/crescendo/enrol.token 0600
+  fi
   remote "$host" "" "sudo systemctl daemon-reload && sudo systemctl enable crescendo-agent.service && sudo systemctl try-restart crescendo-agent.service"
 }
 

@@ -282,30 +282,45 @@ PLAN
 
 # e2e_start_controller IMAGE PLAN_DIR PLAN_NAME OUT_DIR AGENTS [docker run options…]:
 # `crescendo-controller run` on the fleet network, the plan dir mounted read-only at
-# /plans, OUT_DIR (made writable for uid 10001) at /out. Sets E2E_CONTROLLER.
+# /plans, OUT_DIR (made writable for uid 10001) at /out. It listens on 0.0.0.0, so
+# agents and operators authenticate: fresh enrolment and admin tokens in a token dir
+# (files, mounted read-only; never on a command line). Sets E2E_CONTROLLER and
+# E2E_TOKENS (the token dir, which e2e_start_agents mounts too).
 e2e_start_controller() {
   local image=$1 plan_dir=$2 plan=$3 out=$4 agents=$5
   shift 5
   E2E_CONTROLLER=$CTR_RUN_ID-controller
   mkdir -p "$out"
   chmod 0777 "$out"
+  E2E_TOKENS=$plan_dir/../tokens
+  mkdir -p "$E2E_TOKENS"
+  od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$E2E_TOKENS/enrol"
+  od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$E2E_TOKENS/admin"
+  # The containers run as uid 10001.
+  chmod 0755 "$E2E_TOKENS" && chmod 0644 "$E2E_TOKENS/enrol" "$E2E_TOKENS/admin"
   start_container "$E2E_CONTROLLER" --network "$E2E_NET" \
-    --volume "$plan_dir:/plans:ro" --volume "$out:/out" "$@" -- \
+    --volume "$plan_dir:/plans:ro" --volume "$out:/out" \
+    --volume "$E2E_TOKENS:/run/secrets/crescendo:ro" "$@" -- \
     "$image" crescendo-controller run "/plans/$plan.toml" --agents "$agents" \
-    --listen 0.0.0.0:7700 --out /out --wait-for-agents 60s ||
+    --listen 0.0.0.0:7700 --out /out --wait-for-agents 60s \
+    --enrol-token-file /run/secrets/crescendo/enrol \
+    --admin-token-file /run/secrets/crescendo/admin ||
     fail_step "start the controller"
 }
 
 # e2e_start_agents IMAGE N [LOAD_NETWORK]: agents agent-1..N ($CTR_RUN_ID-agent-<i>) on
-# the fleet network. With LOAD_NETWORK (the one flowsim joined instead of the fleet
-# network), each starts on LOAD_NETWORK and then joins the fleet network: it reaches the
-# controller only once both are up, so it never starts the load without a way to flowsim.
+# the fleet network, with the enrolment token e2e_start_controller made. With
+# LOAD_NETWORK (the one flowsim joined instead of the fleet network), each starts on
+# LOAD_NETWORK and then joins the fleet network: it reaches the controller only once both
+# are up, so it never starts the load without a way to flowsim.
 e2e_start_agents() {
   local image=$1 load=${3:-} i name
   for i in $(seq 1 "$2"); do
     name=$CTR_RUN_ID-agent-$i
-    start_container "$name" --network "${load:-$E2E_NET}" -- \
-      "$image" crescendo-agent --controller "http://$E2E_CONTROLLER:7700" --id "agent-$i" ||
+    start_container "$name" --network "${load:-$E2E_NET}" \
+      --volume "$E2E_TOKENS/enrol:/run/secrets/crescendo/enrol:ro" -- \
+      "$image" crescendo-agent --controller "http://$E2E_CONTROLLER:7700" --id "agent-$i" \
+      --enrol-token-file /run/secrets/crescendo/enrol ||
       fail_step "start agent-$i" || return 1
     if [ -n "$load" ]; then
       connect_container "$name" "$E2E_NET" || fail_step "connect agent-$i to $E2E_NET" || return 1

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::transport::{ClientTls, Token, TransportError};
+
 /// How an agent finds and treats its controller.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -20,6 +22,12 @@ pub struct AgentConfig {
     /// On shutdown, how long to wait past the run's drain for the controller to
     /// acknowledge the last snapshots (and for the run's tasks to end).
     pub shutdown_grace: Duration,
+    /// TLS towards the controller (an `https://` URL): its CA and, for mutual TLS,
+    /// this agent's certificate, whose CN or a SAN must be [`AgentConfig::id`].
+    pub tls: Option<ClientTls>,
+    /// Sent as `authorization: Bearer …` on every attach when the controller asks
+    /// for an enrolment token.
+    pub enrol_token: Option<Token>,
 }
 
 impl AgentConfig {
@@ -32,6 +40,8 @@ impl AgentConfig {
             heartbeat_timeout: Duration::from_secs(3),
             give_up_after: None,
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
+            enrol_token: None,
         }
     }
 }
@@ -47,4 +57,14 @@ pub enum AgentError {
     },
     #[error("no controller answered at {0}")]
     Unreachable(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The controller refused this agent: a missing or wrong enrolment token, or an
+    /// id its certificate does not name. Trying again would not help.
+    #[error("the controller refused agent {id}: {message}")]
+    Refused { id: String, message: String },
+    /// The controller closed this agent's stream because a newer stream attached with
+    /// the same id (after this one fell silent): another process has this agent's id.
+    #[error("the controller replaced agent {id}'s stream with a newer one: {message}")]
+    Replaced { id: String, message: String },
 }

@@ -13,7 +13,11 @@
 //! # Layout
 //! The gRPC edge, the only files that know the generated protobuf types:
 //! - [`session`]: the controller connection, reconnects, the unacknowledged outbox,
-//!   the graceful shutdown.
+//!   the graceful shutdown; `session/inbound` answers the controller's messages.
+//! - `attach`: a stream's first messages, the enrolment token on the request, and
+//!   what the controller's refusals mean (retry, or stop for good).
+//! - [`transport`]: the channel's TLS and the bearer tokens (enrolment, admin), shared
+//!   with the controller's admin CLI.
 //! - `wire`: protobuf to and from the domain messages; a controller message that
 //!   cannot be taken (an assignment without a valid share) is refused here.
 //!
@@ -47,6 +51,7 @@
 //! - `from_plan`: the bridge from the plan's model to the agent's auth and data
 //!   configuration.
 
+mod attach;
 mod auth;
 mod capture;
 mod config;
@@ -64,6 +69,7 @@ mod run;
 mod schedule;
 pub mod session;
 mod spool;
+pub mod transport;
 mod wire;
 
 pub use session::{AgentConfig, AgentError, run};

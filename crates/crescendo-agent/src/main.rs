@@ -4,11 +4,15 @@
 //! wire finish, flush the last snapshot and `Finished`, exit. A second one exits at once.
 //!
 //! Exit codes: 0 released by the controller or stopped by a signal; 1 an error (a bad
-//! URL, no controller); 130 a second signal cut the shutdown short.
+//! URL or TLS file, no controller, refused by the controller: a missing or wrong
+//! enrolment token, an id the certificate does not name, or replaced by another
+//! process with the same id); 130 a second signal cut the shutdown short.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use crescendo_agent::transport::{self, ENROL_TOKEN_ENV, Token};
 use tokio_util::sync::CancellationToken;
 
 /// A Crescendo load agent.
@@ -39,6 +43,21 @@ struct Cli {
     /// acknowledge the last snapshot.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// The CA certificate (PEM) that signed the controller's; the controller URL must
+    /// then be https://.
+    #[arg(long, value_name = "PEM")]
+    tls_ca: Option<PathBuf>,
+    /// This agent's certificate (PEM) for mutual TLS; its CN or a SAN must be the
+    /// agent's --id.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A file holding the enrolment token the controller asks for (default: the
+    /// CRESCENDO_ENROL_TOKEN environment variable).
+    #[arg(long, value_name = "FILE")]
+    enrol_token_file: Option<PathBuf>,
 }
 
 /// A heartbeat timeout: a duration of at least two heartbeat intervals.
@@ -69,6 +88,16 @@ async fn main() -> anyhow::Result<()> {
     config.heartbeat_timeout = cli.heartbeat_timeout;
     config.give_up_after = cli.give_up_after;
     config.shutdown_grace = cli.shutdown_grace;
+    config.tls = transport::client_tls(
+        &config.controller,
+        cli.tls_ca.as_deref(),
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+    )?;
+    config.enrol_token = match &cli.enrol_token_file {
+        Some(path) => Some(Token::from_file(path)?),
+        None => Token::from_env(ENROL_TOKEN_ENV),
+    };
     let shutdown = CancellationToken::new();
     let mut signals = Signals::new()?;
     let on_signal = shutdown.clone();

@@ -33,11 +33,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::attach;
 pub use crate::config::{AgentConfig, AgentError};
-use crate::messages::{Finished, FromController, ToController};
-use crate::prepare::{PreparedRun, prepare_run};
-use crate::run::{RunHandle, start_run};
-use crate::wire::{self, WireError};
+use crate::messages::{Finished, ToController};
+use crate::prepare::PreparedRun;
+use crate::run::RunHandle;
+use crate::wire;
+
+mod inbound;
 
 /// How often the agent tells its controller it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -70,16 +73,14 @@ struct Session {
     flush_until: Option<Instant>,
     /// When the controller was last heard from (any message, a heartbeat included).
     last_heard: Instant,
+    /// The controller refused this agent for good (see [`attach::refused`]).
+    fatal: Option<AgentError>,
 }
 
 /// Attach to the controller and serve runs until released, or until `shutdown` is
 /// cancelled and the run in progress is flushed (see the module docs).
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(config.controller.clone())
-        .map_err(|source| AgentError::BadUrl {
-            url: config.controller.clone(),
-            source,
-        })?
+    let endpoint = crate::transport::endpoint(&config.controller, config.tls.as_ref())?
         .connect_timeout(Duration::from_secs(3))
         .http2_keep_alive_interval(HEARTBEAT_INTERVAL)
         .keep_alive_timeout(config.heartbeat_timeout)
@@ -100,6 +101,7 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<(),
         tracker: TaskTracker::new(),
         flush_until: None,
         last_heard: Instant::now(),
+        fatal: None,
     };
     let result = session.serve(&endpoint, &mut outbox_rx).await;
     session.stop_run();
@@ -141,6 +143,9 @@ impl Session {
                     let mut client = AgentControlClient::new(channel);
                     self.attached(&mut client, outbox_rx).await;
                     self.drop_partial_data();
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal);
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "controller not reachable"),
             }
@@ -295,20 +300,12 @@ impl Session {
         outbox_rx: &mut mpsc::Receiver<ToController>,
     ) {
         let (tx, rx) = mpsc::channel::<pb::AgentMessage>(1024);
-        let hello = pb::Hello {
-            agent_id: self.config.id.clone(),
-            host: hostname(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            capacity: self.config.capacity,
-            resume_run_id: if self.is_running() {
-                self.run_id.clone()
-            } else {
-                String::new()
-            },
+        let resume = if self.is_running() {
+            self.run_id.clone()
+        } else {
+            String::new()
         };
-        let mut pending = vec![pb::AgentMessage {
-            kind: Some(Out::Hello(hello)),
-        }];
+        let mut pending = vec![attach::hello(&self.config, resume)];
         pending.extend(self.unacked.values().cloned().map(|s| pb::AgentMessage {
             kind: Some(Out::Snapshot(s)),
         }));
@@ -320,12 +317,19 @@ impl Session {
                 return;
             }
         }
+        let request = match attach::request(&self.config, ReceiverStream::new(rx)) {
+            Ok(request) => request,
+            Err(e) => {
+                self.fatal = Some(e);
+                return;
+            }
+        };
         // A hung controller may accept the connection and never answer.
-        let attach = client.attach(ReceiverStream::new(rx));
+        let attach = client.attach(request);
         let mut inbound = match tokio::time::timeout(self.config.heartbeat_timeout, attach).await {
             Ok(Ok(response)) => response.into_inner(),
             Ok(Err(status)) => {
-                tracing::warn!(%status, "controller refused the stream");
+                self.fatal = attach::refused(&self.config, &status);
                 return;
             }
             Err(_) => {
@@ -375,6 +379,7 @@ impl Session {
                     }
                     Ok(None) => return,
                     Err(status) => {
+                        self.fatal = attach::replaced(&self.config, &status);
                         tracing::warn!(%status, "controller stream broke");
                         return;
                     }
@@ -419,21 +424,6 @@ async fn sleep_until_or_never(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-#[path = "session_commands.rs"]
-mod commands;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

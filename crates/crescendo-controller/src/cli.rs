@@ -2,6 +2,8 @@
 //! [`Cli::execute`], which returns the documented exit code ([`crate::exit_code`]).
 
 mod admin;
+mod certs;
+mod fleet_args;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -12,6 +14,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use admin::AdminArgs;
+use fleet_args::FleetArgs;
 
 pub use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
 
@@ -119,18 +124,23 @@ enum Cmd {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
-    /// Show the agents attached to a controller and its run.
+    /// Show the agents attached to a controller and its run (the admin token, if the
+    /// controller asks for one, comes from CRESCENDO_ADMIN_TOKEN).
     Status {
-        #[arg(long, default_value = "http://127.0.0.1:7700")]
-        controller: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
-    /// Stop the run in progress on every agent.
+    /// Stop the run in progress on every agent (the admin token, if the controller
+    /// asks for one, comes from CRESCENDO_ADMIN_TOKEN).
     Cancel {
-        #[arg(long, default_value = "http://127.0.0.1:7700")]
-        controller: String,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[arg(long, default_value = "cancelled from the command line")]
         reason: String,
     },
+    /// Make a CA, a controller certificate and agent certificates (PEM files) for
+    /// --tls-cert/--tls-key/--tls-client-ca and the agents' --tls-*.
+    Certs(certs::CertsArgs),
 }
 
 impl Cli {
@@ -208,8 +218,9 @@ impl Cli {
                 }
             },
             Cmd::Health { tcp, timeout } => Ok(admin::health(tcp, timeout).await),
-            Cmd::Status { controller } => admin::status(controller).await,
-            Cmd::Cancel { controller, reason } => admin::cancel(controller, reason).await,
+            Cmd::Status { admin } => admin::status(&admin).await,
+            Cmd::Cancel { admin, reason } => admin::cancel(&admin, reason).await,
+            Cmd::Certs(args) => Ok(certs::certs_cmd(args)),
         };
         match code {
             Ok(code) => ExitCode::from(code),
@@ -218,36 +229,6 @@ impl Cli {
                 ExitCode::from(EXIT_FAILURE)
             }
         }
-    }
-}
-
-/// Where `run` and `probe` meet their agents, and how long they wait for them.
-#[derive(Debug, clap::Args)]
-struct FleetArgs {
-    /// The address agents attach to.
-    #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
-    listen: SocketAddr,
-    /// How long to wait for the agents to attach.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    wait_for_agents: Duration,
-    /// Drop an agent's stream after this long without a word (agents send a heartbeat
-    /// every second); the agents stop their load when the controller is this silent.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
-    heartbeat_timeout: Duration,
-}
-
-impl FleetArgs {
-    /// Bind the listener and start a controller on it.
-    async fn start(&self, shutdown: &CancellationToken) -> anyhow::Result<Controller> {
-        let listener = TcpListener::bind(self.listen).await?;
-        let settings = crate::ControllerSettings {
-            heartbeat_timeout: self.heartbeat_timeout,
-        };
-        Ok(Controller::start_with(
-            listener,
-            shutdown.clone(),
-            settings,
-        )?)
     }
 }
 
@@ -354,6 +335,13 @@ async fn demo_cmd(
     code
 }
 
+/// The controller's settings from `run`'s and `probe`'s flags; prints the error (a TLS
+/// file or token that cannot be read, an exposed address) and returns `None` when they
+/// do not hold.
+fn fleet_settings(fleet: &FleetArgs) -> Option<crate::ControllerSettings> {
+    fleet.settings().map_err(|e| eprintln!("error: {e:#}")).ok()
+}
+
 /// Load a plan file (read and validate, once); prints the error (file, line, key)
 /// and returns `None` when that fails. The text is the plan as written.
 fn load_plan(path: &Path) -> Option<(crescendo_plan::Plan, String)> {
@@ -382,11 +370,14 @@ async fn run_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
+    let Some(settings) = fleet_settings(fleet) else {
+        return Ok(EXIT_BAD_INPUT);
+    };
     let Some(mut request) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
     let shutdown = CancellationToken::new();
-    let controller = fleet.start(&shutdown).await?;
+    let controller = fleet.start(settings, &shutdown).await?;
     sayln!(
         progress,
         "controller listening on {}; waiting for {agents} agent(s)",
@@ -414,6 +405,9 @@ async fn probe_cmd(
     shown: &Shown,
 ) -> anyhow::Result<u8> {
     let (progress, live) = (shown.progress, &shown.live);
+    let Some(fleet_settings) = fleet_settings(fleet) else {
+        return Ok(EXIT_BAD_INPUT);
+    };
     let Some((plan, _)) = load_plan(path) else {
         return Ok(EXIT_BAD_INPUT);
     };
@@ -426,7 +420,7 @@ async fn probe_cmd(
         return Ok(EXIT_BAD_INPUT);
     }
     let shutdown = CancellationToken::new();
-    let controller = fleet.start(&shutdown).await?;
+    let controller = fleet.start(fleet_settings, &shutdown).await?;
     sayln!(
         progress,
         "probe: controller on {}; waiting for {agents} agent(s)",

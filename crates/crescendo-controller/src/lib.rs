@@ -11,6 +11,12 @@
 //! - `server` and `wire`: the gRPC edge (agent streams, admin service) and the
 //!   conversions between protobuf and the domain; generated types stop there (and in
 //!   [`cli`]'s admin client).
+//! - [`security`]: who may call (enrolment and admin tokens, mutual TLS, the
+//!   loopback-only default); `tls`: the port's TLS and the names a client
+//!   certificate carries; `liveness`: a stream's liveness, so a live agent's id is
+//!   never taken over.
+//! - [`certs`]: a CA, a controller certificate and agent certificates, for teams
+//!   without a PKI (`crescendo-controller certs`).
 //! - `messages`: the agent protocol in domain terms, and the registry's events.
 //! - `registry`: attached agents (a pool that outlives runs), the queue of runs
 //!   waiting for agents, routing of members' messages to their run.
@@ -39,6 +45,7 @@
 //! [`Controller::closed`] waits for all of that, bounded by a grace period.
 
 mod aggregate;
+pub mod certs;
 pub mod cli;
 pub mod compare;
 pub mod demo;
@@ -46,15 +53,18 @@ mod error;
 pub mod exit_code;
 mod fleet;
 pub mod live;
+mod liveness;
 mod messages;
 pub mod probe;
 mod progress;
 mod registry;
 pub mod report;
 mod run;
+pub mod security;
 mod server;
 mod ship;
 pub mod thresholds;
+mod tls;
 mod wire;
 
 use std::net::SocketAddr;
@@ -68,21 +78,26 @@ use tokio_util::task::TaskTracker;
 pub use error::{ControllerError, ShipError};
 pub use progress::ProgressMode;
 pub use run::{RunOutcome, RunRequest, StopCause};
+pub use security::Security;
 
 use registry::{Command, Registry};
 
 /// How a controller treats its agents.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ControllerSettings {
     /// An agent stream silent this long (it sends a heartbeat every second) is dropped;
-    /// agents apply the same timeout to the controller's heartbeats.
+    /// agents apply the same timeout to the controller's heartbeats. A stream heard
+    /// from within it is alive: no second stream may take its agent id.
     pub heartbeat_timeout: Duration,
+    /// TLS, tokens, and whether a non-loopback address may go unauthenticated.
+    pub security: Security,
 }
 
 impl Default for ControllerSettings {
     fn default() -> Self {
         Self {
             heartbeat_timeout: Duration::from_secs(3),
+            security: Security::default(),
         }
     }
 }
@@ -93,6 +108,8 @@ pub struct Controller {
     addr: SocketAddr,
     commands: mpsc::Sender<Command>,
     tracker: TaskTracker,
+    /// Whether agents attach with `https://`.
+    tls: bool,
 }
 
 impl Controller {
@@ -101,13 +118,20 @@ impl Controller {
         Self::start_with(listener, shutdown, ControllerSettings::default())
     }
 
-    /// Serve on `listener` until `shutdown` is cancelled.
+    /// Serve on `listener` until `shutdown` is cancelled. Refuses (`PermissionDenied`)
+    /// a non-loopback listener that would accept agents or operators without
+    /// authentication, unless `settings.security.insecure` ([`Security::exposure`]).
     pub fn start_with(
         listener: TcpListener,
         shutdown: CancellationToken,
         settings: ControllerSettings,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        settings
+            .security
+            .exposure(addr)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
+        let tls = settings.security.tls.is_some();
         let (events_tx, events) = mpsc::channel(4096);
         let (commands_tx, commands) = mpsc::channel(64);
         let tracker = TaskTracker::new();
@@ -117,13 +141,15 @@ impl Controller {
             commands_tx.clone(),
             shutdown.clone(),
             settings.heartbeat_timeout,
+            settings.security,
         ));
-        let registry = Registry::new(shutdown, tracker.clone());
+        let registry = Registry::new(shutdown, tracker.clone(), settings.heartbeat_timeout);
         tracker.spawn(registry.serve(events, commands));
         Ok(Self {
             addr,
             commands: commands_tx,
             tracker,
+            tls,
         })
     }
 
@@ -142,9 +168,10 @@ impl Controller {
         self.addr
     }
 
-    /// The URL agents attach to.
+    /// The URL agents attach to (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Execute one plan on the fleet.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use crescendo_metrics::StepSnapshot;
 use crescendo_plan::Share;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::WireError;
+use crate::liveness::{AttachRefused, StreamLife};
 
 /// Messages to one agent; a failed send means the agent is gone. Dropping every
 /// sender ends the agent's stream.
@@ -199,10 +200,14 @@ pub(crate) struct Stop {
 /// the next after a reconnect.
 #[derive(Debug)]
 pub(crate) enum AgentEvent {
+    /// A stream said `Hello`. The registry answers on `reply` before the edge says
+    /// anything: a second stream for an id whose stream is alive is refused.
     Attached {
         hello: Hello,
         conn: u64,
         tx: AgentTx,
+        life: StreamLife,
+        reply: oneshot::Sender<Result<(), AttachRefused>>,
     },
     Message {
         agent: String,

@@ -7,8 +7,13 @@
 //! own actor (`run::actor`) with those agents' streams; from then on the registry
 //! routes those agents' messages to the run's inbox, and takes the agents back when
 //! the run tells it it ended. Runs on disjoint agents may go at once.
+//!
+//! An id stays with its stream while that stream is alive (`liveness`): a second
+//! `Hello` with the id is refused, and takes the id over only once the old stream is
+//! proved dead (silent past the heartbeat timeout), which is then closed.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ControllerError;
+use crate::liveness::{AttachRefused, StreamLife};
 use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
@@ -49,6 +55,8 @@ pub(crate) enum Command {
 struct Known {
     hello: Hello,
     conn: u64,
+    /// Its stream's liveness: an id is not taken over while its stream is alive.
+    life: StreamLife,
     /// `None` while away (kept only while a run holds it).
     tx: Option<AgentTx>,
     /// The run it is lent to.
@@ -75,10 +83,16 @@ pub(crate) struct Registry {
     news: mpsc::Receiver<RunNews>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// A stream heard from within this long is alive: its id is not taken over.
+    heartbeat_timeout: Duration,
 }
 
 impl Registry {
-    pub(crate) fn new(shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub(crate) fn new(
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+        heartbeat_timeout: Duration,
+    ) -> Self {
         let (news_tx, news) = mpsc::channel(64);
         Self {
             agents: BTreeMap::new(),
@@ -88,6 +102,7 @@ impl Registry {
             news,
             shutdown,
             tracker,
+            heartbeat_timeout,
         }
     }
 
@@ -213,12 +228,38 @@ impl Registry {
     /// Keep the registry current and route run members' news to their run.
     async fn observe(&mut self, event: AgentEvent) {
         match event {
-            AgentEvent::Attached { hello, conn, tx } => {
+            AgentEvent::Attached {
+                hello,
+                conn,
+                tx,
+                life,
+                reply,
+            } => {
                 let agent = hello.agent_id.clone();
+                // No hijack: an id stays with its stream while that one is alive.
+                if let Some(old) = self.agents.get(&agent)
+                    && old.tx.is_some()
+                    && old.life.is_live(self.heartbeat_timeout)
+                {
+                    let _ = reply.send(Err(AttachRefused::InUse {
+                        agent,
+                        silent: old.life.silent_for(),
+                        timeout: self.heartbeat_timeout,
+                    }));
+                    return;
+                }
+                if reply.send(Ok(())).is_err() {
+                    return; // the stream went away while waiting for the answer
+                }
                 tracing::info!(agent = %agent, host = %hello.host, "agent attached");
                 let resume_run_id = hello.resume_run_id.clone();
-                // A reconnect replaces the old stream; dropping its sender ends it.
-                let run = self.agents.remove(&agent).and_then(|k| k.run);
+                // A reconnect replaces the old stream, proved dead: closing it stops an
+                // old process that still reads it, and dropping its sender ends it.
+                let old = self.agents.remove(&agent);
+                if let Some(old) = &old {
+                    old.life.replace();
+                }
+                let run = old.and_then(|k| k.run);
                 if let Some(run_id) = &run {
                     let seen = Seen::Attached {
                         resume_run_id,
@@ -229,6 +270,7 @@ impl Registry {
                 let known = Known {
                     hello,
                     conn,
+                    life,
                     tx: Some(tx),
                     run,
                 };
@@ -355,5 +397,72 @@ impl Registry {
             }
             let _ = reply.send(CancelView { cancelled, run_id });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Attach `id` on a new stream; the registry's answer, and the stream's life.
+    async fn attach(
+        registry: &mut Registry,
+        id: &str,
+        conn: u64,
+    ) -> (
+        Result<(), AttachRefused>,
+        StreamLife,
+        mpsc::Receiver<crate::messages::ToAgent>,
+    ) {
+        let (tx, rx) = mpsc::channel(8);
+        let life = StreamLife::new();
+        let (reply, answer) = oneshot::channel();
+        let hello = Hello {
+            agent_id: id.into(),
+            ..Hello::default()
+        };
+        let event = AgentEvent::Attached {
+            hello,
+            conn,
+            tx,
+            life: life.clone(),
+            reply,
+        };
+        registry.observe(event).await;
+        (answer.await.unwrap(), life, rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_agents_id_is_refused_and_taken_over_only_once_its_stream_is_dead() {
+        let timeout = Duration::from_secs(3);
+        let mut registry = Registry::new(CancellationToken::new(), TaskTracker::new(), timeout);
+        let (first, old, _old_rx) = attach(&mut registry, "agent-1", 1).await;
+        assert!(first.is_ok());
+        // Heard from a second ago: a second Hello with the id is refused.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        old.heard();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (hijack, _, _) = attach(&mut registry, "agent-1", 2).await;
+        let refused = hijack.unwrap_err().to_string();
+        assert!(
+            refused.contains("agent-1") && refused.contains("live"),
+            "{refused}"
+        );
+        assert!(!old.replaced().is_cancelled());
+        assert_eq!(registry.agents["agent-1"].conn, 1);
+        // Silent past the timeout: proved dead, so the new stream takes over and the
+        // old one is closed.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let (takeover, _, _) = attach(&mut registry, "agent-1", 3).await;
+        assert!(takeover.is_ok());
+        assert!(old.replaced().is_cancelled(), "the old stream is closed");
+        assert_eq!(registry.agents["agent-1"].conn, 3);
+        // Another id is not affected; an ended stream frees its id at once.
+        let (other, other_life, _) = attach(&mut registry, "agent-2", 4).await;
+        assert!(other.is_ok());
+        other_life.ended().cancel();
+        assert!(attach(&mut registry, "agent-2", 5).await.0.is_ok());
     }
 }

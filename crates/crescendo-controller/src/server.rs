@@ -6,6 +6,11 @@
 //! start with `Hello` is refused, a snapshot that cannot be decoded arrives as
 //! `Rejected`, and a broken stream becomes a `Detached` event. Generated protobuf
 //! types appear only here, in `wire` and in the CLI's admin client (`cli`).
+//!
+//! Who may call is settled here too (`security`): the enrolment token (and, with
+//! mutual TLS, an id the certificate names) before an agent hears anything, the
+//! registry's word on the id (no second stream for a live agent), the admin token
+//! before `status` or `cancel`.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ControllerError;
+use crate::liveness::StreamLife;
 use crate::messages::{AGENT_QUEUE, AgentEvent};
 use crate::registry::Command;
 use crate::run::request::StopCause;
+use crate::security::{Gate, Security, peer};
 use crate::wire;
 
 impl From<ControllerError> for Status {
@@ -50,11 +57,18 @@ pub(crate) async fn serve(
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
     heartbeat_timeout: Duration,
+    security: Security,
 ) {
     let agent_control = AgentControlService {
         events,
         next_conn: AtomicU64::new(1),
         heartbeat_timeout,
+        gate: Gate::new(security.enrol_token.as_ref(), "enrolment token"),
+        client_auth: security.client_auth(),
+    };
+    let admin = AdminService {
+        commands,
+        gate: Gate::new(security.admin_token.as_ref(), "admin token"),
     };
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
@@ -62,14 +76,22 @@ pub(crate) async fn serve(
         .add_service(pb::agent_control_server::AgentControlServer::new(
             agent_control,
         ))
-        .add_service(pb::admin_server::AdminServer::new(AdminService {
-            commands,
-        }));
-    let incoming = TcpListenerStream::new(listener);
-    if let Err(e) = router
-        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-        .await
-    {
+        .add_service(pb::admin_server::AdminServer::new(admin));
+    let served = match &security.tls {
+        Some(tls) => {
+            let incoming = crate::tls::incoming(listener, tls, shutdown.clone());
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+        }
+        None => {
+            let incoming = TcpListenerStream::new(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!("grpc server failed: {e}");
     }
 }
@@ -81,6 +103,10 @@ struct AgentControlService {
     next_conn: AtomicU64,
     /// A stream silent this long (no heartbeat, no message) is dropped.
     heartbeat_timeout: Duration,
+    /// The enrolment token.
+    gate: Gate,
+    /// Mutual TLS: the agent id must be a name its certificate carries.
+    client_auth: bool,
 }
 
 /// How often the controller tells each agent it is alive (the agents' dead-man switch).
@@ -96,6 +122,14 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
+        self.gate.check(&request, "attach")?;
+        let peer = peer(&request);
+        let names = self.client_auth.then(|| {
+            request
+                .peer_certs()
+                .and_then(|certs| certs.first().map(crate::tls::peer_names))
+                .unwrap_or_default()
+        });
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(10), inbound.message())
             .await
@@ -109,16 +143,37 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
             }
             _ => return Err(Status::invalid_argument("the first message must be hello")),
         };
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let agent = hello.agent_id.clone();
+        if let Some(names) = names
+            && !names.contains(&agent)
+        {
+            tracing::warn!(%peer, agent, ?names, "refused: the agent id is not its certificate's");
+            return Err(Status::permission_denied(format!(
+                "agent id {agent} is not a name its certificate carries (CN or SAN: {})",
+                names.join(", ")
+            )));
+        }
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(AGENT_QUEUE);
-        self.events
-            .send(AgentEvent::Attached { hello, conn, tx })
-            .await
-            .map_err(|_| Status::from(ControllerError::Gone))?;
+        let life = StreamLife::new();
+        let (reply, decided) = oneshot::channel();
+        let attached = AgentEvent::Attached {
+            hello,
+            conn,
+            tx,
+            life: life.clone(),
+            reply,
+        };
+        let gone = || Status::from(ControllerError::Gone);
+        self.events.send(attached).await.map_err(|_| gone())?;
+        if let Err(refused) = decided.await.map_err(|_| gone())? {
+            tracing::warn!(%peer, agent, "refused: {refused}");
+            return Err(Status::already_exists(refused.to_string()));
+        }
         // The stream ends when the registry and the run drop their senders (the agent
-        // is unwanted, or replaced by a newer stream); then the reader stops too.
-        let ended = CancellationToken::new();
+        // is unwanted), or when a newer stream replaces it (closed with `Aborted`); then
+        // the reader stops too.
+        let ended = life.ended().clone();
         let on_end = ended.clone();
         let welcome = futures::stream::iter([Ok(wire::welcome(agent.clone()))]);
         let messages = ReceiverStream::new(rx).map(|m| Ok(wire::to_agent(m)));
@@ -127,11 +182,19 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         let beats = IntervalStream::new(tokio::time::interval(HEARTBEAT_INTERVAL))
             .map(|_| Ok(wire::heartbeat()))
             .take_until(ended.clone().cancelled_owned());
-        let outbound = futures::stream::select(welcome.chain(messages).chain(end), beats);
+        let replaced = life.replaced().clone();
+        let outbound = futures::stream::select(welcome.chain(messages).chain(end), beats)
+            .take_until(replaced.clone().cancelled_owned())
+            .chain(
+                futures::stream::iter([replaced_status(&agent)]).filter(move |_| {
+                    let replaced = replaced.is_cancelled();
+                    async move { replaced }
+                }),
+            );
         let stream: ControllerStream = Box::pin(outbound);
         let events = self.events.clone();
         let silence = self.heartbeat_timeout;
-        tokio::spawn(read_agent(inbound, agent, conn, events, ended, silence));
+        tokio::spawn(read_agent(inbound, agent, conn, events, life, silence));
         Ok(Response::new(stream))
     }
 }
@@ -143,9 +206,10 @@ async fn read_agent(
     agent: String,
     conn: u64,
     events: mpsc::Sender<AgentEvent>,
-    ended: CancellationToken,
+    life: StreamLife,
     silence: Duration,
 ) {
+    let ended = life.ended().clone();
     loop {
         let received = tokio::select! {
             r = tokio::time::timeout(silence, inbound.message()) => match r {
@@ -157,6 +221,9 @@ async fn read_agent(
             },
             _ = ended.cancelled() => break,
         };
+        if matches!(received, Ok(Some(_))) {
+            life.heard();
+        }
         match received {
             Ok(Some(pb::AgentMessage { kind: Some(kind) })) => {
                 let event = AgentEvent::Message {
@@ -182,7 +249,17 @@ async fn read_agent(
             }
         }
     }
+    // Over: the registry no longer counts this stream as the id's live one.
+    ended.cancel();
     let _ = events.send(AgentEvent::Detached { agent, conn }).await;
+}
+
+/// How a stream replaced by a newer one for the same id ends: an old process still
+/// reading it learns another one has its id, and stops.
+fn replaced_status(agent: &str) -> Result<pb::ControllerMessage, Status> {
+    Err(Status::aborted(format!(
+        "a newer stream attached as agent {agent} after this one fell silent: this stream is closed"
+    )))
 }
 
 /// Whether a stream error is the peer's connection going away (closed, reset, broken
@@ -218,14 +295,17 @@ fn valid_id(id: &str) -> bool {
 #[derive(Debug)]
 struct AdminService {
     commands: mpsc::Sender<Command>,
+    /// The admin token.
+    gate: Gate,
 }
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
+        self.gate.check(&request, "status")?;
         let (reply, rx) = oneshot::channel();
         self.command(Command::Status { reply }).await?;
         let status = rx.await.map_err(|_| ControllerError::Gone)?;
@@ -236,6 +316,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelReply>, Status> {
+        self.gate.check(&request, "cancel")?;
         let (reply, rx) = oneshot::channel();
         let reason = request.into_inner().reason;
         let cause = StopCause::Cancelled;

@@ -1,8 +1,16 @@
-//! The session's answers to what the controller says on an attached stream:
-//! assignments, data rows, the start, backoff decisions, acknowledgements, stops,
-//! new shares.
+//! The session's answers to what the controller says: an assignment is prepared (or
+//! refused when busy), data rows are spooled, `Start` starts the prepared run,
+//! `Adjust` reaches the run's pacing, `Ack` releases a kept snapshot, `Stop` stops
+//! the load (and may release the agent).
 
-use super::*;
+use crescendo_proto::v1 as pb;
+use tokio::sync::mpsc;
+
+use super::{RunState, Session, message_of};
+use crate::messages::{Finished, FromController, ToController};
+use crate::prepare::prepare_run;
+use crate::run::start_run;
+use crate::wire::WireError;
 
 impl Session {
     pub(super) async fn handle(

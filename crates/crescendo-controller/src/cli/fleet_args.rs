@@ -1,0 +1,96 @@
+//! Where `run` and `probe` meet their agents, how long they wait for them, and who
+//! may attach and operate (TLS, tokens, `--insecure`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::security::{Security, ServerTls, Token};
+use crate::{Controller, ControllerSettings};
+
+/// Where `run` and `probe` meet their agents, and how long they wait for them.
+#[derive(Debug, clap::Args)]
+pub(super) struct FleetArgs {
+    /// The address agents attach to. A non-loopback address needs agents and operators
+    /// to authenticate (--tls-client-ca, or --enrol-token-file and --admin-token-file),
+    /// or --insecure.
+    #[arg(long, default_value = "127.0.0.1:7700", env = "CRESCENDO_LISTEN")]
+    listen: SocketAddr,
+    /// How long to wait for the agents to attach.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(super) wait_for_agents: Duration,
+    /// Drop an agent's stream after this long without a word (agents send a heartbeat
+    /// every second); the agents stop their load when the controller is this silent.
+    /// While an agent's stream is heard from within it, no other stream may take its id.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub(super) heartbeat_timeout: Duration,
+    /// The controller's TLS certificate (PEM, chain first); agents then attach with
+    /// https:// and --tls-ca.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients (agents, status, cancel) must present a certificate from this
+    /// CA (PEM), and an agent's id must be its certificate's CN or a SAN.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// A file holding the token agents must send to attach (their
+    /// CRESCENDO_ENROL_TOKEN or --enrol-token-file).
+    #[arg(long, value_name = "FILE")]
+    enrol_token_file: Option<PathBuf>,
+    /// A file holding the token `status` and `cancel` must send (their
+    /// CRESCENDO_ADMIN_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address although agents or operators go
+    /// unauthenticated: anyone who reaches the port can attach or cancel.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl FleetArgs {
+    /// Read the TLS files and tokens and check the listen address against them; the
+    /// error is a bad argument (exit 2). Warnings are printed loudly on stderr.
+    pub(super) fn settings(&self) -> anyhow::Result<ControllerSettings> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?),
+            _ => None,
+        };
+        let token = |path: &Option<PathBuf>| path.as_deref().map(Token::from_file).transpose();
+        let security = Security {
+            tls,
+            enrol_token: token(&self.enrol_token_file)?,
+            admin_token: token(&self.admin_token_file)?,
+            insecure: self.insecure,
+        };
+        for warning in security.exposure(self.listen)? {
+            eprintln!("{warning}");
+        }
+        Ok(ControllerSettings {
+            heartbeat_timeout: self.heartbeat_timeout,
+            security,
+        })
+    }
+
+    /// Bind the listener and start a controller on it.
+    pub(super) async fn start(
+        &self,
+        settings: ControllerSettings,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Controller> {
+        let listener = TcpListener::bind(self.listen).await?;
+        Ok(Controller::start_with(
+            listener,
+            shutdown.clone(),
+            settings,
+        )?)
+    }
+}
