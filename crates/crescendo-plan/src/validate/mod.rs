@@ -9,6 +9,7 @@ mod request;
 mod response;
 mod thresholds;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -156,29 +157,38 @@ pub(crate) fn validate(
 }
 
 /// Every variable in every template must be a built-in, a data column or a capture of
-/// an earlier step.
+/// an earlier step. Linear in the plan: the known variables grow step by step as the
+/// sites (in step order) are walked, with a set for the look-ups.
 fn check_templates(
     ctx: Ctx<'_>,
     sites: &[TemplateSite],
     columns: &[String],
     captures: &StepCaptures,
 ) -> Result<(), PlanError> {
-    for site in sites {
-        let earlier = captures.iter().take(site.step).flat_map(|(_, vars)| vars);
-        let mut known: Vec<&str> = BUILTIN_VARIABLES.to_vec();
-        known.extend(columns.iter().map(String::as_str));
-        known.extend(earlier.map(String::as_str));
+    let mut known: Vec<&str> = BUILTIN_VARIABLES.to_vec();
+    known.extend(columns.iter().map(String::as_str));
+    let mut lookup: HashSet<&str> = known.iter().copied().collect();
+    // Steps whose captures are in `known`: those before the current site's step.
+    let mut added = 0;
+    let mut order: Vec<&TemplateSite> = sites.iter().collect();
+    order.sort_by_key(|site| site.step);
+    for site in order {
+        let upto = site.step.min(captures.len());
+        for (_, vars) in captures.get(added..upto).unwrap_or_default() {
+            known.extend(vars.iter().map(String::as_str));
+            lookup.extend(vars.iter().map(String::as_str));
+        }
+        added = added.max(upto);
         for (offset, name) in Template::variable_offsets(&site.value) {
-            if known.contains(&name.as_str()) {
+            if lookup.contains(name.as_str()) {
                 continue;
             }
             let later = captures
                 .iter()
-                .enumerate()
                 .skip(site.step)
-                .find(|(_, (_, vars))| vars.contains(&name));
+                .find(|(_, vars)| vars.contains(&name));
             let hint = match later {
-                Some((_, (step, _))) => format!(
+                Some((step, _)) => format!(
                     " ({{{name}}} is captured by step {step:?}, which does not run before this)"
                 ),
                 None if columns.is_empty() => " (data columns come from a [data] table)".to_owned(),
