@@ -29,6 +29,7 @@
 //! - `schedule`: rates and VUs over time, the rate integral and its inverse.
 //! - `split`: [`split`], [`split_evenly`], and [`Data::rows_for`].
 //! - `error`: [`PlanError`].
+//! - [`limits`]: the format's size limits; `text`: bytes to UTF-8 text.
 //!
 //! # Format
 //!
@@ -119,6 +120,24 @@
 //! # 0) after the start; grace needs abort_on_fail = true
 //! ```
 //!
+//! # Limits
+//!
+//! Parsing is linear in the size of the text and bounded in memory; past a limit of
+//! [`limits`] the plan is refused with an error naming the limit:
+//!
+//! - the text: at most 16 MiB, UTF-8 (otherwise the error names the byte offset of the
+//!   first byte that is not, or UTF-16 by its byte order mark), and at most 200,000 keys,
+//!   values and tables (`=`, `,`, `[` and `{` outside strings and comments, counted
+//!   before the TOML is parsed);
+//! - at most 1,000 steps, 1,000 stages, 100 thresholds and 1,000 `auth.clients`;
+//! - at most 100 entries in each `headers` table (the target's or a step's), and in each
+//!   step's `query`, `captures` and `checks`;
+//! - at most 100 data columns and 10,000 inline `rows` (a data `file` is streamed: no row
+//!   limit); a `body_file` at most 16 MiB, UTF-8;
+//! - names (the plan's and the steps') without control or bidirectional formatting
+//!   characters; capture names, data columns and header names are identifiers or HTTP
+//!   tokens, so they have none either.
+//!
 //! Templates: `{name}` is a variable when `name` is an identifier; anything else is
 //! literal. `{{` is a literal `{` and `{{name}}` the literal text `{name}`. Variables are
 //! the built-ins `seq uuid agent vu iteration now_ms` ([`template::BUILTIN_VARIABLES`]),
@@ -132,6 +151,7 @@
 
 mod error;
 mod files;
+pub mod limits;
 mod model;
 mod raw;
 mod render;
@@ -139,6 +159,7 @@ mod rows;
 mod schedule;
 mod split;
 pub mod template;
+mod text;
 mod threshold;
 mod validate;
 
@@ -176,8 +197,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Plan, PlanError> {
 }
 
 /// Parses and validates a plan whose `body_file`s and data `file` come from `files`:
-/// [`DirFiles`] next to the plan, or [`BundleFiles`] on an agent.
+/// [`DirFiles`] next to the plan, or [`BundleFiles`] on an agent. Text over
+/// [`limits::MAX_PLAN_BYTES`] is refused before it is parsed.
 pub fn parse_with(text: &str, origin: &str, files: &dyn PlanFiles) -> Result<Plan, PlanError> {
+    if text.len() > limits::MAX_PLAN_BYTES {
+        return Err(PlanError::too_large(origin, Some(text.len())));
+    }
     let raw = raw::parse_raw(text, origin)?;
     validate::validate(raw, text, origin, files)
 }
@@ -189,10 +214,18 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 }
 
 /// [`load`], also returning the plan's text as read (to send as is, comments included,
-/// with [`Plan::bundle_files`]).
+/// with [`Plan::bundle_files`]). At most [`limits::MAX_PLAN_BYTES`] are read; bytes that
+/// are not UTF-8 are an error naming the offset of the first bad byte (or UTF-16, by its
+/// byte order mark).
 pub fn load_with_text(path: &Path) -> Result<(Plan, String), PlanError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError::read(&origin, e))?;
+    let bytes = text::read_at_most(path, limits::MAX_PLAN_BYTES)
+        .map_err(|e| PlanError::read(&origin, e))?;
+    if bytes.len() > limits::MAX_PLAN_BYTES {
+        return Err(PlanError::too_large(&origin, None));
+    }
+    let text =
+        text::utf8(bytes).map_err(|(why, bytes)| PlanError::not_utf8(&origin, &bytes, &why))?;
     let plan = parse_with(&text, &origin, &DirFiles::for_plan(path))?;
     Ok((plan, text))
 }

@@ -2,7 +2,8 @@
 //!
 //! `cargo test -p crescendo-plan --release --test scaling -- --ignored --nocapture`
 //! prints the time to parse plans of N steps, doubling N (`SCALING_MAX` sets the largest,
-//! default 64000), and the ratio to the previous N: about 2 when parsing is linear.
+//! default 64000), and the ratio to the previous N: about 2 when parsing is linear. Past
+//! `limits::MAX_STEPS` it is the time to refuse the plan, which must stay linear too.
 
 use std::time::Instant;
 
@@ -67,5 +68,56 @@ fn measure(max: usize, captures: bool) {
         );
         previous = Some(secs);
         n *= 2;
+    }
+}
+
+/// Plan-sized garbage of a few shapes (random punctuation; many keys; many tables): the
+/// time to refuse it. `GARBAGE=keys` runs one shape, e.g. under `/usr/bin/time -v` for
+/// the peak memory; `GARBAGE_BYTES` sets the size (default `MAX_PLAN_BYTES`).
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn garbage_is_refused() {
+    let only = std::env::var("GARBAGE").ok();
+    let max = std::env::var("GARBAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crescendo_plan::limits::MAX_PLAN_BYTES);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = |len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b" =[]{}\"'.,#\na1_-"[(state % 16) as usize])
+            })
+            .collect()
+    };
+    let repeat = |f: &dyn Fn(usize) -> String| -> String {
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < max - 64 {
+            text.push_str(&f(i));
+            i += 1;
+        }
+        text
+    };
+    let shapes: Vec<(&str, String)> = vec![
+        ("random", random(max)),
+        ("keys", repeat(&|i| format!("k{i} = {i}\n"))),
+        ("tables", repeat(&|i| format!("[[t]]\nk = {i}\n"))),
+        (
+            "arrays",
+            format!("a = [{}]\n", "[1],".repeat((max - 16) / 4)),
+        ),
+    ];
+    for (name, text) in shapes {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let start = Instant::now();
+        let e = crescendo_plan::parse(&text, "garbage.toml").unwrap_err();
+        let secs = start.elapsed().as_secs_f64();
+        println!("{name}: {} bytes: {secs:.4} s: {e}", text.len());
     }
 }

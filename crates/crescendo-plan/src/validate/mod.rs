@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use crate::error::PlanError;
+use crate::error::{PlanError, join_index, join_key};
 use crate::files::PlanFiles;
 use crate::model::{Auth, Plan};
-use crate::raw::RawPlan;
+use crate::raw::{RawPlan, SpannedMap};
 use crate::template::{BUILTIN_VARIABLES, Template};
 
 /// What every check needs to turn a span into a located error, and to read the files
@@ -56,8 +56,8 @@ impl Ctx<'_> {
             self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
                 .with_source(e)
         })?;
-        String::from_utf8(bytes)
-            .map_err(|_| self.err(path.span(), key, format!("expected UTF-8 text in {p:?}")))
+        crate::text::utf8(bytes)
+            .map_err(|(why, _)| self.err(path.span(), key, format!("{p:?}: {}", why.describe())))
     }
 
     /// The first line of the data file at `path`.
@@ -67,6 +67,60 @@ impl Ctx<'_> {
             self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
                 .with_source(e)
         })
+    }
+
+    /// Refuses more than `max` items, at the first one past the limit.
+    fn at_most<T>(
+        &self,
+        items: &[Spanned<T>],
+        max: usize,
+        key: &str,
+        what: &str,
+    ) -> Result<(), PlanError> {
+        match items.get(max) {
+            Some(past) => Err(self.err(
+                past.span(),
+                &join_index(key, max),
+                over_limit(max, items.len(), what),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a table of more than `max` entries, at the first entry (as written) past
+    /// the limit.
+    fn at_most_entries<V>(
+        &self,
+        map: Option<&SpannedMap<V>>,
+        max: usize,
+        key: &str,
+        what: &str,
+    ) -> Result<(), PlanError> {
+        let Some(map) = map.filter(|m| m.len() > max) else {
+            return Ok(());
+        };
+        let mut names: Vec<&Spanned<String>> = map.keys().collect();
+        names.sort_by_key(|k| k.span().start);
+        let past = names[max];
+        Err(self.err(
+            past.span(),
+            &join_key(key, past.get_ref()),
+            over_limit(max, map.len(), what),
+        ))
+    }
+
+    /// A name (of the plan, a step) without control characters, which would garble
+    /// logs, reports and terminals.
+    fn plain_name(&self, name: &Spanned<String>, key: &str, what: &str) -> Result<(), PlanError> {
+        let value = name.get_ref();
+        match value.char_indices().find(|(_, c)| is_control(*c)) {
+            Some((i, _)) => Err(self.err(
+                self.inside_string(&name.span(), value, i),
+                key,
+                format!("expected a {what} without control characters, got {value:?}"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A duration string such as `20s`, `1m30s` or `250ms`.
@@ -116,6 +170,24 @@ impl Ctx<'_> {
     }
 }
 
+/// The message for `got` items where the format allows `max`.
+fn over_limit(max: usize, got: usize, what: &str) -> String {
+    format!(
+        "expected at most {}, got {got} (a limit of the plan format)",
+        crate::limits::count(max, what)
+    )
+}
+
+/// A control character (C0, DEL, C1) or a bidirectional formatting character, which
+/// can make a name display as something else.
+pub(crate) fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// Converts and checks the raw plan.
 pub(crate) fn validate(
     raw: RawPlan,
@@ -132,6 +204,7 @@ pub(crate) fn validate(
     if name.is_empty() {
         return Err(ctx.err(raw.name.span(), "name", "expected a non-empty name"));
     }
+    ctx.plain_name(&raw.name, "name", "plan name")?;
     let auth = auth::auth(ctx, raw.auth.as_ref())?;
     let mut sites = Vec::new();
     let target = request::target(ctx, &raw.target, &mut sites, &auth)?;

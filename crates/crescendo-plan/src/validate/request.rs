@@ -7,6 +7,7 @@ use serde_spanned::Spanned;
 
 use super::{Ctx, StepCaptures, TemplateSite, response, sets_authorization};
 use crate::error::{PlanError, join_index, join_key};
+use crate::limits::{MAX_ENTRIES_PER_TABLE, MAX_STEPS};
 use crate::model::{Auth, Scenario, Step, Target};
 use crate::raw::{RawScenario, RawStep, RawTarget, Scalar, SpannedMap};
 use crate::template::Template;
@@ -95,6 +96,7 @@ pub(super) fn scenario(
             "expected at least one step, such as [[scenario.steps]] name = \"get\" path = \"/\"",
         ));
     }
+    ctx.at_most(steps.get_ref(), MAX_STEPS, "scenario.steps", "steps")?;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(steps.get_ref().len());
     for (i, raw_step) in steps.get_ref().iter().enumerate() {
@@ -140,6 +142,7 @@ fn step(
             "expected a non-empty step name",
         ));
     }
+    ctx.plain_name(&raw.name, &join_key(key, "name"), "step name")?;
     let method = match &raw.method {
         Some(m) => {
             let upper = m.get_ref().trim().to_ascii_uppercase();
@@ -181,7 +184,10 @@ fn step(
         value: path.clone(),
         step: index,
     });
-    let query = template_map(raw.query.as_ref(), &join_key(key, "query"), index, sites);
+    let query_key = join_key(key, "query");
+    let max = MAX_ENTRIES_PER_TABLE;
+    ctx.at_most_entries(raw.query.as_ref(), max, &query_key, "query parameters")?;
+    let query = template_map(raw.query.as_ref(), &query_key, index, sites);
     let headers_key = join_key(key, "headers");
     let headers = headers(ctx, raw.headers.as_ref(), &headers_key, index, sites, auth)?;
     let body = match (&raw.body, &raw.body_file) {
@@ -274,6 +280,7 @@ fn headers(
     sites: &mut Vec<TemplateSite>,
     auth: &Auth,
 ) -> Result<BTreeMap<String, String>, PlanError> {
+    ctx.at_most_entries(raw, MAX_ENTRIES_PER_TABLE, key, "headers")?;
     let mut seen: HashMap<String, &str> = HashMap::new();
     for (name, value) in raw.into_iter().flatten() {
         let header_key = join_key(key, name.get_ref());

@@ -8,6 +8,7 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_key};
+use crate::limits::MAX_THRESHOLDS;
 use crate::model::{AbortOnFail, Metric, Scenario, Threshold};
 use crate::raw::{RawThreshold, Scalar, SpannedMap};
 use crate::threshold::{parse_metric, parse_threshold};
@@ -18,6 +19,7 @@ pub(super) fn thresholds(
     raw: Option<&SpannedMap<RawThreshold>>,
     scenario: &Scenario,
 ) -> Result<Vec<Threshold>, PlanError> {
+    ctx.at_most_entries(raw, MAX_THRESHOLDS, "thresholds", "thresholds")?;
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
