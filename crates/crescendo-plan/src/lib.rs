@@ -44,8 +44,11 @@
 //! base_url = "http://127.0.0.1:8080"   # required: absolute http(s) URL; a trailing '/' is dropped
 //! timeout = "10s"                      # per attempt; default 10s
 //! headers = { X-Load-Test = "crescendo agent {agent}" }  # optional; values are templates
-//! # An Authorization header must be a template such as "Bearer {token}" (never a literal
-//! # credential), and is refused with [auth], which sets it.
+//! # A credential-like header (its name contains authorization, cookie, key, token, secret
+//! # or password, any case) cannot hold a literal: it must be a template whose credential
+//! # is a variable, such as "Bearer {token}" or "{apiKey}" (a data file column or a
+//! # capture), with at most one literal word. Authorization is refused with [auth], which
+//! # sets it. Same for a step's headers.
 //!
 //! [auth]                               # optional; default kind = "none"
 //! kind = "oauth2-client-credentials"   # none | bearer | oauth2-client-credentials
@@ -103,7 +106,7 @@
 //! on_exhausted = "stop-agent"          # unique only (ignored otherwise): stop-agent (default)
 //!                                      # stops that agent, stop-run stops the fleet
 //! sequence = { var = "flowId", format = "flow-{n}", count = 100 }  # flowId = flow-1 … flow-100
-//! # or rows = [{ flowId = "a", token = "x" }, { flowId = "b", token = "y" }]
+//! # or rows = [{ flowId = "a", owner = "x" }, { flowId = "b", owner = "y" }]
 //! # or file = "data/flows.csv": a CSV with a header row, or .jsonl/.ndjson (one JSON object
 //! #   per line; strings, numbers and booleans become strings), relative to the plan's
 //! #   directory; format = "csv" | "jsonl" when the extension does not say

@@ -270,8 +270,8 @@ fn template_map(
 }
 
 /// Headers: names must be HTTP tokens (unique ignoring case), values templates without
-/// line breaks. An `Authorization` value must come from a template variable (never a
-/// literal credential), and is refused when `[auth]` sets the header.
+/// line breaks. A credential-like header's value must come from a template variable
+/// (never a literal credential), and `Authorization` is refused when `[auth]` sets it.
 fn headers(
     ctx: Ctx<'_>,
     raw: Option<&SpannedMap<Scalar>>,
@@ -305,8 +305,8 @@ fn headers(
             ));
         }
         // Before anything that could echo the value: it may hold a credential.
-        if name.get_ref().eq_ignore_ascii_case("authorization") {
-            authorization(ctx, value, &header_key, auth)?;
+        if is_credential_like(name.get_ref()) {
+            credential(ctx, name.get_ref(), value, &header_key, auth)?;
         }
         let text = value.get_ref().text();
         if let Some(i) = text.find(['\r', '\n', '\0']) {
@@ -320,16 +320,37 @@ fn headers(
     Ok(template_map(raw, key, step, sites))
 }
 
-/// An `Authorization` header in the plan: allowed only without `[auth]`, and only as a
-/// template whose credential comes from a variable (`"Bearer {token}"`), at most a
-/// scheme word written literally.
-fn authorization(
+/// Words that make a header name credential-like (case-insensitive, anywhere in the
+/// name): the same words the controller's report masks.
+const CREDENTIAL_WORDS: [&str; 6] = [
+    "authorization",
+    "cookie",
+    "key",
+    "token",
+    "secret",
+    "password",
+];
+
+/// Whether a header named `name` may carry a credential (`Authorization`, `Cookie`,
+/// `X-Api-Key`, `X-Auth-Token`, `X-Client-Secret` …).
+pub(super) fn is_credential_like(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// A credential-like header in the plan: only a template whose credential comes from a
+/// variable (`"Bearer {token}"`, `"{apiKey}"`), at most one word written literally (a
+/// scheme such as `Bearer`, or `session=`); `Authorization` is also refused when
+/// `[auth]` sets it.
+fn credential(
     ctx: Ctx<'_>,
+    name: &str,
     value: &Spanned<Scalar>,
     key: &str,
     auth: &Auth,
 ) -> Result<(), PlanError> {
-    if sets_authorization(auth) {
+    let authorization = name.eq_ignore_ascii_case("authorization");
+    if authorization && sets_authorization(auth) {
         return Err(ctx.err(
             value.span(),
             key,
@@ -339,11 +360,28 @@ fn authorization(
     let template = Template::parse(value.get_ref().text());
     let literal = template.render_to_string(|_| None);
     if template.is_literal() || literal.split_whitespace().count() > 1 {
+        let how = if authorization {
+            "expected a template such as \"Bearer {token}\" with the token from a data file \
+             column or a capture, or an [auth] table (kind = \"bearer\" with token_env or \
+             token_file)"
+        } else if name.to_ascii_lowercase().contains("authorization") {
+            "expected a template such as \"Bearer {token}\" with the token from a data file \
+             column or a capture of an earlier step"
+        } else {
+            "expected a template such as \"{apiKey}\" with the value from a data file column \
+             ([data] file = \"keys.csv\") or a capture of an earlier step"
+        };
         return Err(ctx.err(
             value.span(),
             key,
-            "secrets never go in a plan: expected a template such as \"Bearer {token}\" \
-             with the token from a data column, or an [auth] table",
+            format!(
+                "secrets never go in a plan: {name:?} looks like a credential (its name has \
+                 {}); {how}",
+                CREDENTIAL_WORDS
+                    .iter()
+                    .find(|w| name.to_ascii_lowercase().contains(*w))
+                    .unwrap_or(&"a credential word")
+            ),
         ));
     }
     Ok(())
@@ -399,6 +437,30 @@ mod tests {
         );
         assert_eq!(crate::mask_url_userinfo("http://h/a@b"), "http://h/a@b");
         assert_eq!(crate::mask_url_userinfo("no scheme"), "no scheme");
+    }
+
+    #[test]
+    fn credential_like_names() {
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "X-Api-Key",
+            "x-auth-token",
+            "X-Client-SECRET",
+            "Password",
+        ] {
+            assert!(is_credential_like(name), "{name}");
+        }
+        for name in [
+            "X-Load-Test",
+            "Content-Type",
+            "Accept",
+            "X-Team",
+            "User-Agent",
+        ] {
+            assert!(!is_credential_like(name), "{name}");
+        }
     }
 
     #[test]
