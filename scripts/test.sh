@@ -77,6 +77,13 @@ step "chromium (report browser check)"
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 # ---- end report.html's browser ------------------------------------------------------
 
+# ---- fuzzing on stable (owned by the plan parser, header parsers, histogram decoder) ---
+# crates/crescendo-{plan,backoff,metrics}/tests/fuzz.rs replay their seed corpora
+# (tests/corpus/...) and run FUZZ_CASES proptest cases per property (256 when unset)
+# inside the cargo test below: about 6 s in all at 5000.
+export FUZZ_CASES="${FUZZ_CASES:-5000}"
+# ---- end fuzzing -----------------------------------------------------------------------
+
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 

@@ -5,6 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::auth::AuthConfig;
+pub use crate::values::ValueError;
+use crate::values::parse_duration;
 
 /// Everything that shapes the simulated API. `Config::default()` equals the flag defaults.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -222,7 +224,7 @@ impl HeaderFamilies {
     };
 
     /// Parses `inin,x-ratelimit,ietf` (any combination, any order) or `none`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
         let mut out = Self::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part.to_ascii_lowercase().as_str() {
@@ -230,12 +232,7 @@ impl HeaderFamilies {
                 "x-ratelimit" | "xratelimit" | "x" => out.x_ratelimit = true,
                 "ietf" | "ratelimit" => out.ietf = true,
                 "none" => {}
-                other => {
-                    return Err(format!(
-                        "unknown header family `{other}`: expected a comma-separated list of \
-                         inin, x-ratelimit, ietf, or none"
-                    ));
-                }
+                other => return Err(ValueError::HeaderFamily(other.to_owned())),
             }
         }
         Ok(out)
@@ -260,14 +257,9 @@ impl fmt::Display for HeaderFamilies {
     }
 }
 
-/// `humantime` durations, plus a bare `0`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration `{s}`: {e}"))
-}
-
-fn parse_window(s: &str) -> Result<Duration, String> {
+fn parse_window(s: &str) -> Result<Duration, ValueError> {
     match parse_duration(s)? {
-        d if d.is_zero() => Err("the window must be longer than zero".to_owned()),
+        d if d.is_zero() => Err(ValueError::ZeroWindow),
         d => Ok(d),
     }
 }
@@ -321,10 +313,6 @@ mod tests {
             "--require-checkout",
             "--operation-delay",
             "250ms",
-            "--client",
-            "a:sa",
-            "--client",
-            "b:sb",
             "--token-lifetime",
             "2s",
             "--token-rate-limit",
@@ -335,8 +323,7 @@ mod tests {
         .unwrap();
         assert!(c.require_checkout);
         assert_eq!(c.operation_delay, Duration::from_millis(250));
-        let ids: Vec<&str> = c.auth.clients.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"]);
+        assert!(c.auth.clients.is_empty());
         assert_eq!(c.auth.token_lifetime, Duration::from_secs(2));
         assert_eq!(c.auth.token_rate_limit, 7);
         assert_eq!(c.auth.limit_key, crate::auth::LimitKey::Token);
@@ -359,9 +346,33 @@ mod tests {
         assert!(parse(&["--burst", "0"]).is_err());
         assert!(parse(&["--headers", "inin,bogus"]).is_err());
         assert!(parse(&["--algorithm", "leaky"]).is_err());
-        assert!(parse(&["--client", "nosecret"]).is_err());
+        // No secret on the command line, in any form: the error says where it goes.
+        for argv in [
+            &["--client", "a:s3cret"][..],
+            &["--client", "a"],
+            &["--client=a:s3cret"],
+        ] {
+            let e = parse(argv).unwrap_err().to_string();
+            assert!(
+                e.contains("--clients-file") && e.contains("FLOWSIM_CLIENTS"),
+                "{e}"
+            );
+            assert!(!e.contains("s3cret"), "{e}");
+        }
         assert!(parse(&["--token-lifetime", "0s"]).is_err());
         assert!(parse(&["--limit-key", "ip"]).is_err());
+    }
+
+    #[test]
+    fn value_errors_are_typed() {
+        assert_eq!(parse_window("0s"), Err(ValueError::ZeroWindow));
+        let e = parse_duration("soon").unwrap_err();
+        assert!(matches!(&e, ValueError::Duration { value, .. } if value == "soon"));
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            HeaderFamilies::parse("inin,bogus"),
+            Err(ValueError::HeaderFamily("bogus".into()))
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! like the real API: `429` with an integer `Retry-After`, the Genesys error body, and
 //! `inin-ratelimit-*`, `X-RateLimit-*` or IETF `RateLimit` headers on every response.
 //!
-//! With OAuth clients configured (`--client ID:SECRET`, `--clients-file`),
+//! With OAuth clients configured (`--clients-file PATH` or `FLOWSIM_CLIENTS`, never the
+//! command line, where `ps` would show the secrets),
 //! `POST /oauth/token` issues client-credentials tokens and every `/api/v2` request needs
 //! a valid `Authorization: Bearer` token (401 `bad.credentials` otherwise, checked before
 //! the rate limit); the limit is then keyed on the OAuth client (`--limit-key`). With no
@@ -32,7 +33,9 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], which is also the clap flag set (`#[command(flatten)]` it).
-//! - [`auth`]: OAuth clients ([`AuthConfig`]), the token store and the bearer check.
+//! - [`auth`]: OAuth clients ([`AuthConfig`]: from `--clients-file` or `FLOWSIM_CLIENTS`,
+//!   never argv), the token store and the bearer check.
+//! - `values`: flag values both parse (durations) and their error, [`ValueError`].
 //! - [`limiter`]: pure limiter math over an injected `now`, one file per algorithm
 //!   (fixed window, sliding window counter, token bucket, GCRA) plus the
 //!   per-token + organisation combination.
@@ -62,6 +65,7 @@ mod routes;
 mod shard;
 mod state;
 pub mod stats;
+mod values;
 
 use std::io;
 use std::sync::Arc;
@@ -71,8 +75,11 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AuthConfig, ClientSpec, ClientsError, LimitKey};
-pub use config::{Algorithm, Config, ConfigError, HeaderFamilies, Rounding};
+pub use auth::{
+    AuthConfig, CLIENTS_ENV, ClientSpec, ClientSpecError, ClientsError, LimitKey, clients_from_env,
+    parse_client_list,
+};
+pub use config::{Algorithm, Config, ConfigError, HeaderFamilies, Rounding, ValueError};
 pub use flows::seeded_summary;
 pub use keys::{client_key_name, key_name};
 pub use stats::{KeyStats, Stats};

@@ -20,7 +20,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Secrets come from the environment or a file, never argv (see `--clients-file`).
+    cli.config
+        .auth
+        .clients
+        .extend(crescendo_flowsim::clients_from_env()?);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

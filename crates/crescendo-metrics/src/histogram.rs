@@ -50,9 +50,11 @@ pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, MetricsError> {
     if bytes.len() > MAX_ENCODED {
         return Err(bad("more than 1 MiB"));
     }
-    check_header(bytes)?;
+    let payload_len = check_header(bytes)?;
+    let plain = plain_v2(bytes, payload_len)?;
+    check_counts(plain.get(40..).unwrap_or_default())?;
     let hist: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut &bytes[..])
+        .deserialize(&mut &plain[..])
         .map_err(|e| MetricsError::BadHistogram(format!("{e:?}")))?;
     if hist.low() != LOWEST_US || hist.high() != HIGHEST_US || hist.sigfig() != SIGFIG {
         return Err(bad("unexpected histogram bounds"));
@@ -68,8 +70,54 @@ fn be_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Reads the V2 header (inflating only its first bytes) and checks its bounds.
-fn check_header(bytes: &[u8]) -> Result<(), MetricsError> {
+/// The plain V2 encoding (40-byte header, then `payload_len` bytes of counts): `bytes`
+/// themselves, or inflated from V2+deflate, never more than the header promised.
+fn plain_v2(bytes: &[u8], payload_len: usize) -> Result<std::borrow::Cow<'_, [u8]>, MetricsError> {
+    let want = 40 + payload_len;
+    if be_u32(bytes, 0) != Some(V2_DEFLATE_COOKIE) {
+        return Ok(std::borrow::Cow::Borrowed(&bytes[..want.min(bytes.len())]));
+    }
+    let mut plain = Vec::new();
+    flate2::read::ZlibDecoder::new(bytes.get(8..).unwrap_or_default())
+        .take(want as u64)
+        .read_to_end(&mut plain)
+        .map_err(|e| MetricsError::BadHistogram(format!("deflate: {e}")))?;
+    Ok(std::borrow::Cow::Owned(plain))
+}
+
+/// Refuses a count that hdrhistogram's decoder cannot take: the zig-zag encoding of
+/// `i64::MIN` (nine bytes of `0xff`) overflows its negation (a panic with overflow
+/// checks on, found by tests/fuzz.rs). Varints are LEB128 of at most 9 bytes, the 9th
+/// taken whole, as hdrhistogram reads them.
+fn check_counts(payload: &[u8]) -> Result<(), MetricsError> {
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let mut value = 0u64;
+        let mut used = 0;
+        for (i, &b) in rest.iter().take(9).enumerate() {
+            used = i + 1;
+            if i == 8 {
+                value |= u64::from(b) << 56;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return Err(MetricsError::BadHistogram(
+                "a count out of range".to_owned(),
+            ));
+        }
+        rest = &rest[used..];
+    }
+    Ok(())
+}
+
+/// Reads the V2 header (inflating only its first bytes), checks its bounds and returns
+/// the payload length it declares.
+fn check_header(bytes: &[u8]) -> Result<usize, MetricsError> {
     let bad = |m: &str| MetricsError::BadHistogram(m.to_owned());
     let cookie = be_u32(bytes, 0).ok_or_else(|| bad("too short"))?;
     let header: Vec<u8> = match cookie {
@@ -98,7 +146,7 @@ fn check_header(bytes: &[u8]) -> Result<(), MetricsError> {
     if payload_len as usize > 8 * MAX_ENCODED {
         return Err(bad("payload too large"));
     }
-    Ok(())
+    Ok(payload_len as usize)
 }
 
 /// Record a duration in microseconds, clamped to the histogram's range.

@@ -4,6 +4,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::limits::MAX_PLAN_BYTES;
+use crate::text::NotUtf8;
+
 /// A plan that cannot be used, located as precisely as the input allows.
 ///
 /// Displays as `origin:line:column: key: message`, e.g.
@@ -75,6 +78,38 @@ impl PlanError {
     pub(crate) fn with_source(mut self, source: std::io::Error) -> PlanError {
         self.source = Some(Arc::new(source));
         self
+    }
+
+    /// Plan text over [`MAX_PLAN_BYTES`]; `len` when known (a file is read only that far).
+    pub(crate) fn too_large(origin: &str, len: Option<usize>) -> PlanError {
+        let got = len.map_or_else(|| "more".to_owned(), |n| format!("{n} bytes"));
+        PlanError {
+            origin: origin.to_owned(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!(
+                "expected a plan of at most 16 MiB ({MAX_PLAN_BYTES} bytes, a limit of the plan \
+                 format), got {got}"
+            ),
+            source: None,
+        }
+    }
+
+    /// Plan bytes that are not UTF-8 text, located at the first bad byte.
+    pub(crate) fn not_utf8(origin: &str, bytes: &[u8], why: &NotUtf8) -> PlanError {
+        let offset = why.offset();
+        // Valid up to `offset` by construction; the lossy fallback never runs.
+        let before = String::from_utf8_lossy(&bytes[..offset.min(bytes.len())]);
+        let (line, column) = line_column(&before, offset);
+        PlanError {
+            origin: origin.to_owned(),
+            line,
+            column,
+            key: String::new(),
+            message: why.describe(),
+            source: None,
+        }
     }
 
     pub(crate) fn read(origin: &str, source: std::io::Error) -> PlanError {

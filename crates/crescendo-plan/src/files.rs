@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::limits::MAX_BODY_FILE_BYTES;
 use crate::model::{DataSource, Plan};
 
 /// The longest first line (a data file's header) read when a plan is loaded.
@@ -55,8 +56,18 @@ impl DirFiles {
 }
 
 impl PlanFiles for DirFiles {
+    /// At most [`MAX_BODY_FILE_BYTES`]: a larger file is an error, not read whole.
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.resolve(path))
+        let bytes = crate::text::read_at_most(&self.resolve(path), MAX_BODY_FILE_BYTES)?;
+        if bytes.len() > MAX_BODY_FILE_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "larger than {MAX_BODY_FILE_BYTES} bytes (16 MiB), a limit of the plan format"
+                ),
+            ));
+        }
+        Ok(bytes)
     }
 
     fn header(&self, path: &str) -> io::Result<Vec<u8>> {

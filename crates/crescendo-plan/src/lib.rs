@@ -29,6 +29,7 @@
 //! - `schedule`: rates and VUs over time, the rate integral and its inverse.
 //! - `split`: [`split`], [`split_evenly`], and [`Data::rows_for`].
 //! - `error`: [`PlanError`].
+//! - [`limits`]: the format's size limits; `text`: bytes to UTF-8 text.
 //!
 //! # Format
 //!
@@ -43,8 +44,11 @@
 //! base_url = "http://127.0.0.1:8080"   # required: absolute http(s) URL; a trailing '/' is dropped
 //! timeout = "10s"                      # per attempt; default 10s
 //! headers = { X-Load-Test = "crescendo agent {agent}" }  # optional; values are templates
-//! # An Authorization header must be a template such as "Bearer {token}" (never a literal
-//! # credential), and is refused with [auth], which sets it.
+//! # A credential-like header (its name contains authorization, cookie, key, token, secret
+//! # or password, any case) cannot hold a literal: it must be a template whose credential
+//! # is a variable, such as "Bearer {token}" or "{apiKey}" (a data file column or a
+//! # capture), with at most one literal word. Authorization is refused with [auth], which
+//! # sets it. Same for a step's headers.
 //!
 //! [auth]                               # optional; default kind = "none"
 //! kind = "oauth2-client-credentials"   # none | bearer | oauth2-client-credentials
@@ -110,7 +114,7 @@
 //! on_exhausted = "stop-agent"          # unique only (ignored otherwise): stop-agent (default)
 //!                                      # stops that agent, stop-run stops the fleet
 //! sequence = { var = "flowId", format = "flow-{n}", count = 100 }  # flowId = flow-1 … flow-100
-//! # or rows = [{ flowId = "a", token = "x" }, { flowId = "b", token = "y" }]
+//! # or rows = [{ flowId = "a", owner = "x" }, { flowId = "b", owner = "y" }]
 //! # or file = "data/flows.csv": a CSV with a header row, or .jsonl/.ndjson (one JSON object
 //! #   per line; strings, numbers and booleans become strings), relative to the plan's
 //! #   directory; format = "csv" | "jsonl" when the extension does not say
@@ -127,6 +131,24 @@
 //! # 0) after the start; grace needs abort_on_fail = true
 //! ```
 //!
+//! # Limits
+//!
+//! Parsing is linear in the size of the text and bounded in memory; past a limit of
+//! [`limits`] the plan is refused with an error naming the limit:
+//!
+//! - the text: at most 16 MiB, UTF-8 (otherwise the error names the byte offset of the
+//!   first byte that is not, or UTF-16 by its byte order mark), and at most 200,000 keys,
+//!   values and tables (`=`, `,`, `[` and `{` outside strings and comments, counted
+//!   before the TOML is parsed);
+//! - at most 1,000 steps, 1,000 stages, 100 thresholds and 1,000 `auth.clients`;
+//! - at most 100 entries in each `headers` table (the target's or a step's), and in each
+//!   step's `query`, `captures` and `checks`;
+//! - at most 100 data columns and 10,000 inline `rows` (a data `file` is streamed: no row
+//!   limit); a `body_file` at most 16 MiB, UTF-8;
+//! - names (the plan's and the steps') without control or bidirectional formatting
+//!   characters; capture names, data columns and header names are identifiers or HTTP
+//!   tokens, so they have none either.
+//!
 //! Templates: `{name}` is a variable when `name` is an identifier; anything else is
 //! literal. `{{` is a literal `{` and `{{name}}` the literal text `{name}`. Variables are
 //! the built-ins `seq uuid agent vu iteration now_ms` ([`template::BUILTIN_VARIABLES`]),
@@ -140,6 +162,7 @@
 
 mod error;
 mod files;
+pub mod limits;
 mod model;
 mod raw;
 mod render;
@@ -147,6 +170,7 @@ mod rows;
 mod schedule;
 mod split;
 pub mod template;
+mod text;
 mod threshold;
 mod validate;
 
@@ -184,8 +208,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Plan, PlanError> {
 }
 
 /// Parses and validates a plan whose `body_file`s and data `file` come from `files`:
-/// [`DirFiles`] next to the plan, or [`BundleFiles`] on an agent.
+/// [`DirFiles`] next to the plan, or [`BundleFiles`] on an agent. Text over
+/// [`limits::MAX_PLAN_BYTES`] is refused before it is parsed.
 pub fn parse_with(text: &str, origin: &str, files: &dyn PlanFiles) -> Result<Plan, PlanError> {
+    if text.len() > limits::MAX_PLAN_BYTES {
+        return Err(PlanError::too_large(origin, Some(text.len())));
+    }
     let raw = raw::parse_raw(text, origin)?;
     validate::validate(raw, text, origin, files)
 }
@@ -197,10 +225,18 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 }
 
 /// [`load`], also returning the plan's text as read (to send as is, comments included,
-/// with [`Plan::bundle_files`]).
+/// with [`Plan::bundle_files`]). At most [`limits::MAX_PLAN_BYTES`] are read; bytes that
+/// are not UTF-8 are an error naming the offset of the first bad byte (or UTF-16, by its
+/// byte order mark).
 pub fn load_with_text(path: &Path) -> Result<(Plan, String), PlanError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError::read(&origin, e))?;
+    let bytes = text::read_at_most(path, limits::MAX_PLAN_BYTES)
+        .map_err(|e| PlanError::read(&origin, e))?;
+    if bytes.len() > limits::MAX_PLAN_BYTES {
+        return Err(PlanError::too_large(&origin, None));
+    }
+    let text =
+        text::utf8(bytes).map_err(|(why, bytes)| PlanError::not_utf8(&origin, &bytes, &why))?;
     let plan = parse_with(&text, &origin, &DirFiles::for_plan(path))?;
     Ok((plan, text))
 }

@@ -12,6 +12,7 @@ use serde_spanned::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{PlanError, join_index, join_key, rewrite_serde_message};
+use crate::limits::MAX_ITEMS;
 
 /// A map whose keys and values keep their spans.
 pub(crate) type SpannedMap<V> = BTreeMap<Spanned<String>, Spanned<V>>;
@@ -253,6 +254,13 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// Parses `text` into the raw layer; every error carries line, column and key path.
 pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawPlan, PlanError> {
+    if let Some(at) = crate::limits::too_many_items(text) {
+        let message = format!(
+            "expected at most {MAX_ITEMS} keys, values and tables (a limit of the plan format), \
+             got more by here"
+        );
+        return Err(PlanError::at(text, origin, at..at, "", message));
+    }
     let tree = DeTable::parse(text).map_err(|err| {
         // No key path: after a syntax error the partial tree is not worth trusting.
         let span = err.span().unwrap_or(0..0);
@@ -266,9 +274,13 @@ pub(crate) fn parse_raw(text: &str, origin: &str) -> Result<RawPlan, PlanError> 
         }
         PlanError::at(text, origin, span, "", message)
     })?;
-    RawPlan::deserialize(toml::de::Deserializer::from(tree.clone())).map_err(|err| {
+    // The tree is consumed; on an error it is parsed again for the key path (no copy of
+    // a large tree on the way to success).
+    RawPlan::deserialize(toml::de::Deserializer::from(tree)).map_err(|err| {
         let span = err.span().unwrap_or(0..0);
-        let mut key = key_path_at(&tree, &span);
+        let mut key = DeTable::parse(text)
+            .map(|tree| key_path_at(&tree, &span))
+            .unwrap_or_default();
         let mut message = rewrite_serde_message(err.message());
         // Serde points a missing key at its table; name the key itself in the path.
         if let Some(missing) = message

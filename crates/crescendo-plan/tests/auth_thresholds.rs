@@ -152,6 +152,74 @@ fn authorization_headers() {
 }
 
 #[test]
+fn credential_like_headers() {
+    let step = |headers: &str, extra: &str| {
+        plan(
+            &[(
+                "path = \"/x\"\n",
+                &format!("path = \"/x\"\nheaders = {{ {headers} }}\n"),
+            )],
+            extra,
+        )
+    };
+    let rows = "[data]\nrows = [{ apiKey = \"k\", sid = \"s\" }]\n";
+    for ok in [
+        "X-Api-Key = \"{apiKey}\"",
+        "x-auth-token = \"Token {apiKey}\"",
+        "Cookie = \"session={sid}\"",
+        "X-Load-Test = \"crescendo agent {agent}\", Content-Type = \"application/json\"",
+        "X-Request-Id = \"fixed-literal value\"",
+    ] {
+        let text = step(ok, rows);
+        assert!(parse(&text, "t").is_ok(), "{ok}: {}", common::err(&text));
+    }
+    // [auth] sets only Authorization: other credential headers stay templates.
+    let text = format!(
+        "{}[auth]\nkind = \"bearer\"\ntoken_env = \"T\"\n",
+        step("X-Api-Key = \"{apiKey}\"", rows)
+    );
+    assert!(parse(&text, "t").is_ok());
+    let how = "expected a template such as \"{apiKey}\" with the value from a data file column";
+    let text = step("X-Api-Key = \"k-123\"", rows);
+    assert_err(
+        &text,
+        "\"k-123\"",
+        "scenario.steps[0].headers.X-Api-Key",
+        "secrets never go in a plan: \"X-Api-Key\" looks like a credential (its name has key)",
+    );
+    assert!(common::err(&text).message.contains(how));
+    assert!(!common::err(&text).message.contains("k-123"));
+    let text = plan(
+        &[(
+            "base_url = ",
+            "headers = { X-Client-Secret = 12345 }\nbase_url = ",
+        )],
+        "",
+    );
+    assert_err(&text, "12345", "target.headers.X-Client-Secret", how);
+    let text = step("Cookie = \"a=1; session={sid}\"", rows);
+    assert_err(
+        &text,
+        "\"a=1",
+        "scenario.steps[0].headers.Cookie",
+        "(its name has cookie)",
+    );
+    let text = step("Password = \"hunter2\"", rows);
+    let e = common::err(&text);
+    assert!(
+        e.message.contains("(its name has password)") && !e.message.contains("hunter2"),
+        "{e}"
+    );
+    let text = step("Proxy-Authorization = \"Basic dXNlcjpwdw==\"", rows);
+    assert_err(
+        &text,
+        "\"Basic",
+        "scenario.steps[0].headers.Proxy-Authorization",
+        "expected a template such as \"Bearer {token}\"",
+    );
+}
+
+#[test]
 fn auth_errors() {
     let text = plan(&[], "[auth]\nkind = \"basic\"\n");
     assert_err(

@@ -49,9 +49,14 @@ fn template(line: bool) -> BoxedStrategy<String> {
         .boxed()
 }
 
-/// A name that trimming leaves alone, unique by its index.
+/// A name that trimming leaves alone, unique by its index, without the control and
+/// bidirectional formatting characters names refuse.
 fn name(i: usize) -> impl Strategy<Value = String> {
-    text().prop_map(move |t| format!("s{i}-{t}z"))
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    text().prop_map(move |t| {
+        let t: String = t.chars().filter(|&c| !c.is_control() && !bidi(c)).collect();
+        format!("s{i}-{t}z")
+    })
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
@@ -104,9 +109,25 @@ fn auth() -> impl Strategy<Value = Auth> {
     ]
 }
 
-/// Header names: HTTP tokens, unique ignoring case, never Authorization.
+/// Header names: HTTP tokens, unique ignoring case, never credential-like (Authorization,
+/// `*key*`, `*token*` …: those may not hold the literal text generated here).
 fn headers() -> impl Strategy<Value = BTreeMap<String, String>> {
-    prop::collection::btree_map("X-[a-z0-9!#$%&'*+.^_`|~-]{1,6}", template(true), 0..3)
+    let credential = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        [
+            "authorization",
+            "cookie",
+            "key",
+            "token",
+            "secret",
+            "password",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    };
+    let name =
+        "X-[a-z0-9!#$%&'*+.^_`|~-]{1,6}".prop_filter("credential-like", move |n| !credential(n));
+    prop::collection::btree_map(name, template(true), 0..3)
 }
 
 fn pointer() -> impl Strategy<Value = String> {

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 pub(crate) use tokens::{Auth, Authn};
 
+use crate::values::{ValueError, parse_duration};
+
 /// Who is calling, as the lock workflow sees it: the OAuth client id when authentication
 /// is on, else the caller's hashed key name (`token-…`, never the token), else
 /// `anonymous`. Put in request extensions by the gate.
@@ -33,18 +35,22 @@ pub enum LimitKey {
 /// The OAuth flags of flowsim.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct AuthConfig {
-    /// An OAuth client that may get tokens at `POST /oauth/token` (repeatable). Any
-    /// configured client turns authentication on: /api/v2 then needs a valid bearer token.
-    #[arg(
-        long = "client",
-        value_name = "ID:SECRET",
-        value_parser = ClientSpec::parse,
-        env = "FLOWSIM_CLIENT"
-    )]
+    /// OAuth clients that may get tokens at `POST /oauth/token`. Any configured client
+    /// turns authentication on: /api/v2 then needs a valid bearer token. Library callers
+    /// set it directly; the binary takes clients from `--clients-file` and the
+    /// [`CLIENTS_ENV`] variable ([`clients_from_env`]), never from its command line.
+    #[arg(skip)]
     pub clients: Vec<ClientSpec>,
 
-    /// A file of further OAuth clients, one `id:secret` a line (`#` comments and blank
-    /// lines are skipped).
+    /// Refused: a secret on the command line is visible to every user through `ps`. Kept
+    /// (hidden) to say where clients go instead.
+    #[arg(long = "client", value_name = "ID:SECRET", hide = true, value_parser = RefuseClientFlag)]
+    #[doc(hidden)]
+    pub refused_client: Vec<Refused>,
+
+    /// A file of OAuth clients, one `id:secret` a line (`#` comments and blank lines are
+    /// skipped). Clients also come from the FLOWSIM_CLIENTS environment variable
+    /// (`id:secret,id:secret`); never from the command line, where `ps` shows them.
     #[arg(long, value_name = "PATH", env = "FLOWSIM_CLIENTS_FILE")]
     pub clients_file: Option<PathBuf>,
 
@@ -66,6 +72,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             clients: Vec::new(),
+            refused_client: Vec::new(),
             clients_file: None,
             token_lifetime: Duration::from_secs(24 * 60 * 60),
             token_rate_limit: 0,
@@ -75,7 +82,7 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
-    /// The `--client` clients followed by those of `--clients-file`.
+    /// [`Self::clients`] followed by those of `--clients-file`.
     pub fn load_clients(&self) -> Result<Vec<ClientSpec>, ClientsError> {
         let mut clients = self.clients.clone();
         if let Some(path) = &self.clients_file {
@@ -88,10 +95,10 @@ impl AuthConfig {
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
-                let client = ClientSpec::parse(line).map_err(|message| ClientsError::Line {
+                let client = ClientSpec::parse(line).map_err(|source| ClientsError::Line {
                     path: path.clone(),
                     line: index + 1,
-                    message,
+                    source,
                 })?;
                 clients.push(client);
             }
@@ -119,15 +126,28 @@ pub enum ClientsError {
         source: std::io::Error,
     },
     /// A line of the clients file is not `id:secret`.
-    #[error("{}:{line}: {message}", path.display())]
+    #[error("clients file {}:{line}", path.display())]
     Line {
         /// The `--clients-file` path.
         path: PathBuf,
         /// Line number, from 1.
         line: usize,
         /// What is wrong with it (never the secret).
-        message: String,
+        #[source]
+        source: ClientSpecError,
     },
+    /// An entry of [`CLIENTS_ENV`] is not `id:secret`.
+    #[error("{CLIENTS_ENV} entry {entry}")]
+    Env {
+        /// Entry number, from 1.
+        entry: usize,
+        /// What is wrong with it (never the secret).
+        #[source]
+        source: ClientSpecError,
+    },
+    /// [`CLIENTS_ENV`] is set but not UTF-8.
+    #[error("{CLIENTS_ENV} is not UTF-8 text")]
+    EnvNotUtf8,
     /// The same client id was configured twice.
     #[error("client `{0}` is configured more than once")]
     Duplicate(String),
@@ -144,14 +164,83 @@ pub struct ClientSpec {
 
 impl ClientSpec {
     /// Parses `id:secret` (the secret may itself contain `:`; neither part may be empty).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ClientSpecError> {
         match s.trim().split_once(':') {
             Some((id, secret)) if !id.trim().is_empty() && !secret.is_empty() => Ok(Self {
                 id: id.trim().to_owned(),
                 secret: secret.to_owned(),
             }),
-            _ => Err("expected a client as `id:secret`, both non-empty".to_owned()),
+            _ => Err(ClientSpecError::Malformed),
         }
+    }
+}
+
+/// Why a client cannot be configured (the message never holds the secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientSpecError {
+    /// Not `id:secret` with both parts non-empty.
+    #[error("expected a client as `id:secret`, both non-empty")]
+    Malformed,
+    /// `--client`: secrets never go on the command line.
+    #[error(
+        "flowsim takes no client secret on its command line, where `ps` shows it: put \
+         `id:secret` lines in a file named by --clients-file PATH (or FLOWSIM_CLIENTS_FILE), \
+         or set FLOWSIM_CLIENTS=id:secret[,id:secret…]"
+    )]
+    InArgv,
+}
+
+/// The environment variable the binary reads clients from: `id:secret` entries separated
+/// by commas (a secret with a comma goes in the clients file instead).
+pub const CLIENTS_ENV: &str = "FLOWSIM_CLIENTS";
+
+/// The clients of [`CLIENTS_ENV`], none when it is unset or empty.
+pub fn clients_from_env() -> Result<Vec<ClientSpec>, ClientsError> {
+    match std::env::var(CLIENTS_ENV) {
+        Ok(value) => parse_client_list(&value),
+        Err(std::env::VarError::NotPresent) => Ok(Vec::new()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ClientsError::EnvNotUtf8),
+    }
+}
+
+/// `id:secret,id:secret` (blank entries skipped), as [`CLIENTS_ENV`] holds them.
+pub fn parse_client_list(value: &str) -> Result<Vec<ClientSpec>, ClientsError> {
+    value
+        .split(',')
+        .enumerate()
+        .filter(|(_, entry)| !entry.trim().is_empty())
+        .map(|(i, entry)| {
+            ClientSpec::parse(entry).map_err(|source| ClientsError::Env {
+                entry: i + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The value of the refused `--client` flag: there is none, its parser always fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {}
+
+/// `--client`'s parser: always an error, which (unlike clap's usual one) does not
+/// repeat the value, since that is a secret.
+#[derive(Debug, Clone, Copy)]
+struct RefuseClientFlag;
+
+impl clap::builder::TypedValueParser for RefuseClientFlag {
+    type Value = Refused;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        _value: &std::ffi::OsStr,
+    ) -> Result<Refused, clap::Error> {
+        let message = format!("--client: {}", ClientSpecError::InArgv);
+        Err(
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message)
+                .format(&mut cmd.clone()),
+        )
     }
 }
 
@@ -164,11 +253,10 @@ impl fmt::Debug for ClientSpec {
     }
 }
 
-fn parse_lifetime(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err("the token lifetime must be longer than zero".to_owned()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("invalid duration `{s}`: {e}")),
+fn parse_lifetime(s: &str) -> Result<Duration, ValueError> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(ValueError::ZeroTokenLifetime),
+        d => Ok(d),
     }
 }
 
@@ -184,8 +272,31 @@ mod tests {
         for bad in ["nosecret", ":secret", "id:", ""] {
             assert!(ClientSpec::parse(bad).is_err(), "{bad}");
         }
-        assert!(parse_lifetime("0s").is_err());
+        assert_eq!(parse_lifetime("0s"), Err(ValueError::ZeroTokenLifetime));
         assert_eq!(parse_lifetime("2s"), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn env_lists_parse_and_never_echo_secrets() {
+        let ids = |v: &str| -> Vec<String> {
+            parse_client_list(v)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        };
+        assert_eq!(ids("a:one, b:t:wo ,,"), ["a", "b"]);
+        assert!(ids("").is_empty());
+        let e = parse_client_list("a:one,b-s3cret").unwrap_err();
+        assert!(matches!(
+            e,
+            ClientsError::Env {
+                entry: 2,
+                source: ClientSpecError::Malformed
+            }
+        ));
+        assert_eq!(e.to_string(), "FLOWSIM_CLIENTS entry 2");
+        assert!(!format!("{e:?}{e}").contains("s3cret"));
     }
 
     #[test]
@@ -208,10 +319,18 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c"]);
 
         std::fs::write(&path, "b:two\nbroken\n").unwrap();
-        let err = config.load_clients().unwrap_err().to_string();
+        let err = config.load_clients().unwrap_err();
+        assert!(err.to_string().ends_with("clients.txt:2"), "{err}");
         assert!(
-            err.ends_with(":2: expected a client as `id:secret`, both non-empty"),
-            "{err}"
+            matches!(
+                err,
+                ClientsError::Line {
+                    line: 2,
+                    source: ClientSpecError::Malformed,
+                    ..
+                }
+            ),
+            "{err:?}"
         );
         std::fs::write(&path, "a:again\n").unwrap();
         assert!(matches!(config.load_clients(), Err(ClientsError::Duplicate(id)) if id == "a"));

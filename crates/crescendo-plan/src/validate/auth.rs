@@ -7,6 +7,7 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index, join_key};
+use crate::limits::MAX_CLIENTS;
 use crate::model::{Auth, ClientCredentials, ClientSharing, OAuthClient, Secret};
 use crate::raw::{RawAuth, RawClient};
 
@@ -186,6 +187,7 @@ fn oauth(
     };
     let clients = match (&raw.clients, top.any()) {
         (Some(list), None) => {
+            ctx.at_most(list.get_ref(), MAX_CLIENTS, "auth.clients", "clients")?;
             if list.get_ref().is_empty() {
                 return Err(ctx.err(list.span(), "auth.clients", "expected at least one client, such as [{ client_id_env = \"A_ID\", client_secret_env = \"A_SECRET\" }]"));
             }

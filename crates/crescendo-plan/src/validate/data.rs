@@ -6,6 +6,7 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index, join_key};
+use crate::limits::{MAX_COLUMNS, MAX_INLINE_ROWS};
 use crate::model::{Data, DataFile, DataFormat, DataSource, OnExhausted, Partition};
 use crate::raw::{RawData, RawSequence, Scalar, SpannedMap};
 use crate::template::{BUILTIN_VARIABLES, Template, is_identifier};
@@ -122,6 +123,16 @@ fn file(
     let header = ctx.file_header(path, "data.file")?;
     let columns = crate::rows::header_columns(format, &header)
         .map_err(|m| ctx.err(path.span(), "data.file", format!("data file {p:?}: {m}")))?;
+    if columns.len() > MAX_COLUMNS {
+        return Err(ctx.err(
+            path.span(),
+            "data.file",
+            format!(
+                "data file {p:?}: {}",
+                super::over_limit(MAX_COLUMNS, columns.len(), "data columns")
+            ),
+        ));
+    }
     let mut seen = std::collections::BTreeSet::new();
     for c in &columns {
         let named = Spanned::new(path.span(), c.clone());
@@ -179,9 +190,11 @@ fn inline_rows(ctx: Ctx<'_>, raw: &RawRows) -> Result<Vec<BTreeMap<String, Strin
             "expected at least one row, such as [{ flowId = \"a\" }]",
         ));
     }
+    ctx.at_most(raw.get_ref(), MAX_INLINE_ROWS, "data.rows", "inline rows")?;
     let mut rows = Vec::with_capacity(raw.get_ref().len());
     for (i, row) in raw.get_ref().iter().enumerate() {
         let key = join_index("data.rows", i);
+        ctx.at_most_entries(Some(row.get_ref()), MAX_COLUMNS, &key, "data columns")?;
         let mut out = BTreeMap::new();
         for (name, value) in row.get_ref() {
             column(ctx, name, &join_key(&key, name.get_ref()))?;

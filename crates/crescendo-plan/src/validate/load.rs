@@ -6,6 +6,7 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index};
+use crate::limits::MAX_STAGES;
 use crate::model::{
     Backoff, ClosedLoad, Fleet, Load, MAX_RATE, OnAgentLoss, OpenLoad, Policy, RateStage, VuStage,
 };
@@ -27,6 +28,7 @@ pub(super) fn load(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Load, PlanErr
             "expected at least one stage, such as [{ duration = \"10s\", target = 20 }]",
         ));
     }
+    ctx.at_most(stages.get_ref(), MAX_STAGES, "load.stages", "stages")?;
     let mut total = Duration::ZERO;
     let mut durations = Vec::with_capacity(stages.get_ref().len());
     for (i, stage) in stages.get_ref().iter().enumerate() {

@@ -9,15 +9,16 @@ mod request;
 mod response;
 mod thresholds;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use crate::error::PlanError;
+use crate::error::{PlanError, join_index, join_key};
 use crate::files::PlanFiles;
 use crate::model::{Auth, Plan};
-use crate::raw::RawPlan;
+use crate::raw::{RawPlan, SpannedMap};
 use crate::template::{BUILTIN_VARIABLES, Template};
 
 /// What every check needs to turn a span into a located error, and to read the files
@@ -55,8 +56,8 @@ impl Ctx<'_> {
             self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
                 .with_source(e)
         })?;
-        String::from_utf8(bytes)
-            .map_err(|_| self.err(path.span(), key, format!("expected UTF-8 text in {p:?}")))
+        crate::text::utf8(bytes)
+            .map_err(|(why, _)| self.err(path.span(), key, format!("{p:?}: {}", why.describe())))
     }
 
     /// The first line of the data file at `path`.
@@ -66,6 +67,60 @@ impl Ctx<'_> {
             self.err(path.span(), key, format!("cannot read {p:?}: {e}"))
                 .with_source(e)
         })
+    }
+
+    /// Refuses more than `max` items, at the first one past the limit.
+    fn at_most<T>(
+        &self,
+        items: &[Spanned<T>],
+        max: usize,
+        key: &str,
+        what: &str,
+    ) -> Result<(), PlanError> {
+        match items.get(max) {
+            Some(past) => Err(self.err(
+                past.span(),
+                &join_index(key, max),
+                over_limit(max, items.len(), what),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a table of more than `max` entries, at the first entry (as written) past
+    /// the limit.
+    fn at_most_entries<V>(
+        &self,
+        map: Option<&SpannedMap<V>>,
+        max: usize,
+        key: &str,
+        what: &str,
+    ) -> Result<(), PlanError> {
+        let Some(map) = map.filter(|m| m.len() > max) else {
+            return Ok(());
+        };
+        let mut names: Vec<&Spanned<String>> = map.keys().collect();
+        names.sort_by_key(|k| k.span().start);
+        let past = names[max];
+        Err(self.err(
+            past.span(),
+            &join_key(key, past.get_ref()),
+            over_limit(max, map.len(), what),
+        ))
+    }
+
+    /// A name (of the plan, a step) without control characters, which would garble
+    /// logs, reports and terminals.
+    fn plain_name(&self, name: &Spanned<String>, key: &str, what: &str) -> Result<(), PlanError> {
+        let value = name.get_ref();
+        match value.char_indices().find(|(_, c)| is_control(*c)) {
+            Some((i, _)) => Err(self.err(
+                self.inside_string(&name.span(), value, i),
+                key,
+                format!("expected a {what} without control characters, got {value:?}"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A duration string such as `20s`, `1m30s` or `250ms`.
@@ -115,6 +170,24 @@ impl Ctx<'_> {
     }
 }
 
+/// The message for `got` items where the format allows `max`.
+fn over_limit(max: usize, got: usize, what: &str) -> String {
+    format!(
+        "expected at most {}, got {got} (a limit of the plan format)",
+        crate::limits::count(max, what)
+    )
+}
+
+/// A control character (C0, DEL, C1) or a bidirectional formatting character, which
+/// can make a name display as something else.
+pub(crate) fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// Converts and checks the raw plan.
 pub(crate) fn validate(
     raw: RawPlan,
@@ -131,6 +204,7 @@ pub(crate) fn validate(
     if name.is_empty() {
         return Err(ctx.err(raw.name.span(), "name", "expected a non-empty name"));
     }
+    ctx.plain_name(&raw.name, "name", "plan name")?;
     let auth = auth::auth(ctx, raw.auth.as_ref())?;
     let mut sites = Vec::new();
     let target = request::target(ctx, &raw.target, &mut sites, &auth)?;
@@ -158,29 +232,38 @@ pub(crate) fn validate(
 }
 
 /// Every variable in every template must be a built-in, a data column or a capture of
-/// an earlier step.
+/// an earlier step. Linear in the plan: the known variables grow step by step as the
+/// sites (in step order) are walked, with a set for the look-ups.
 fn check_templates(
     ctx: Ctx<'_>,
     sites: &[TemplateSite],
     columns: &[String],
     captures: &StepCaptures,
 ) -> Result<(), PlanError> {
-    for site in sites {
-        let earlier = captures.iter().take(site.step).flat_map(|(_, vars)| vars);
-        let mut known: Vec<&str> = BUILTIN_VARIABLES.to_vec();
-        known.extend(columns.iter().map(String::as_str));
-        known.extend(earlier.map(String::as_str));
+    let mut known: Vec<&str> = BUILTIN_VARIABLES.to_vec();
+    known.extend(columns.iter().map(String::as_str));
+    let mut lookup: HashSet<&str> = known.iter().copied().collect();
+    // Steps whose captures are in `known`: those before the current site's step.
+    let mut added = 0;
+    let mut order: Vec<&TemplateSite> = sites.iter().collect();
+    order.sort_by_key(|site| site.step);
+    for site in order {
+        let upto = site.step.min(captures.len());
+        for (_, vars) in captures.get(added..upto).unwrap_or_default() {
+            known.extend(vars.iter().map(String::as_str));
+            lookup.extend(vars.iter().map(String::as_str));
+        }
+        added = added.max(upto);
         for (offset, name) in Template::variable_offsets(&site.value) {
-            if known.contains(&name.as_str()) {
+            if lookup.contains(name.as_str()) {
                 continue;
             }
             let later = captures
                 .iter()
-                .enumerate()
                 .skip(site.step)
-                .find(|(_, (_, vars))| vars.contains(&name));
+                .find(|(_, vars)| vars.contains(&name));
             let hint = match later {
-                Some((_, (step, _))) => format!(
+                Some((step, _)) => format!(
                     " ({{{name}}} is captured by step {step:?}, which does not run before this)"
                 ),
                 None if columns.is_empty() => " (data columns come from a [data] table)".to_owned(),

@@ -7,6 +7,7 @@ use serde_spanned::Spanned;
 
 use super::{Ctx, StepCaptures, TemplateSite, response, sets_authorization};
 use crate::error::{PlanError, join_index, join_key};
+use crate::limits::{MAX_ENTRIES_PER_TABLE, MAX_STEPS};
 use crate::model::{Auth, Scenario, Step, Target};
 use crate::raw::{RawScenario, RawStep, RawTarget, Scalar, SpannedMap};
 use crate::template::Template;
@@ -95,6 +96,7 @@ pub(super) fn scenario(
             "expected at least one step, such as [[scenario.steps]] name = \"get\" path = \"/\"",
         ));
     }
+    ctx.at_most(steps.get_ref(), MAX_STEPS, "scenario.steps", "steps")?;
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(steps.get_ref().len());
     for (i, raw_step) in steps.get_ref().iter().enumerate() {
@@ -140,6 +142,7 @@ fn step(
             "expected a non-empty step name",
         ));
     }
+    ctx.plain_name(&raw.name, &join_key(key, "name"), "step name")?;
     let method = match &raw.method {
         Some(m) => {
             let upper = m.get_ref().trim().to_ascii_uppercase();
@@ -181,7 +184,10 @@ fn step(
         value: path.clone(),
         step: index,
     });
-    let query = template_map(raw.query.as_ref(), &join_key(key, "query"), index, sites);
+    let query_key = join_key(key, "query");
+    let max = MAX_ENTRIES_PER_TABLE;
+    ctx.at_most_entries(raw.query.as_ref(), max, &query_key, "query parameters")?;
+    let query = template_map(raw.query.as_ref(), &query_key, index, sites);
     let headers_key = join_key(key, "headers");
     let headers = headers(ctx, raw.headers.as_ref(), &headers_key, index, sites, auth)?;
     let body = match (&raw.body, &raw.body_file) {
@@ -264,8 +270,8 @@ fn template_map(
 }
 
 /// Headers: names must be HTTP tokens (unique ignoring case), values templates without
-/// line breaks. An `Authorization` value must come from a template variable (never a
-/// literal credential), and is refused when `[auth]` sets the header.
+/// line breaks. A credential-like header's value must come from a template variable
+/// (never a literal credential), and `Authorization` is refused when `[auth]` sets it.
 fn headers(
     ctx: Ctx<'_>,
     raw: Option<&SpannedMap<Scalar>>,
@@ -274,6 +280,7 @@ fn headers(
     sites: &mut Vec<TemplateSite>,
     auth: &Auth,
 ) -> Result<BTreeMap<String, String>, PlanError> {
+    ctx.at_most_entries(raw, MAX_ENTRIES_PER_TABLE, key, "headers")?;
     let mut seen: HashMap<String, &str> = HashMap::new();
     for (name, value) in raw.into_iter().flatten() {
         let header_key = join_key(key, name.get_ref());
@@ -298,8 +305,8 @@ fn headers(
             ));
         }
         // Before anything that could echo the value: it may hold a credential.
-        if name.get_ref().eq_ignore_ascii_case("authorization") {
-            authorization(ctx, value, &header_key, auth)?;
+        if is_credential_like(name.get_ref()) {
+            credential(ctx, name.get_ref(), value, &header_key, auth)?;
         }
         let text = value.get_ref().text();
         if let Some(i) = text.find(['\r', '\n', '\0']) {
@@ -313,16 +320,37 @@ fn headers(
     Ok(template_map(raw, key, step, sites))
 }
 
-/// An `Authorization` header in the plan: allowed only without `[auth]`, and only as a
-/// template whose credential comes from a variable (`"Bearer {token}"`), at most a
-/// scheme word written literally.
-fn authorization(
+/// Words that make a header name credential-like (case-insensitive, anywhere in the
+/// name): the same words the controller's report masks.
+const CREDENTIAL_WORDS: [&str; 6] = [
+    "authorization",
+    "cookie",
+    "key",
+    "token",
+    "secret",
+    "password",
+];
+
+/// Whether a header named `name` may carry a credential (`Authorization`, `Cookie`,
+/// `X-Api-Key`, `X-Auth-Token`, `X-Client-Secret` …).
+pub(super) fn is_credential_like(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// A credential-like header in the plan: only a template whose credential comes from a
+/// variable (`"Bearer {token}"`, `"{apiKey}"`), at most one word written literally (a
+/// scheme such as `Bearer`, or `session=`); `Authorization` is also refused when
+/// `[auth]` sets it.
+fn credential(
     ctx: Ctx<'_>,
+    name: &str,
     value: &Spanned<Scalar>,
     key: &str,
     auth: &Auth,
 ) -> Result<(), PlanError> {
-    if sets_authorization(auth) {
+    let authorization = name.eq_ignore_ascii_case("authorization");
+    if authorization && sets_authorization(auth) {
         return Err(ctx.err(
             value.span(),
             key,
@@ -332,11 +360,28 @@ fn authorization(
     let template = Template::parse(value.get_ref().text());
     let literal = template.render_to_string(|_| None);
     if template.is_literal() || literal.split_whitespace().count() > 1 {
+        let how = if authorization {
+            "expected a template such as \"Bearer {token}\" with the token from a data file \
+             column or a capture, or an [auth] table (kind = \"bearer\" with token_env or \
+             token_file)"
+        } else if name.to_ascii_lowercase().contains("authorization") {
+            "expected a template such as \"Bearer {token}\" with the token from a data file \
+             column or a capture of an earlier step"
+        } else {
+            "expected a template such as \"{apiKey}\" with the value from a data file column \
+             ([data] file = \"keys.csv\") or a capture of an earlier step"
+        };
         return Err(ctx.err(
             value.span(),
             key,
-            "secrets never go in a plan: expected a template such as \"Bearer {token}\" \
-             with the token from a data column, or an [auth] table",
+            format!(
+                "secrets never go in a plan: {name:?} looks like a credential (its name has \
+                 {}); {how}",
+                CREDENTIAL_WORDS
+                    .iter()
+                    .find(|w| name.to_ascii_lowercase().contains(*w))
+                    .unwrap_or(&"a credential word")
+            ),
         ));
     }
     Ok(())
@@ -392,6 +437,30 @@ mod tests {
         );
         assert_eq!(crate::mask_url_userinfo("http://h/a@b"), "http://h/a@b");
         assert_eq!(crate::mask_url_userinfo("no scheme"), "no scheme");
+    }
+
+    #[test]
+    fn credential_like_names() {
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "X-Api-Key",
+            "x-auth-token",
+            "X-Client-SECRET",
+            "Password",
+        ] {
+            assert!(is_credential_like(name), "{name}");
+        }
+        for name in [
+            "X-Load-Test",
+            "Content-Type",
+            "Accept",
+            "X-Team",
+            "User-Agent",
+        ] {
+            assert!(!is_credential_like(name), "{name}");
+        }
     }
 
     #[test]

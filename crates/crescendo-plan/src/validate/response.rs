@@ -4,6 +4,7 @@ use serde_spanned::Spanned;
 
 use super::{Ctx, TemplateSite};
 use crate::error::{PlanError, join_index, join_key};
+use crate::limits::MAX_ENTRIES_PER_TABLE;
 use crate::model::{Capture, Check};
 use crate::raw::{RawCheck, RawScenario, SpannedMap};
 use crate::template::{BUILTIN_VARIABLES, is_identifier};
@@ -15,11 +16,13 @@ pub(super) fn captures(
     raw: Option<&SpannedMap<String>>,
     step_key: &str,
 ) -> Result<Vec<Capture>, PlanError> {
+    let captures_key = join_key(step_key, "captures");
+    ctx.at_most_entries(raw, MAX_ENTRIES_PER_TABLE, &captures_key, "captures")?;
     let mut entries: Vec<_> = raw.into_iter().flatten().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     let mut out = Vec::with_capacity(entries.len());
     for (var, pointer) in entries {
-        let key = join_key(&join_key(step_key, "captures"), var.get_ref());
+        let key = join_key(&captures_key, var.get_ref());
         let v = var.get_ref();
         if !is_identifier(v) {
             return Err(ctx.err(
@@ -55,6 +58,10 @@ pub(super) fn checks(
     step: usize,
     sites: &mut Vec<TemplateSite>,
 ) -> Result<Vec<Check>, PlanError> {
+    if let Some(raw) = raw {
+        let checks_key = join_key(step_key, "checks");
+        ctx.at_most(raw, MAX_ENTRIES_PER_TABLE, &checks_key, "checks")?;
+    }
     let mut out = Vec::new();
     for (i, check) in raw.into_iter().flatten().enumerate() {
         let key = join_index(&join_key(step_key, "checks"), i);

@@ -1,12 +1,14 @@
 //! `[thresholds]`: metric keys (optionally per step) and their expressions, as a string
 //! `"< 800ms"` or a table `{ expr = "< 800ms", abort_on_fail = true, grace = "10s" }`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_key};
+use crate::limits::MAX_THRESHOLDS;
 use crate::model::{AbortOnFail, Metric, Scenario, Threshold};
 use crate::raw::{RawThreshold, Scalar, SpannedMap};
 use crate::threshold::{parse_metric, parse_threshold};
@@ -17,14 +19,16 @@ pub(super) fn thresholds(
     raw: Option<&SpannedMap<RawThreshold>>,
     scenario: &Scenario,
 ) -> Result<Vec<Threshold>, PlanError> {
+    ctx.at_most_entries(raw, MAX_THRESHOLDS, "thresholds", "thresholds")?;
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
     let mut entries: Vec<_> = raw.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
+    let steps: HashSet<&str> = scenario.steps.iter().map(|s| s.name.as_str()).collect();
     entries
         .into_iter()
-        .map(|(k, v)| threshold(ctx, k, v, scenario))
+        .map(|(k, v)| threshold(ctx, k, v, scenario, &steps))
         .collect()
 }
 
@@ -33,10 +37,12 @@ fn threshold(
     k: &Spanned<String>,
     v: &Spanned<RawThreshold>,
     scenario: &Scenario,
+    steps: &HashSet<&str>,
 ) -> Result<Threshold, PlanError> {
     let name = k.get_ref();
     let key = join_key("thresholds", name);
-    let (step, metric) = metric_of(name, scenario).map_err(|m| ctx.err(k.span(), &key, m))?;
+    let (step, metric) =
+        metric_of(name, scenario, steps).map_err(|m| ctx.err(k.span(), &key, m))?;
     let (value, value_span, abort) = match v.get_ref() {
         RawThreshold::Scalar(Scalar::Str(value)) => (value, v.span(), None),
         RawThreshold::Scalar(other) => {
@@ -79,23 +85,26 @@ fn threshold(
 }
 
 /// `latency.p99` → (None, metric); `steps.update.latency.p95` → (Some("update"), metric).
-/// A step name may itself contain dots: the longest step name that fits wins.
-fn metric_of(key: &str, scenario: &Scenario) -> Result<(Option<String>, Metric), String> {
+/// A step name may itself contain dots: the longest step name that fits wins. Each
+/// prefix of the key is looked up in `steps` (the step names), so the cost does not
+/// grow with the number of steps.
+fn metric_of(
+    key: &str,
+    scenario: &Scenario,
+    steps: &HashSet<&str>,
+) -> Result<(Option<String>, Metric), String> {
     let Some(rest) = key.strip_prefix("steps.") else {
         return parse_metric(key).map(|m| (None, m));
     };
-    let step = scenario
-        .steps
-        .iter()
-        .filter(|s| {
-            rest.strip_prefix(s.name.as_str())
-                .is_some_and(|m| m.starts_with('.'))
-        })
-        .max_by_key(|s| s.name.len());
+    let step = rest
+        .match_indices('.')
+        .rev()
+        .map(|(dot, _)| &rest[..dot])
+        .find(|name| steps.contains(name));
     match step {
-        Some(s) => {
-            let metric = &rest[s.name.len() + 1..];
-            parse_metric(metric).map(|m| (Some(s.name.clone()), m))
+        Some(name) => {
+            let metric = &rest[name.len() + 1..];
+            parse_metric(metric).map(|m| (Some(name.to_owned()), m))
         }
         None => {
             let names: Vec<String> = scenario
