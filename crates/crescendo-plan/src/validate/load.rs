@@ -6,7 +6,9 @@ use serde_spanned::Spanned;
 
 use super::Ctx;
 use crate::error::{PlanError, join_index};
-use crate::model::{Backoff, ClosedLoad, Load, MAX_RATE, OpenLoad, Policy, RateStage, VuStage};
+use crate::model::{
+    Backoff, Ceilings, ClosedLoad, Load, MAX_RATE, OpenLoad, Policy, RateStage, VuStage,
+};
 use crate::raw::{RawBackoff, RawLoad};
 
 /// Longest plan accepted: keeps every schedule computation finite and exact enough.
@@ -48,6 +50,47 @@ pub(super) fn load(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Load, PlanErr
             format!("expected \"open\" or \"closed\", got {other:?}"),
         )),
     }
+}
+
+/// `max_total_requests` and `max_rps` of `[load]`, for either model.
+pub(super) fn ceilings(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Ceilings, PlanError> {
+    let raw = raw.get_ref();
+    let max_total_requests = match &raw.max_total_requests {
+        None => None,
+        Some(m) => match u64::try_from(*m.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(ctx.err(
+                    m.span(),
+                    "load.max_total_requests",
+                    format!(
+                        "expected an integer >= 1 (requests sent by the whole fleet), got {}",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let max_rps = match &raw.max_rps {
+        None => None,
+        Some(r) => {
+            let v = *r.get_ref();
+            if !(v > 0.0 && v <= MAX_RATE) {
+                return Err(ctx.err(
+                    r.span(),
+                    "load.max_rps",
+                    format!(
+                        "expected a rate > 0 (requests per second for the whole fleet), got {v}"
+                    ),
+                ));
+            }
+            Some(v)
+        }
+    };
+    Ok(Ceilings {
+        max_total_requests,
+        max_rps,
+    })
 }
 
 /// Rejects a key that belongs to the other load model.
