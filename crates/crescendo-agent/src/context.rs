@@ -1,6 +1,7 @@
 //! The state one run's tasks share: what the run was set up with (HTTP client,
-//! prepared steps, credentials, data feeder, recorder, backoff pacing), its reports
-//! to the controller, and what changes while it runs (retry budget, `{seq}`, stops).
+//! prepared steps, credentials, data feeder, recorder, backoff pacing, ceilings), its
+//! reports to the controller, and what changes while it runs (retry budget, `{seq}`,
+//! stops).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credentials;
+use crate::ceiling::{Ceiling, Take};
 use crate::feeder::{Feed, Feeder, OnExhausted, Row};
 use crate::gate::RequestGate;
 use crate::pacing::Pacing;
@@ -43,6 +45,8 @@ pub(crate) struct RunSetup {
     pub(crate) pacing: Arc<Pacing>,
     /// Holds requests the schedule does not time during a pause or past the rate cap.
     pub(crate) gate: RequestGate,
+    /// The plan's hard ceilings for this agent, taken before every request.
+    pub(crate) ceiling: Ceiling,
 }
 
 /// Everything an iteration needs, shared by all of one run's tasks.
@@ -100,6 +104,38 @@ impl RunContext {
                 Err(NoMoreRows)
             }
         }
+    }
+
+    /// Take one request from this agent's ceilings right before sending it (waiting for
+    /// its slot under `max_rps`); false when it must not be sent: the requests are spent
+    /// or the run stopped. Once the last request is taken no new iteration starts, and
+    /// the iterations in flight end at their next attempt.
+    pub(crate) async fn take_request(&self) -> bool {
+        match self.setup.ceiling.take(&self.setup.stop).await {
+            Take::Send { last } => {
+                if last {
+                    self.ceiling_reached();
+                }
+                true
+            }
+            Take::Spent => {
+                self.ceiling_reached();
+                false
+            }
+            Take::Stopped => false,
+        }
+    }
+
+    /// The request ceiling is reached: like rows running out, no new iterations (the
+    /// run ends without an error once those in flight are done).
+    pub(crate) fn ceiling_reached(&self) {
+        if !self.no_new_iterations.is_cancelled() {
+            tracing::info!(
+                run_id = %self.setup.run_id,
+                "request ceiling reached: this agent's part of the plan's max_total_requests is spent, it starts no more iterations"
+            );
+        }
+        self.no_new_iterations.cancel();
     }
 
     /// The run's start on this agent.

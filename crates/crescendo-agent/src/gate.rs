@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn pacing() -> Pacing {
-        Pacing::new(Instant::now()).0
+        Pacing::new(Instant::now(), None).0
     }
 
     #[tokio::test]

@@ -174,7 +174,8 @@ async fn run_step(
 }
 
 /// Send step `index` once (twice after a 401 to a refreshable token) and classify
-/// the answer. `None` when the run stopped while waiting for a token.
+/// the answer. `None` when the run stopped while waiting for a token or for the rate
+/// ceiling, or when the request ceiling forbids sending (each send takes one).
 async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answer> {
     let step = &ctx.setup.steps[index];
     let mut refreshed = false;
@@ -194,6 +195,9 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
             }
         };
         let request = step.build(&ctx.setup.client, &ctx.setup.base_url, vars, token.as_ref());
+        if !ctx.take_request().await {
+            return None;
+        }
         let sent = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,

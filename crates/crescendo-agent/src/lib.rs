@@ -27,12 +27,14 @@
 //! - `prepare`: an `Assign` checked and prepared (plan, share, secrets, streamed
 //!   data rows) into a run waiting for `Start`.
 //! - `run`: one prepared run, started by `Start`, adjusted by `Adjust`, reporting
-//!   snapshots until it finishes (at the plan's end, on `Stop` or shutdown, or when
-//!   its `unique` rows run out).
+//!   snapshots until it finishes (at the plan's end, on `Stop` or shutdown, when its
+//!   `unique` rows run out, or when its part of `max_total_requests` is spent).
 //! - `schedule`: the open model's drift-free arrival times with backoff limits.
 //! - `pacing`: one run's backoff limits (pauses, the rate cap, scouting), shared by
 //!   the session's decisions and the request tasks' reactions.
 //! - `gate`: holds requests no schedule times during a pause or past the rate cap.
+//! - `ceiling`: the plan's hard ceilings for this agent (`max_total_requests`,
+//!   `max_rps`), taken before every request; no controller message lifts them.
 //! - `context`: the state one run's tasks share (`RunContext`, holding its
 //!   `RunSetup`).
 //! - `reports`: the run's outbox and its throttle, quota and scout reports.
@@ -54,6 +56,7 @@
 mod attach;
 mod auth;
 mod capture;
+mod ceiling;
 mod config;
 mod context;
 mod feeder;

@@ -1,6 +1,7 @@
-//! Backoff limits of one run: pauses, the fleet governor's rate cap, and scouting a
-//! fleet pause. Shared by the session (fleet decisions, through the run's handle)
-//! and the request tasks (local reactions to the API's answers).
+//! Backoff limits of one run: pauses, the fleet governor's rate cap (never above the
+//! plan's `max_rps` ceiling for this agent), and scouting a fleet pause. Shared by the
+//! session (fleet decisions, through the run's handle) and the request tasks (local
+//! reactions to the API's answers).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,10 @@ use crate::schedule::Limits;
 pub(crate) struct Pacing {
     limits: watch::Sender<Limits>,
     t0: Instant,
+    /// This agent's `max_rps` ceiling: the rate cap in force is never above it, whatever
+    /// the governor says (the [`Ceiling`](crate::ceiling::Ceiling) enforces it per
+    /// request; this slows the schedule and the VUs down to it).
+    ceiling: Option<f64>,
     /// Seconds paused since the last snapshot (counted when a pause is set; negative
     /// when a pause counted in an earlier snapshot was cut short).
     paused: Mutex<f64>,
@@ -28,12 +33,17 @@ pub(crate) struct Pacing {
 }
 
 impl Pacing {
-    /// Pacing for a run starting at `t0`, with no pause and no rate cap.
-    pub(crate) fn new(t0: Instant) -> (Self, watch::Receiver<Limits>) {
-        let (limits, rx) = watch::channel(Limits::default());
+    /// Pacing for a run starting at `t0`, with no pause and no rate cap but this agent's
+    /// `max_rps` `ceiling`.
+    pub(crate) fn new(t0: Instant, ceiling: Option<f64>) -> (Self, watch::Receiver<Limits>) {
+        let (limits, rx) = watch::channel(Limits {
+            max_rate: ceiling,
+            ..Limits::default()
+        });
         let pacing = Self {
             limits,
             t0,
+            ceiling,
             paused: Mutex::new(0.0),
             scout: Mutex::new(None),
             scouting: AtomicBool::new(false),
@@ -131,13 +141,19 @@ impl Pacing {
         Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO)
     }
 
-    /// The fleet governor's rate cap for this agent (requests per second), if any.
+    /// This agent's rate cap (requests per second), if any: the fleet governor's or the
+    /// `max_rps` ceiling, whichever is lower.
     pub(crate) fn max_rate(&self) -> Option<f64> {
         self.limits.borrow().max_rate
     }
 
-    /// Set the fleet governor's rate cap for this agent.
+    /// Set the fleet governor's rate cap for this agent; the cap in force stays at or
+    /// below the `max_rps` ceiling.
     pub(crate) fn set_max_rate(&self, rate: Option<f64>) {
+        let rate = match (rate, self.ceiling) {
+            (Some(r), Some(c)) => Some(r.min(c)),
+            (r, c) => r.or(c),
+        };
         self.limits.send_if_modified(|limits| {
             let changed = limits.max_rate != rate;
             limits.max_rate = rate;
@@ -163,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn only_an_answer_to_a_request_sent_after_the_resume_ends_a_scouting() {
         let t0 = tokio::time::Instant::now();
-        let (pacing, _) = Pacing::new(t0);
+        let (pacing, _) = Pacing::new(t0, None);
         pacing.pause(Duration::from_millis(200));
         pacing.scout(Duration::from_secs(5));
         // Throttles within the scouting are taken; one asking for far longer is not.
@@ -179,8 +195,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_governor_cap_never_lifts_the_ceiling() {
+        let (pacing, limits) = Pacing::new(tokio::time::Instant::now(), Some(10.0));
+        assert_eq!(limits.borrow().max_rate, Some(10.0));
+        for (asked, in_force) in [
+            (Some(1000.0), Some(10.0)),
+            (None, Some(10.0)),
+            (Some(f64::INFINITY), Some(10.0)),
+            (Some(4.0), Some(4.0)),
+            (Some(0.0), Some(0.0)),
+        ] {
+            pacing.set_max_rate(asked);
+            assert_eq!(pacing.max_rate(), in_force, "{asked:?}");
+        }
+        let (free, _) = Pacing::new(tokio::time::Instant::now(), None);
+        free.set_max_rate(Some(1000.0));
+        assert_eq!(free.max_rate(), Some(1000.0));
+        free.set_max_rate(None);
+        assert_eq!(free.max_rate(), None);
+    }
+
+    #[tokio::test]
     async fn a_pause_cut_short_is_taken_off_the_paused_time() {
-        let (pacing, _) = Pacing::new(tokio::time::Instant::now());
+        let (pacing, _) = Pacing::new(tokio::time::Instant::now(), None);
         pacing.pause(Duration::from_secs(2));
         let counted = pacing.take_paused();
         assert!(counted >= Duration::from_millis(1_900), "{counted:?}");

@@ -1,7 +1,7 @@
 //! One prepared run on this agent: started after the controller's delay, adjusted by
 //! backoff decisions, reporting until it finishes: at the plan's end, on `Stop` or
-//! the agent's shutdown, on an abort reason, or when its `unique` data rows run out
-//! (`OnExhausted`).
+//! the agent's shutdown, on an abort reason, when its `unique` data rows run out
+//! (`OnExhausted`), or when its part of the plan's `max_total_requests` is spent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Credentials;
+use crate::ceiling::Ceiling;
 use crate::context::{RunContext, RunSetup};
 use crate::gate::RequestGate;
 use crate::iteration::{IterationId, run_iteration};
@@ -107,7 +108,9 @@ pub(crate) fn start_run(
     tracker: &TaskTracker,
 ) -> RunHandle {
     let t0 = Instant::now() + delay;
-    let (pacing, limits_rx) = Pacing::new(t0);
+    // The ceilings come from the plan this agent validated: no Adjust lifts them.
+    let ceilings = prepared.plan.ceilings_for(&prepared.share);
+    let (pacing, limits_rx) = Pacing::new(t0, ceilings.max_rps);
     let pacing = Arc::new(pacing);
     let (share, shares) = watch::channel(prepared.share);
     let stopped_early = Arc::new(Mutex::new(None));
@@ -215,6 +218,7 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
         stop: inputs.stop,
         pacing: inputs.pacing,
         gate: RequestGate::new(matches!(plan.load, Load::Closed(_))),
+        ceiling: Ceiling::new(plan.ceilings_for(&prepared.share)),
     };
     Ok(RunContext::new(setup, reports))
 }
@@ -232,6 +236,10 @@ async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Rece
         }
     };
     drop(outbox);
+    if ctx.setup.ceiling.spent() {
+        // This agent's part of max_total_requests is 0: it sends nothing.
+        ctx.ceiling_reached();
+    }
     let (plan, share, stop) = (&prepared.plan, prepared.share, &ctx.setup.stop);
     let t0 = ctx.t0();
     tokio::select! {
@@ -280,6 +288,14 @@ async fn drive(mut prepared: PreparedRun, inputs: RunInputs, limits: watch::Rece
     tracker.wait().await;
     reporting.cancel();
     let last_seq = reporter.await.unwrap_or(0);
+    let refused = ctx.setup.ceiling.refused();
+    if refused > 0 {
+        tracing::info!(
+            run_id = %prepared.run_id,
+            refused,
+            "attempts not sent: the request ceiling was reached"
+        );
+    }
     let error = ctx
         .abort
         .lock()
@@ -322,6 +338,9 @@ async fn drive_open(
     let mut iteration = 0u64;
     let end = ctx.t0() + schedule.end();
     loop {
+        if ctx.no_new_iterations.is_cancelled() {
+            break;
+        }
         // Never a request after the plan's end, however far behind the schedule is:
         // what was due and not sent is counted as missed.
         if Instant::now() >= end {

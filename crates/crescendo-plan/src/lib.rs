@@ -27,7 +27,8 @@
 //! - [`template`]: `{variable}` templates, parsed once per run and rendered per request.
 //! - `threshold`: `[thresholds]` keys and expressions, [`CompareOp::holds`].
 //! - `schedule`: rates and VUs over time, the rate integral and its inverse.
-//! - `split`: [`split`], [`split_evenly`], and [`Data::rows_for`].
+//! - `split`: [`split`], [`split_evenly`], [`Data::rows_for`], and each agent's part of
+//!   the plan's [`Ceilings`] ([`Plan::ceilings_for`]).
 //! - `error`: [`PlanError`].
 //! - [`limits`]: the format's size limits; `text`: bytes to UTF-8 text.
 //!
@@ -90,6 +91,13 @@
 //! ]
 //! # closed: start_vus = 0 (default: the first stage's target), think_time = "100ms"
 //! # (default 0), stages = [{ duration = "10s", target = 10 }] with targets in VUs.
+//! max_total_requests = 100000          # optional, either model: the whole fleet never sends
+//!                                      # more requests (attempts, retries included) in the run
+//! max_rps = 50                         # optional, either model: the whole fleet never sends
+//!                                      # more requests per second, whatever the backoff says
+//! # Hard ceilings: each agent enforces its part (max_total_requests split evenly, max_rps
+//! # divided by the agents) from the plan it validated; when its requests are spent, it
+//! # starts no more and its iterations in flight end without sending.
 //!
 //! [backoff]
 //! policy = "retry-after"               # none | retry-after (default) | exponential | coordinated

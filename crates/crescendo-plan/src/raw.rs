@@ -120,6 +120,9 @@ pub(crate) struct RawLoad {
     pub(crate) start_vus: Option<Spanned<u32>>,
     pub(crate) think_time: Option<Spanned<String>>,
     pub(crate) stages: Spanned<Vec<Spanned<RawStage>>>,
+    /// Signed, so that a negative count gets the same message as 0.
+    pub(crate) max_total_requests: Option<Spanned<i64>>,
+    pub(crate) max_rps: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

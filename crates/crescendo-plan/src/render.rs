@@ -14,7 +14,7 @@ use std::time::Duration;
 use toml_writer::{ToTomlKey, ToTomlValue, TomlStringBuilder};
 
 use crate::model::{
-    Auth, Backoff, ClientSharing, Data, DataFormat, DataSource, Fleet, Load, OAuthClient,
+    Auth, Backoff, Ceilings, ClientSharing, Data, DataFormat, DataSource, Fleet, Load, OAuthClient,
     OnAgentLoss, OnExhausted, Partition, Plan, Policy, Secret, Step, Target, Threshold,
 };
 
@@ -46,7 +46,7 @@ impl Plan {
         for step in &self.scenario.steps {
             self::step(&mut out, step);
         }
-        load(&mut out, &self.load);
+        load(&mut out, &self.load, &self.ceilings);
         backoff(&mut out, &self.backoff);
         fleet(&mut out, &self.fleet);
         if let Some(d) = &self.data {
@@ -249,8 +249,14 @@ fn json_scalar(v: &serde_json::Value) -> String {
     }
 }
 
-fn load(out: &mut String, l: &Load) {
+fn load(out: &mut String, l: &Load, c: &Ceilings) {
     out.push_str("\n[load]\n");
+    if let Some(n) = c.max_total_requests {
+        line(out, "max_total_requests", &n.to_toml_value());
+    }
+    if let Some(r) = c.max_rps {
+        line(out, "max_rps", &r.to_toml_value());
+    }
     let stages: Vec<String> = match l {
         Load::Open(o) => {
             line(out, "model", &string("open"));

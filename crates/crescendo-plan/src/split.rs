@@ -1,10 +1,10 @@
-//! Splitting a plan into agent shares that add up to the plan exactly, and handing each
-//! share its data rows.
+//! Splitting a plan into agent shares that add up to the plan exactly, handing each
+//! share its data rows, and each agent its part of the plan's ceilings.
 
 use std::collections::BTreeMap;
 
 use crate::error::PlanError;
-use crate::model::{Data, DataSource, Load, Partition, Plan, Share};
+use crate::model::{AgentCeilings, Ceilings, Data, DataSource, Load, Partition, Plan, Share};
 use crate::template::Template;
 
 /// `total / count`, plus 1 for the first `total % count` indexes, so the parts of any
@@ -90,6 +90,39 @@ impl Plan {
                 max_in_flight: part(max_in_flight, index),
             })
             .collect())
+    }
+}
+
+/// Each agent's `max_rps` is the fleet's divided by the agents, less this fraction of
+/// it, so that the parts never add up above the plan's however the sum is rounded.
+const RATE_MARGIN: f64 = 1e-9;
+
+impl Ceilings {
+    /// Agent `index` of `count`'s part: [`split_evenly`] of `max_total_requests` (the
+    /// parts add up to it exactly; an agent's part may be 0) and `max_rps / count`,
+    /// rounded down. It depends on the index and the count alone, never on a rate
+    /// fraction or an `Adjust`, so the agent computes it from the plan it validated
+    /// itself. With `count` 0 every ceiling set is 0.
+    pub fn for_agent(&self, index: u32, count: u32) -> AgentCeilings {
+        AgentCeilings {
+            max_requests: self
+                .max_total_requests
+                .map(|total| split_evenly(total, count, index)),
+            max_rps: self.max_rps.map(|rate| {
+                if count == 0 || index >= count {
+                    0.0
+                } else {
+                    rate / f64::from(count) * (1.0 - RATE_MARGIN)
+                }
+            }),
+        }
+    }
+}
+
+impl Plan {
+    /// The ceilings of the agent holding `share` (see [`Ceilings::for_agent`]).
+    pub fn ceilings_for(&self, share: &Share) -> AgentCeilings {
+        self.ceilings.for_agent(share.index, share.count)
     }
 }
 
@@ -251,6 +284,24 @@ mod tests {
             let max = split_evenly(total, count, 0);
             let min = split_evenly(total, count, count - 1);
             prop_assert!(max - min <= 1);
+        }
+
+        #[test]
+        fn agent_ceilings_never_add_up_above_the_plan(
+            total in 1u64..=i64::MAX as u64,
+            rate in prop_oneof![1e-9..1.0f64, 1.0..=crate::MAX_RATE],
+            count in 1u32..5_000,
+        ) {
+            let plan = Ceilings { max_total_requests: Some(total), max_rps: Some(rate) };
+            let parts: Vec<AgentCeilings> = (0..count).map(|i| plan.for_agent(i, count)).collect();
+            let requests: u128 = parts.iter().map(|p| u128::from(p.max_requests.unwrap())).sum();
+            prop_assert_eq!(requests, u128::from(total));
+            let rates: f64 = parts.iter().map(|p| p.max_rps.unwrap()).sum();
+            prop_assert!(rates <= rate, "{} > {}", rates, rate);
+            prop_assert!(rates >= rate * (1.0 - 1e-6));
+            prop_assert!(parts.iter().all(|p| p.max_rps.unwrap() > 0.0));
+            prop_assert_eq!(plan.for_agent(count, count).max_requests, Some(0));
+            prop_assert_eq!(Ceilings::default().for_agent(0, count), AgentCeilings::default());
         }
 
         #[test]

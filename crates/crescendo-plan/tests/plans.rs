@@ -237,6 +237,28 @@ proptest! {
     }
 
     #[test]
+    fn agent_ceilings_never_add_up_above_the_plans(
+        total in 1u64..1_000_000,
+        rate in 0.001..100_000.0f64,
+        agents in 1u32..100,
+    ) {
+        let text = std::fs::read_to_string(example_path()).unwrap()
+            .replace("max_in_flight = 100", "max_in_flight = 1000")
+            .replace("partition = \"per-agent\"", "partition = \"shared\"")
+            .replace("[load]\n", &format!("[load]\nmax_total_requests = {total}\nmax_rps = {rate:?}\n"));
+        let plan = parse(&text, "x").unwrap();
+        prop_assert_eq!(plan.ceilings.max_total_requests, Some(total));
+        let parts: Vec<_> = split(&plan, agents).unwrap().iter().map(|s| plan.ceilings_for(s)).collect();
+        let requests: u64 = parts.iter().map(|p| p.max_requests.unwrap()).sum();
+        prop_assert_eq!(requests, total);
+        // As even as integers allow (the first `total % agents` get one more).
+        let floor = total / u64::from(agents);
+        prop_assert!(parts.iter().all(|p| (floor..=floor + 1).contains(&p.max_requests.unwrap())));
+        let rates: f64 = parts.iter().map(|p| p.max_rps.unwrap()).sum();
+        prop_assert!(rates <= rate && rates > rate * 0.999_999, "{} of {}", rates, rate);
+    }
+
+    #[test]
     fn mutated_example_never_panics(at in 0usize..2000, cut in 0usize..40, insert in ".{0,20}") {
         let text = std::fs::read_to_string(example_path()).unwrap();
         let mut at = at.min(text.len());

@@ -129,6 +129,8 @@ body = '''
 model = "open"
 start_rate = 0.5
 max_in_flight = 77
+max_total_requests = 9223372036854775807
+max_rps = 0.001
 stages = [
   { duration = "250ms", target = 15 },
   { duration = "1h2m3s4ms5us6ns", target = 0.125 },
@@ -171,6 +173,9 @@ fn every_section_round_trips() {
         .collect();
     assert!(order.is_sorted(), "{text}");
     assert!(text.find("zeta").unwrap() < text.find("alpha").unwrap());
+    let plan = crescendo_plan::parse(&text, "rendered").unwrap();
+    assert_eq!(plan.ceilings.max_total_requests, Some(i64::MAX as u64));
+    assert_eq!(plan.ceilings.max_rps, Some(0.001));
 }
 
 #[test]
@@ -188,6 +193,8 @@ path = "/api/v2/flows/{flowId}"
 [load]
 model = "closed"
 think_time = "100ms"
+max_total_requests = 1
+max_rps = 250
 stages = [{ duration = "10s", target = 10 }, { duration = "5s", target = 0 }]
 [backoff]
 policy = "none"
@@ -202,7 +209,15 @@ sequence = { var = "flowId", format = "flow-{n}-{{n}}", count = 1000000 }
         "token_env = \"TOKEN\"",
     );
     let text = text.replace("think_time = \"100ms\"\n", "start_vus = 3\n");
-    round_trip_text(&text, &BundleFiles::default());
+    let rendered = round_trip_text(&text, &BundleFiles::default());
+    assert!(
+        rendered.contains("max_total_requests = 1\nmax_rps = 250.0\n"),
+        "{rendered}"
+    );
+    // Without the keys, the plan has no ceilings and none are written.
+    let text = text.replace("max_total_requests = 1\nmax_rps = 250\n", "");
+    let rendered = round_trip_text(&text, &BundleFiles::default());
+    assert!(!rendered.contains("max_total_requests") && !rendered.contains("max_rps"));
 }
 
 #[test]

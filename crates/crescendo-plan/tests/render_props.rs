@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crescendo_plan::{
-    AbortOnFail, Auth, Backoff, BundleFiles, Capture, Check, ClientCredentials, ClientSharing,
-    ClosedLoad, CompareOp, CountKind, Data, DataFile, DataFormat, DataSource, Load, Metric,
-    OAuthClient, OnExhausted, OpenLoad, Partition, Plan, Policy, RateStage, Scenario, Secret, Stat,
-    Step, Target, Threshold, VuStage, parse_with,
+    AbortOnFail, Auth, Backoff, BundleFiles, Capture, Ceilings, Check, ClientCredentials,
+    ClientSharing, ClosedLoad, CompareOp, CountKind, Data, DataFile, DataFormat, DataSource, Load,
+    Metric, OAuthClient, OnExhausted, OpenLoad, Partition, Plan, Policy, RateStage, Scenario,
+    Secret, Stat, Step, Target, Threshold, VuStage, parse_with,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -239,6 +239,22 @@ fn load() -> impl Strategy<Value = Load> {
     prop_oneof![open, closed]
 }
 
+/// `max_total_requests` (TOML integers stop at `i64::MAX`) and `max_rps`, each optional.
+fn ceilings() -> impl Strategy<Value = Ceilings> {
+    (
+        prop::option::of(1u64..=i64::MAX as u64),
+        prop::option::of(prop_oneof![
+            Just(crescendo_plan::MAX_RATE),
+            f64::MIN_POSITIVE..=crescendo_plan::MAX_RATE,
+            1e-9..1.0f64,
+        ]),
+    )
+        .prop_map(|(max_total_requests, max_rps)| Ceilings {
+            max_total_requests,
+            max_rps,
+        })
+}
+
 fn backoff() -> impl Strategy<Value = Backoff> {
     (
         prop::sample::select(vec![
@@ -406,8 +422,16 @@ fn plans() -> impl Strategy<Value = (Plan, BundleFiles)> {
         headers(),
         auth(),
     );
-    (head, steps, load(), backoff(), data(), thresholds).prop_map(
-        |((name, description, url, timeout, headers, auth), steps, load, backoff, data, ts)| {
+    let load = (load(), ceilings());
+    (head, steps, load, backoff(), data(), thresholds).prop_map(
+        |(
+            (name, description, url, timeout, headers, auth),
+            steps,
+            (load, ceilings),
+            backoff,
+            data,
+            ts,
+        )| {
             let mut thresholds: Vec<Threshold> = Vec::new();
             let mut keys = Vec::new();
             for (entry, step, abort) in ts {
@@ -429,6 +453,7 @@ fn plans() -> impl Strategy<Value = (Plan, BundleFiles)> {
                 },
                 scenario: Scenario { steps },
                 load,
+                ceilings,
                 backoff,
                 data,
                 thresholds,

@@ -49,6 +49,73 @@ fn rates_and_vus() {
 }
 
 #[test]
+fn ceilings() {
+    let with = |extra: &str| plan(&[("[load]\n", &format!("[load]\n{extra}\n"))], "");
+    for bad in ["0", "-5", "-9223372036854775808"] {
+        assert_err(
+            &with(&format!("max_total_requests = {bad}")),
+            &format!("{bad}\n"),
+            "load.max_total_requests",
+            &format!("expected an integer >= 1 (requests sent by the whole fleet), got {bad}"),
+        );
+    }
+    for bad in ["0", "-1", "-0.5", "nan", "inf", "2e9"] {
+        assert_err(
+            &with(&format!("max_rps = {bad}")),
+            &format!("{bad}\n"),
+            "load.max_rps",
+            "expected a rate > 0 (requests per second for the whole fleet), got",
+        );
+    }
+    // Wrong types are located like any other key's.
+    for (bad, message) in [
+        (
+            "max_total_requests = 2.5",
+            "expected an integer, got floating point `2.5`",
+        ),
+        (
+            "max_total_requests = \"50\"",
+            "expected an integer, got string \"50\"",
+        ),
+        ("max_total_requests = 99999999999999999999", ""),
+        (
+            "max_rps = \"fast\"",
+            "expected a number, got string \"fast\"",
+        ),
+        ("max_rps = true", "expected a number, got boolean `true`"),
+    ] {
+        let text = with(bad);
+        let value = bad.split(" = ").nth(1).unwrap();
+        let e = err(&text);
+        assert!(e.message.contains(message), "{e}");
+        assert_eq!(e.line, at(&text, value).0, "{e}");
+        if !message.is_empty() {
+            assert_eq!(
+                (e.column, e.key.as_str()),
+                (
+                    at(&text, value).1,
+                    bad.split(' ')
+                        .next()
+                        .map(|k| format!("load.{k}"))
+                        .unwrap()
+                        .as_str()
+                ),
+                "{e}"
+            );
+        }
+    }
+    // Either model takes them; the smallest values are fine.
+    let ok = with("model = \"closed\"\nmax_total_requests = 1\nmax_rps = 0.001");
+    let plan = parse(&ok, "t.toml").unwrap();
+    assert_eq!(plan.ceilings.max_total_requests, Some(1));
+    assert_eq!(plan.ceilings.max_rps, Some(0.001));
+    assert_eq!(
+        parse(&with(""), "t.toml").unwrap().ceilings,
+        Default::default()
+    );
+}
+
+#[test]
 fn stages_and_models() {
     let text = plan(
         &[(

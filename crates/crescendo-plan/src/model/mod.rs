@@ -21,6 +21,8 @@ pub struct Plan {
     pub target: Target,
     pub scenario: Scenario,
     pub load: Load,
+    /// `[load]`'s `max_total_requests` and `max_rps`: hard limits for either model.
+    pub ceilings: Ceilings,
     pub backoff: Backoff,
     /// Rows that feed template variables (`{flowId}` …); `None` when the plan has no `[data]`.
     pub data: Option<Data>,
@@ -159,6 +161,28 @@ pub struct ClosedLoad {
 pub struct VuStage {
     pub duration: Duration,
     pub target: u32,
+}
+
+/// `[load]`'s hard ceilings: what the whole fleet never exceeds in a run, whatever the
+/// stages, the retries or the controller ask for. Every agent enforces its own part
+/// ([`Ceilings::for_agent`]), computed from the plan it validated itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ceilings {
+    /// `max_total_requests` (>= 1): HTTP requests sent to the target in the run, every
+    /// attempt counted (retries and a resend after a 401 included).
+    pub max_total_requests: Option<u64>,
+    /// `max_rps` (> 0): requests per second, every attempt counted.
+    pub max_rps: Option<f64>,
+}
+
+/// One agent's part of the plan's [`Ceilings`]; `None` where the plan sets none.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AgentCeilings {
+    /// Requests this agent may send in the run.
+    pub max_requests: Option<u64>,
+    /// Requests per second this agent may never exceed (requests at least
+    /// `1 / max_rps` seconds apart).
+    pub max_rps: Option<f64>,
 }
 
 /// `[backoff]`: what to do when the API throttles.

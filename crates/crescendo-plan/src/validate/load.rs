@@ -8,7 +8,8 @@ use super::Ctx;
 use crate::error::{PlanError, join_index};
 use crate::limits::MAX_STAGES;
 use crate::model::{
-    Backoff, ClosedLoad, Fleet, Load, MAX_RATE, OnAgentLoss, OpenLoad, Policy, RateStage, VuStage,
+    Backoff, Ceilings, ClosedLoad, Fleet, Load, MAX_RATE, OnAgentLoss, OpenLoad, Policy, RateStage,
+    VuStage,
 };
 use crate::raw::RawFleet;
 use crate::raw::{RawBackoff, RawLoad};
@@ -53,6 +54,47 @@ pub(super) fn load(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Load, PlanErr
             format!("expected \"open\" or \"closed\", got {other:?}"),
         )),
     }
+}
+
+/// `max_total_requests` and `max_rps` of `[load]`, for either model.
+pub(super) fn ceilings(ctx: Ctx<'_>, raw: &Spanned<RawLoad>) -> Result<Ceilings, PlanError> {
+    let raw = raw.get_ref();
+    let max_total_requests = match &raw.max_total_requests {
+        None => None,
+        Some(m) => match u64::try_from(*m.get_ref()) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                return Err(ctx.err(
+                    m.span(),
+                    "load.max_total_requests",
+                    format!(
+                        "expected an integer >= 1 (requests sent by the whole fleet), got {}",
+                        m.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    let max_rps = match &raw.max_rps {
+        None => None,
+        Some(r) => {
+            let v = *r.get_ref();
+            if !(v > 0.0 && v <= MAX_RATE) {
+                return Err(ctx.err(
+                    r.span(),
+                    "load.max_rps",
+                    format!(
+                        "expected a rate > 0 (requests per second for the whole fleet), got {v}"
+                    ),
+                ));
+            }
+            Some(v)
+        }
+    };
+    Ok(Ceilings {
+        max_total_requests,
+        max_rps,
+    })
 }
 
 /// Rejects a key that belongs to the other load model.

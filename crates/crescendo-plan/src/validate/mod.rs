@@ -210,6 +210,7 @@ pub(crate) fn validate(
     let target = request::target(ctx, &raw.target, &mut sites, &auth)?;
     let (scenario, captures) = request::scenario(ctx, &raw.scenario, &mut sites, &auth)?;
     let load = load::load(ctx, &raw.load)?;
+    let ceilings = load::ceilings(ctx, &raw.load)?;
     let backoff = load::backoff(ctx, raw.backoff.as_ref())?;
     let fleet = load::fleet(ctx, raw.fleet.as_ref())?;
     let data = raw.data.as_ref().map(|d| data::data(ctx, d)).transpose()?;
@@ -223,6 +224,7 @@ pub(crate) fn validate(
         target,
         scenario,
         load,
+        ceilings,
         backoff,
         data,
         thresholds,
