@@ -1,7 +1,8 @@
 //! The bridge from the plan's model (`crescendo_plan`) to the agent's own run
-//! configuration: auth with its secrets resolved, and data feeding. (Steps, with
+//! configuration: auth with its secrets resolved, data feeding, and the retry policy. (Steps, with
 //! their captures and checks, are prepared from the plan in `request`.)
 
+use crescendo_backoff::{Policy, RetryConfig};
 use crescendo_plan::{Auth, DataSource, Partition, Plan, Share};
 
 use crate::auth::{AuthConfig, OAuthSettings, SecretError, SecretSpec, resolve};
@@ -98,5 +99,23 @@ pub(crate) fn data_setup(plan: &Plan, share: &Share) -> DataSetup {
             crescendo_plan::OnExhausted::StopAgent => OnExhausted::StopAgent,
             crescendo_plan::OnExhausted::StopRun => OnExhausted::StopRun,
         },
+    }
+}
+
+/// The plan's `[backoff]` as the agent's retry configuration.
+pub(crate) fn retry_config(plan: &Plan) -> RetryConfig {
+    let b = &plan.backoff;
+    RetryConfig {
+        policy: match b.policy {
+            crescendo_plan::Policy::None => Policy::None,
+            crescendo_plan::Policy::RetryAfter => Policy::RetryAfter,
+            crescendo_plan::Policy::Exponential => Policy::Exponential,
+            crescendo_plan::Policy::Coordinated => Policy::Coordinated,
+        },
+        max_retries: b.max_retries,
+        retry_budget: b.retry_budget,
+        max_retry_after: b.max_retry_after,
+        base: b.base,
+        cap: b.cap,
     }
 }

@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crescendo_backoff::{Policy, RetryConfig};
+use crescendo_backoff::Policy;
 use crescendo_metrics::Recorder;
-use crescendo_plan::{Load, Plan, Share};
+use crescendo_plan::{Load, Share};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -161,23 +161,6 @@ struct RunInputs {
     stopped_early: Arc<Mutex<Option<String>>>,
 }
 
-fn retry_config(plan: &Plan) -> RetryConfig {
-    let b = &plan.backoff;
-    RetryConfig {
-        policy: match b.policy {
-            crescendo_plan::Policy::None => Policy::None,
-            crescendo_plan::Policy::RetryAfter => Policy::RetryAfter,
-            crescendo_plan::Policy::Exponential => Policy::Exponential,
-            crescendo_plan::Policy::Coordinated => Policy::Coordinated,
-        },
-        max_retries: b.max_retries,
-        retry_budget: b.retry_budget,
-        max_retry_after: b.max_retry_after,
-        base: b.base,
-        cap: b.cap,
-    }
-}
-
 /// The run's shared context: steps, HTTP client and feeder prepared, credentials
 /// started.
 fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, StartError> {
@@ -192,7 +175,7 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
     let recorder = Arc::new(Mutex::new(Recorder::new(
         plan.scenario.steps.iter().map(|s| s.name.clone()),
     )));
-    let retry = retry_config(plan);
+    let retry = crate::from_plan::retry_config(plan);
     let reports = Reports::new(
         prepared.run_id.clone(),
         prepared.auth.limit_key(),
