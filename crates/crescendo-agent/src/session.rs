@@ -140,7 +140,10 @@ impl Session {
             match channel {
                 Ok(channel) => {
                     delay = Duration::from_millis(100);
-                    let mut client = AgentControlClient::new(channel);
+                    // The limits mirror the controller's (`MAX_TO_AGENT`, `MAX_FROM_AGENT`).
+                    let mut client = AgentControlClient::new(channel)
+                        .max_decoding_message_size(64 * 1024 * 1024)
+                        .max_encoding_message_size(4 * 1024 * 1024);
                     self.attached(&mut client, outbox_rx).await;
                     self.drop_partial_data();
                     if let Some(fatal) = self.fatal.take() {

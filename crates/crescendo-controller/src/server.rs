@@ -73,10 +73,16 @@ pub(crate) async fn serve(
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
         .http2_keepalive_timeout(Some(heartbeat_timeout))
-        .add_service(pb::agent_control_server::AgentControlServer::new(
-            agent_control,
-        ))
-        .add_service(pb::admin_server::AdminServer::new(admin));
+        .max_concurrent_streams(Some(STREAMS_PER_CONNECTION))
+        .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
+        .add_service(
+            pb::agent_control_server::AgentControlServer::new(agent_control)
+                .max_decoding_message_size(MAX_FROM_AGENT)
+                .max_encoding_message_size(MAX_TO_AGENT),
+        )
+        .add_service(
+            pb::admin_server::AdminServer::new(admin).max_decoding_message_size(MAX_ADMIN_REQUEST),
+        );
     let served = match &security.tls {
         Some(tls) => {
             let incoming = crate::tls::incoming(listener, tls, shutdown.clone());
@@ -95,6 +101,20 @@ pub(crate) async fn serve(
         tracing::error!("grpc server failed: {e}");
     }
 }
+
+/// Largest message taken from an agent: a snapshot of the plan's most steps (1,000)
+/// with their histograms fits; a larger one ends the stream.
+pub(crate) const MAX_FROM_AGENT: usize = 4 * 1024 * 1024;
+
+/// Largest message sent to an agent: an `Assign` with the plan (at most 16 MiB) and its
+/// body files.
+pub(crate) const MAX_TO_AGENT: usize = 64 * 1024 * 1024;
+
+/// Largest admin request (`status`, `cancel`: a reason string).
+const MAX_ADMIN_REQUEST: usize = 64 * 1024;
+
+/// Streams at once on one connection: an agent needs one, the admin CLI one per call.
+const STREAMS_PER_CONNECTION: u32 = 16;
 
 /// The `AgentControl` service.
 #[derive(Debug)]
