@@ -142,10 +142,16 @@ sequence = { var = "flowId", format = "flow-{n}", count = 30 }"#;
         let s = &summary.steps[step];
         assert!(s.totals.ok > 0, "{step}: {:?}", s.totals);
     }
-    // Every iteration that checked out also checked in.
-    assert_eq!(
+    // Every iteration that checked out also checked in, but those the plan's end cut
+    // short: no request goes out after the end, so each of the 6 VUs may have left one
+    // iteration between its checkout and its checkin.
+    let (out, back) = (
         summary.steps["checkout"].totals.ok,
-        summary.steps["checkin"].totals.ok
+        summary.steps["checkin"].totals.ok,
+    );
+    assert!(
+        back <= out && out - back <= 6,
+        "checked out {out}, in {back}"
     );
     // Token fetches are measured on their own and kept out of the scenario's totals.
     let tokens = &summary.auxiliary["auth.token"];
