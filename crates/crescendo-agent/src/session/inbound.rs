@@ -77,7 +77,10 @@ impl Session {
                         self.config.id.clone(),
                         delay,
                         self.outbox_tx.clone(),
-                        self.shutdown.child_token(),
+                        // Not a child of the root token: on a signal the session stops
+                        // the load itself, saying why (`stop_early`), before the run
+                        // reports its `Finished`.
+                        tokio_util::sync::CancellationToken::new(),
                         &self.tracker,
                     );
                     self.run = RunState::Started(handle);
