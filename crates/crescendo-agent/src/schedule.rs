@@ -129,8 +129,9 @@ impl ArrivalSchedule {
         let total = self
             .load
             .iterations_until(Duration::from_secs_f64(self.end));
-        // Iterations sit one `1 / fraction` apart from the position on.
-        let left = ((total - self.position) * self.fraction).floor();
+        // Iterations sit one `1 / fraction` apart from the position on, and only those
+        // due strictly before the end are sent.
+        let left = ((total - self.position) * self.fraction).ceil() - 1.0;
         if left.is_finite() && left > 0.0 {
             left as u64
         } else {
