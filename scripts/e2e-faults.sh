@@ -11,7 +11,7 @@
 #    lost_agents [agent-2] (at_s, reason), the survivors' figures; totals.requests <= flowsim's
 #    accepted + throttled, short by at most agent-2's share of the rate x 2 s (what it
 #    sent after its last acknowledged snapshot). Prints kill -> detached and kill -> lost
-#    (the run's lost_after is 15 s), read from the controller's log.
+#    (the run's lost_after is the heartbeat timeout, 3 s), read from the controller's log.
 # 2. pause: `docker pause` agent-2 for 2 s mid-run, then unpause. Nothing lost or
 #    counted twice: totals.ok == flowsim accepted, totals.throttled == flowsim throttled,
 #    lost_agents empty, outcome `passed`, exit 0.
@@ -24,7 +24,7 @@
 #    reconnected. The dead-man switch: it stops its load once its controller has been
 #    silent for the heartbeat timeout (3 s), so its last request reaches flowsim at most
 #    timeout + 1 s after the cut; the survivors go on. The controller drops its silent
-#    stream, counts it lost 15 s later and exits 4: outcome `degraded`, lost_agents
+#    stream, counts it lost 3 s later (the heartbeat timeout) and exits 4: outcome `degraded`, lost_agents
 #    [{agent-2, at_s, reason}], each survivor's figures equal flowsim's count for its key,
 #    agent-2's are what was acknowledged before the cut. Prints cut -> last request,
 #    cut -> the agent's and the controller's log lines, cut -> lost.
@@ -76,7 +76,7 @@ AGENTS=3
 RATE=30          # iterations per second, fleet-wide (10 per agent)
 SIM_LIMIT=100    # flowsim: requests per window per token
 SIM_WINDOW=4s
-LOST_AFTER=15    # seconds: the controller's lost_after for a run
+LOST_AFTER=3     # seconds: the controller's lost_after for a run (its heartbeat timeout)
 BREAK_AT=60      # break a container once flowsim has answered this many (2 s of load)
 RUN_TIMEOUT=90   # seconds for a controller to finish once its fleet runs
 VICTIM=agent-2
