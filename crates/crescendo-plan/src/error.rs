@@ -57,7 +57,7 @@ impl PlanError {
             line,
             column,
             key: key.into(),
-            message: message.into(),
+            message: one_line(message.into()),
             source: None,
         }
     }
@@ -69,7 +69,7 @@ impl PlanError {
             line: 0,
             column: 0,
             key: key.into(),
-            message: message.into(),
+            message: one_line(message.into()),
             source: None,
         }
     }
@@ -122,6 +122,24 @@ impl PlanError {
             source: Some(Arc::new(source)),
         }
     }
+}
+
+/// `message` on one line: control characters quoted from the plan (a key may hold an
+/// escaped newline) are written as escapes, so an error is always one line of a log.
+fn one_line(message: String) -> String {
+    if !message.chars().any(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// 1-based line and character column of byte `offset` in `text` (clamped into range).
