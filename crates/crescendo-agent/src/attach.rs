@@ -18,6 +18,7 @@ pub(crate) fn hello(config: &AgentConfig, resume_run_id: String) -> pb::AgentMes
             version: env!("CARGO_PKG_VERSION").to_owned(),
             capacity: config.capacity,
             resume_run_id,
+            labels: config.labels.clone().into_iter().collect(),
         })),
     }
 }

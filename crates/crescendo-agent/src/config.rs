@@ -13,6 +13,8 @@ pub struct AgentConfig {
     pub id: String,
     /// Concurrent requests this agent is willing to hold.
     pub capacity: u32,
+    /// What this agent is (region, zone, …): a run's selector picks agents by them.
+    pub labels: crescendo_plan::labels::Labels,
     /// The dead-man switch: a run stops its load when nothing (a heartbeat, any
     /// message) has come from the controller for this long, and a stream that stays
     /// silent this long is dropped and attached again.
@@ -37,6 +39,7 @@ impl AgentConfig {
             controller: controller.into(),
             id: id.into(),
             capacity: 10_000,
+            labels: Default::default(),
             heartbeat_timeout: Duration::from_secs(3),
             give_up_after: None,
             shutdown_grace: Duration::from_secs(5),

@@ -1,4 +1,4 @@
-//! `crescendo-agent --controller URL [--id ID]`: attach to a controller and serve runs.
+//! `crescendo-agent --controller URL [--id ID] [--labels K=V,…]`: attach to a controller and serve runs.
 //!
 //! SIGTERM and the first Ctrl-C mean the same: stop the load, let the requests on the
 //! wire finish, flush the last snapshot and `Finished`, exit. A second one exits at once.
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use crescendo_agent::transport::{self, ENROL_TOKEN_ENV, Token};
+use crescendo_plan::labels::Labels;
 use tokio_util::sync::CancellationToken;
 
 /// A Crescendo load agent.
@@ -25,6 +26,10 @@ struct Cli {
     /// This agent's id (default: a random one).
     #[arg(long, env = "CRESCENDO_AGENT_ID")]
     id: Option<String>,
+    /// What this agent is, as key=value pairs (e.g. region=eu-west-1,zone=a): a run's
+    /// --selector picks agents by them.
+    #[arg(long, env = "CRESCENDO_AGENT_LABELS", value_name = "K=V,…", value_parser = parse_labels)]
+    labels: Option<Labels>,
     /// Stop the load when nothing has come from the controller for this long (it sends
     /// a heartbeat every second), then try to attach again: a run never goes on
     /// unattended. At least 2s.
@@ -60,6 +65,10 @@ struct Cli {
     enrol_token_file: Option<PathBuf>,
 }
 
+fn parse_labels(s: &str) -> Result<Labels, String> {
+    crescendo_plan::labels::parse_labels(s).map_err(|e| e.to_string())
+}
+
 /// A heartbeat timeout: a duration of at least two heartbeat intervals.
 fn parse_heartbeat_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
@@ -87,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("agent-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let mut config = crescendo_agent::AgentConfig::new(cli.controller, id);
+    config.labels = cli.labels.unwrap_or_default();
     config.heartbeat_timeout = cli.heartbeat_timeout;
     config.give_up_after = cli.give_up_after;
     config.shutdown_grace = cli.shutdown_grace;

@@ -1,9 +1,20 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
 //! [`Cli::execute`], which returns the documented exit code ([`crate::exit_code`]).
 
+/// `say` with `format!` arguments.
+macro_rules! sayln {
+    ($progress:expr, $($arg:tt)*) => {
+        say($progress, format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod certs;
 mod fleet_args;
+mod probe_cmd;
+mod serve;
+mod service_client;
+mod table;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -43,13 +54,6 @@ pub struct Cli {
     metrics_listen: Option<SocketAddr>,
     #[command(subcommand)]
     command: Cmd,
-}
-
-/// `say` with `format!` arguments.
-macro_rules! sayln {
-    ($progress:expr, $($arg:tt)*) => {
-        say($progress, format_args!($($arg)*))
-    };
 }
 
 /// Human-readable output: stdout, or stderr when stdout carries JSON progress.
@@ -141,6 +145,48 @@ enum Cmd {
     /// Make a CA, a controller certificate and agent certificates (PEM files) for
     /// --tls-cert/--tls-key/--tls-client-ca and the agents' --tls-*.
     Certs(certs::CertsArgs),
+    /// Run as a service: a pool of agents, a queue of runs, schedules and run history
+    /// under --data (see "Scheduling rehearsals" in the README).
+    Serve(serve::ServeArgs),
+    /// Queue a plan on a service (validated first; a bad plan queues nothing); --wait
+    /// follows it and exits with its exit code.
+    Submit {
+        plan: PathBuf,
+        #[command(flatten)]
+        placement: service_client::Placement,
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        service: service_client::ServiceArgs,
+    },
+    /// A service's runs: list, show, cancel, rerun, baseline, trend.
+    Runs {
+        #[command(subcommand)]
+        cmd: service_client::RunsCmd,
+        #[command(flatten)]
+        service: service_client::ServiceArgs,
+    },
+    /// A service's schedules: add, list, pause, resume, rm, run-now.
+    Schedules {
+        #[command(subcommand)]
+        cmd: service_client::SchedulesCmd,
+        #[command(flatten)]
+        service: service_client::ServiceArgs,
+    },
+    /// The agents attached to a controller (`agents list`: id, host, labels, version,
+    /// state, run, last heard from).
+    Agents {
+        #[command(subcommand)]
+        cmd: service_client::AgentsCmd,
+        #[command(flatten)]
+        service: service_client::ServiceArgs,
+    },
+    /// Follow a service's run until it finishes; exits with its exit code.
+    Watch {
+        id: String,
+        #[command(flatten)]
+        service: service_client::ServiceArgs,
+    },
 }
 
 impl Cli {
@@ -188,7 +234,7 @@ impl Cli {
                 out,
             } => {
                 let settings = crate::probe::ProbeSettings { duration, epsilon };
-                probe_cmd(&plan, agents, &fleet, settings, out, &shown).await
+                probe_cmd::probe_cmd(&plan, agents, &fleet, settings, out, &shown).await
             }
             Cmd::Compare { a, b, tolerance } => Ok(crate::compare::command(&a, &b, tolerance)),
             Cmd::Report { dir } => match report::rerender(&dir) {
@@ -221,6 +267,20 @@ impl Cli {
             Cmd::Status { admin } => admin::status(&admin).await,
             Cmd::Cancel { admin, reason } => admin::cancel(&admin, reason).await,
             Cmd::Certs(args) => Ok(certs::certs_cmd(args)),
+            Cmd::Serve(args) => serve::serve(args).await,
+            Cmd::Submit {
+                plan,
+                placement,
+                wait,
+                service,
+            } => service_client::submit(&service, &plan, &placement, wait).await,
+            Cmd::Runs { cmd, service } => service_client::runs(&service, cmd).await,
+            Cmd::Schedules { cmd, service } => service_client::schedules(&service, cmd).await,
+            Cmd::Agents {
+                cmd: service_client::AgentsCmd::List,
+                service,
+            } => service_client::agents(&service).await,
+            Cmd::Watch { id, service } => service_client::follow(&service, &id).await,
         };
         match code {
             Ok(code) => ExitCode::from(code),
@@ -394,96 +454,4 @@ async fn run_cmd(
     shutdown.cancel();
     controller.closed(CLOSE_GRACE).await;
     code
-}
-
-async fn probe_cmd(
-    path: &Path,
-    agents: u32,
-    fleet: &FleetArgs,
-    settings: crate::probe::ProbeSettings,
-    out: Option<PathBuf>,
-    shown: &Shown,
-) -> anyhow::Result<u8> {
-    let (progress, live) = (shown.progress, &shown.live);
-    let Some(fleet_settings) = fleet_settings(fleet) else {
-        return Ok(EXIT_BAD_INPUT);
-    };
-    let Some((plan, _)) = load_plan(path) else {
-        return Ok(EXIT_BAD_INPUT);
-    };
-    // The probe's own plan must split too (a closed plan's cap is its peak VUs).
-    let checked = crate::probe::probe_plan(&plan, settings)
-        .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|(probe, _)| probe.split(agents).map_err(|e| e.to_string()));
-    if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return Ok(EXIT_BAD_INPUT);
-    }
-    let shutdown = CancellationToken::new();
-    let controller = fleet.start(fleet_settings, &shutdown).await?;
-    sayln!(
-        progress,
-        "probe: controller on {}; waiting for {agents} agent(s)",
-        controller.url()
-    );
-    cancel_on_signal(controller.clone());
-    let probe = crate::probe::run_probe(&controller, &plan, agents, settings, |r| {
-        // A data file's rows are streamed from the plan's directory.
-        r.files = Some(crescendo_plan::DirFiles::for_plan(path));
-        r.progress = progress;
-        r.live = live.clone();
-        r.release_agents = true;
-        r.wait_for_agents = fleet.wait_for_agents;
-        r.lost_after = fleet.heartbeat_timeout;
-    })
-    .await;
-    shutdown.cancel();
-    controller.closed(CLOSE_GRACE).await;
-    let probe = match probe {
-        Ok(p) => p,
-        Err(e) if e.is_bad_input() => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_BAD_INPUT);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&probe.outcome.run_id));
-    report::write_all(&probe.outcome, &dir)?;
-    std::fs::write(
-        dir.join("probe.json"),
-        serde_json::to_string_pretty(&probe.result)? + "\n",
-    )?;
-    match &probe.result {
-        Some(r) => {
-            sayln!(
-                progress,
-                "sustainable rate: {:.2} req/s (steady {} s from t={} s, {:.2} % throttled; ceiling {:.1} req/s)",
-                r.sustainable_rps,
-                r.window_s,
-                r.from_s,
-                r.throttled_ratio * 100.0,
-                r.ceiling_rps
-            );
-            match r.inferred_window_s {
-                Some(w) => sayln!(
-                    progress,
-                    "inferred window: {w:.0} s (longest reset the API reported)"
-                ),
-                None => sayln!(
-                    progress,
-                    "inferred window: unknown (the API sent no reset headers)"
-                ),
-            }
-        }
-        None => sayln!(
-            progress,
-            "no steady stretch stayed under the throttle epsilon: raise --duration or --epsilon"
-        ),
-    }
-    sayln!(progress, "reports: {}", dir.display());
-    Ok(if probe.result.is_some() {
-        EXIT_OK
-    } else {
-        EXIT_FAILURE
-    })
 }

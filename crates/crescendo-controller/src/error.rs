@@ -18,13 +18,18 @@ pub enum ControllerError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error(
-        "timed out after {waited:?} waiting for {want} agents: attached [{attached}], {missing} missing"
+        "timed out after {waited:?} waiting for {want} agents{matching}: {have} of {want} idle [{attached}], {missing} missing{others}"
     )]
     AgentsMissing {
         waited: Duration,
         want: usize,
+        /// ` matching k=v,…` when the run has a selector, else empty.
+        matching: String,
+        have: usize,
         attached: String,
         missing: usize,
+        /// `; also attached: id (busy), id (not matching)` when there are such agents.
+        others: String,
     },
     #[error("agents not ready within {waited:?}: {}", agents.join(", "))]
     NotReady {
@@ -113,4 +118,33 @@ pub enum ProbeError {
          or use model = \"open\""
     )]
     NoPeakRate,
+}
+
+/// Why the service refused or could not do what the admin edge asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Plan(#[from] crescendo_plan::PlanError),
+    #[error(
+        "{0}: the plan names files (body_file or [data] file); a service has no plan directory: inline the body, or use `run` for data files"
+    )]
+    NamesFiles(String),
+    #[error(transparent)]
+    Labels(#[from] crescendo_plan::labels::LabelsError),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error(transparent)]
+    Store(#[from] crescendo_store::StoreError),
+    #[error(transparent)]
+    Schedule(#[from] crescendo_store::ScheduleError),
+    #[error("no run {0}")]
+    NoSuchRun(String),
+    #[error("no schedule {0}")]
+    NoSuchSchedule(String),
+    #[error("run {id} is already {state}")]
+    Finished { id: String, state: &'static str },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the service failed: {0}")]
+    Internal(String),
 }

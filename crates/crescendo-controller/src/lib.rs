@@ -8,6 +8,9 @@
 //! `summary.json`, `latency.hlog` and `report.html`.
 //!
 //! # Layout
+//! - [`service`]: `serve`: the queue, schedules and run history ([`crescendo_store`]).
+//! - `admin_service`: the `Admin` gRPC service (status, cancel, and the service's
+//!   calls), a thin shim over registry and service commands.
 //! - `server` and `wire`: the gRPC edge (agent streams, admin service) and the
 //!   conversions between protobuf and the domain; generated types stop there (and in
 //!   [`cli`]'s admin client).
@@ -44,6 +47,7 @@
 //! then closes each agent's stream after the messages queued on it (the release).
 //! [`Controller::closed`] waits for all of that, bounded by a grace period.
 
+mod admin_service;
 mod aggregate;
 pub mod certs;
 pub mod cli;
@@ -62,6 +66,7 @@ pub mod report;
 mod run;
 pub mod security;
 mod server;
+pub mod service;
 mod ship;
 pub mod thresholds;
 mod tls;
@@ -75,9 +80,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use error::{ControllerError, ShipError};
+pub use error::{ControllerError, ServiceError, ShipError};
 pub use progress::ProgressMode;
-pub use run::{RunOutcome, RunRequest, StopCause};
+pub use run::{RunOutcome, RunRequest, RunStarted, StopCause};
 pub use security::Security;
 
 use registry::{Command, Registry};
@@ -91,6 +96,9 @@ pub struct ControllerSettings {
     pub heartbeat_timeout: Duration,
     /// TLS, tokens, and whether a non-loopback address may go unauthenticated.
     pub security: Security,
+    /// The service behind the admin edge's queue, schedule and history calls (`serve`);
+    /// without it those calls answer UNIMPLEMENTED.
+    pub service: Option<service::ServiceHandle>,
 }
 
 impl Default for ControllerSettings {
@@ -98,6 +106,7 @@ impl Default for ControllerSettings {
         Self {
             heartbeat_timeout: Duration::from_secs(3),
             security: Security::default(),
+            service: None,
         }
     }
 }
@@ -142,6 +151,7 @@ impl Controller {
             shutdown.clone(),
             settings.heartbeat_timeout,
             settings.security,
+            settings.service,
         ));
         let registry = Registry::new(shutdown, tracker.clone(), settings.heartbeat_timeout);
         tracker.spawn(registry.serve(events, commands));
@@ -198,10 +208,27 @@ impl Controller {
         self.stop(reason, StopCause::Interrupted).await
     }
 
+    /// Stop one run, waiting or in progress: it ends `cancelled`. False when no such
+    /// run is there.
+    pub async fn cancel_run(&self, run_id: &str, reason: &str) -> Result<bool, ControllerError> {
+        self.stop_some(Some(run_id.to_owned()), reason, StopCause::Cancelled)
+            .await
+    }
+
     async fn stop(&self, reason: &str, cause: StopCause) -> Result<bool, ControllerError> {
+        self.stop_some(None, reason, cause).await
+    }
+
+    async fn stop_some(
+        &self,
+        only: Option<String>,
+        reason: &str,
+        cause: StopCause,
+    ) -> Result<bool, ControllerError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Cancel {
+                only,
                 reason: reason.to_owned(),
                 cause,
                 reply,

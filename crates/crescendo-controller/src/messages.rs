@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crescendo_metrics::StepSnapshot;
 use crescendo_plan::Share;
+use crescendo_plan::labels::Labels;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::WireError;
@@ -30,6 +31,8 @@ pub(crate) struct Hello {
     pub(crate) version: String,
     /// The run the agent is still part of after a reconnect (empty when idle).
     pub(crate) resume_run_id: String,
+    /// What the agent says it is; checked at the edge ([`crescendo_plan::labels`]).
+    pub(crate) labels: Labels,
 }
 
 /// A message from an agent, after `Hello`.
@@ -228,6 +231,9 @@ pub(crate) struct AgentView {
     pub(crate) version: String,
     /// The run it is part of (empty when idle).
     pub(crate) run_id: String,
+    pub(crate) labels: Labels,
+    /// Since its stream was last heard from.
+    pub(crate) silent: Duration,
 }
 
 /// The controller's state, for `status`.

@@ -20,12 +20,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crescendo_plan::labels::{self, Labels};
+
 use crate::error::ControllerError;
 use crate::liveness::{AttachRefused, StreamLife};
 use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
-use crate::run::request::{RunOutcome, RunRequest, StopCause};
+use crate::run::request::{RunOutcome, RunRequest, RunStarted, StopCause};
 use crate::run::state::{RunNews, Seen};
 
 /// Room in a run's inbox: agent messages wait here while the run merges.
@@ -41,9 +43,11 @@ pub(crate) enum Command {
     Status {
         reply: oneshot::Sender<StatusView>,
     },
-    /// Stop what is waiting and every run in progress; `cause` says whether someone
-    /// cancelled it or a signal interrupted it.
+    /// Stop what is waiting and every run in progress (or only the run `only` names,
+    /// waiting or in progress); `cause` says whether someone cancelled it or a signal
+    /// interrupted it.
     Cancel {
+        only: Option<String>,
         reason: String,
         cause: StopCause,
         reply: oneshot::Sender<CancelView>,
@@ -71,6 +75,17 @@ struct Waiting {
     deadline: Instant,
     /// The idle count last shown, so progress prints only changes.
     shown: Option<usize>,
+}
+
+/// Say how many matching agents a waiting run has, when that changed.
+fn show_waiting(w: &mut Waiting, idle: usize) {
+    w.request.live.waiting(idle);
+    if matches!(w.request.progress, ProgressMode::Plain | ProgressMode::Bar)
+        && w.shown != Some(idle)
+    {
+        w.shown = Some(idle);
+        println!("waiting for agents: {idle}/{} attached", w.request.agents());
+    }
 }
 
 /// The registry task's state.
@@ -137,43 +152,51 @@ impl Registry {
             .filter(|(_, k)| k.run.is_none() && k.tx.is_some())
     }
 
-    /// Start every waiting run whose agents are there, oldest first.
+    /// Idle agents that `selector` picks, in id order.
+    fn matching(&self, selector: &Labels) -> Vec<String> {
+        self.idle()
+            .filter(|(_, k)| labels::matches(selector, &k.hello.labels))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Start every waiting run whose agents are there, oldest first. A run that cannot
+    /// start does not hold up a later one whose agents are idle (runs on disjoint
+    /// agents go at once); the older run takes the next agents freed that it matches.
     fn start_runs(&mut self) {
-        while let Some(w) = self.waiting.front() {
-            let want = w.request.agents();
-            let idle = self.idle().count();
-            if idle < want {
-                self.show_waiting(idle);
-                return;
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        while let Some(mut w) = self.waiting.pop_front() {
+            let matching = self.matching(&w.request.selector);
+            if matching.len() >= w.request.agents() {
+                self.launch(w, matching);
+            } else {
+                show_waiting(&mut w, matching.len());
+                kept.push_back(w);
             }
-            let w = self.waiting.pop_front().expect("a waiting run");
-            self.launch(w);
         }
+        self.waiting = kept;
     }
 
-    fn show_waiting(&mut self, idle: usize) {
-        let Some(w) = self.waiting.front_mut() else {
-            return;
-        };
-        w.request.live.waiting(idle);
-        if matches!(w.request.progress, ProgressMode::Plain | ProgressMode::Bar)
-            && w.shown != Some(idle)
-        {
-            w.shown = Some(idle);
-            println!("waiting for agents: {idle}/{} attached", w.request.agents());
-        }
-    }
-
-    fn launch(&mut self, w: Waiting) {
-        let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    fn launch(&mut self, w: Waiting, matching: Vec<String>) {
+        let run_id = w
+            .request
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
         let want = w.request.agents();
-        let chosen: Vec<String> = self.idle().take(want).map(|(id, _)| id.clone()).collect();
         let mut crew: Crew = Vec::with_capacity(want);
-        for id in chosen {
+        for id in matching.into_iter().take(want) {
             let known = self.agents.get_mut(&id).expect("an idle agent");
             known.run = Some(run_id.clone());
             let tx = known.tx.clone().expect("idle agents are attached");
             crew.push((id, known.hello.host.clone(), tx));
+        }
+        if let Some(started) = &w.request.started {
+            let agents = crew.iter().map(|(id, _, _)| id.clone()).collect();
+            let _ = started.send(RunStarted {
+                run_id: run_id.clone(),
+                agents,
+            });
         }
         let (inbox_tx, inbox) = mpsc::channel(RUN_INBOX);
         self.runs.insert(run_id.clone(), inbox_tx);
@@ -191,18 +214,46 @@ impl Registry {
 
     fn expire_waiting(&mut self) {
         let now = Instant::now();
-        let idle = self.idle().map(|(id, _)| id.clone()).collect::<Vec<_>>();
         let (expired, kept): (Vec<_>, Vec<_>) =
             self.waiting.drain(..).partition(|w| w.deadline <= now);
         self.waiting = kept.into();
         for w in expired {
-            let want = w.request.agents();
-            let _ = w.reply.send(Err(ControllerError::AgentsMissing {
-                waited: w.request.wait_for_agents,
-                want,
-                attached: idle.join(", "),
-                missing: want.saturating_sub(idle.len()),
-            }));
+            let error = self.agents_missing(&w.request);
+            let _ = w.reply.send(Err(error));
+        }
+    }
+
+    /// Why `request` could not get its agents: who was idle and matching, and what
+    /// the other attached agents were doing.
+    fn agents_missing(&self, request: &RunRequest) -> ControllerError {
+        let want = request.agents();
+        let selector = &request.selector;
+        let matching = self.matching(selector);
+        let others: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(id, k)| k.tx.is_some() && !matching.contains(id))
+            .map(|(id, k)| match &k.run {
+                Some(run) => format!("{id} (busy: run {run})"),
+                None => format!("{id} ({})", labels::format_labels(&k.hello.labels)),
+            })
+            .collect();
+        ControllerError::AgentsMissing {
+            waited: request.wait_for_agents,
+            want,
+            matching: if selector.is_empty() {
+                String::new()
+            } else {
+                format!(" matching {}", labels::format_labels(selector))
+            },
+            have: matching.len(),
+            missing: want.saturating_sub(matching.len()),
+            attached: matching.join(", "),
+            others: if others.is_empty() {
+                String::new()
+            } else {
+                format!("; also attached: {}", others.join(", "))
+            },
         }
     }
 
@@ -331,10 +382,11 @@ impl Registry {
             }
             Command::Status { reply } => self.status(reply),
             Command::Cancel {
+                only,
                 reason,
                 cause,
                 reply,
-            } => self.cancel(reason, cause, reply),
+            } => self.cancel(only, reason, cause, reply),
         }
     }
 
@@ -348,6 +400,8 @@ impl Registry {
                 host: k.hello.host.clone(),
                 version: k.hello.version.clone(),
                 run_id: k.run.clone().unwrap_or_default(),
+                labels: k.hello.labels.clone(),
+                silent: k.life.silent_for(),
             })
             .collect();
         let waiting = !self.waiting.is_empty();
@@ -370,15 +424,32 @@ impl Registry {
         });
     }
 
-    /// Cancel what is waiting and every run in progress.
-    fn cancel(&mut self, reason: String, cause: StopCause, reply: oneshot::Sender<CancelView>) {
-        let mut cancelled = !self.waiting.is_empty();
-        for w in self.waiting.drain(..) {
+    /// Cancel what is waiting and every run in progress, or only the run `only`.
+    fn cancel(
+        &mut self,
+        only: Option<String>,
+        reason: String,
+        cause: StopCause,
+        reply: oneshot::Sender<CancelView>,
+    ) {
+        let picked = |id: Option<&String>| only.is_none() || id == only.as_ref();
+        let (drop, kept): (Vec<_>, Vec<_>) = self
+            .waiting
+            .drain(..)
+            .partition(|w| picked(w.request.id.as_ref()));
+        self.waiting = kept.into();
+        let mut cancelled = !drop.is_empty();
+        for w in drop {
             let _ = w.reply.send(Err(ControllerError::Cancelled {
                 phase: "while waiting for agents",
             }));
         }
-        let runs: Vec<mpsc::Sender<RunInput>> = self.runs.values().cloned().collect();
+        let runs: Vec<mpsc::Sender<RunInput>> = self
+            .runs
+            .iter()
+            .filter(|(id, _)| picked(Some(id)))
+            .map(|(_, inbox)| inbox.clone())
+            .collect();
         cancelled |= !runs.is_empty();
         tokio::spawn(async move {
             let mut run_id = String::new();

@@ -14,4 +14,4 @@ pub(crate) mod guard;
 pub(crate) mod request;
 pub(crate) mod state;
 
-pub use request::{RunOutcome, RunRequest, StopCause};
+pub use request::{RunOutcome, RunRequest, RunStarted, StopCause};

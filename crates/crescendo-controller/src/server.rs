@@ -25,12 +25,13 @@ use tokio_stream::wrappers::{IntervalStream, ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admin_service::AdminService;
 use crate::error::ControllerError;
 use crate::liveness::StreamLife;
 use crate::messages::{AGENT_QUEUE, AgentEvent};
 use crate::registry::Command;
-use crate::run::request::StopCause;
 use crate::security::{Gate, Security, peer};
+use crate::service::ServiceHandle;
 use crate::wire;
 
 impl From<ControllerError> for Status {
@@ -58,6 +59,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     heartbeat_timeout: Duration,
     security: Security,
+    service: Option<ServiceHandle>,
 ) {
     let agent_control = AgentControlService {
         events,
@@ -66,10 +68,11 @@ pub(crate) async fn serve(
         gate: Gate::new(security.enrol_token.as_ref(), "enrolment token"),
         client_auth: security.client_auth(),
     };
-    let admin = AdminService {
+    let admin = AdminService::new(
         commands,
-        gate: Gate::new(security.admin_token.as_ref(), "admin token"),
-    };
+        Gate::new(security.admin_token.as_ref(), "admin token"),
+        service,
+    );
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
         .http2_keepalive_timeout(Some(heartbeat_timeout))
@@ -110,8 +113,9 @@ pub(crate) const MAX_FROM_AGENT: usize = 4 * 1024 * 1024;
 /// body files.
 pub(crate) const MAX_TO_AGENT: usize = 64 * 1024 * 1024;
 
-/// Largest admin request (`status`, `cancel`: a reason string).
-const MAX_ADMIN_REQUEST: usize = 64 * 1024;
+/// Largest admin request: `submit` and `schedules add` carry a plan (a larger one is
+/// refused: run it with `run`).
+const MAX_ADMIN_REQUEST: usize = 4 * 1024 * 1024;
 
 /// Streams at once on one connection: an agent needs one, the admin CLI one per call.
 const STREAMS_PER_CONNECTION: u32 = 16;
@@ -163,6 +167,9 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
             }
             _ => return Err(Status::invalid_argument("the first message must be hello")),
         };
+        if let Err(e) = crescendo_plan::labels::check_labels(&hello.labels) {
+            return Err(Status::invalid_argument(format!("bad labels: {e}")));
+        }
         let agent = hello.agent_id.clone();
         if let Some(names) = names
             && !names.contains(&agent)
@@ -309,55 +316,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// The `Admin` service, a thin shim over coordinator commands.
-#[derive(Debug)]
-struct AdminService {
-    commands: mpsc::Sender<Command>,
-    /// The admin token.
-    gate: Gate,
-}
-
-#[tonic::async_trait]
-impl pb::admin_server::Admin for AdminService {
-    async fn status(
-        &self,
-        request: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusReply>, Status> {
-        self.gate.check(&request, "status")?;
-        let (reply, rx) = oneshot::channel();
-        self.command(Command::Status { reply }).await?;
-        let status = rx.await.map_err(|_| ControllerError::Gone)?;
-        Ok(Response::new(wire::status_reply(status)))
-    }
-
-    async fn cancel(
-        &self,
-        request: Request<pb::CancelRequest>,
-    ) -> Result<Response<pb::CancelReply>, Status> {
-        self.gate.check(&request, "cancel")?;
-        let (reply, rx) = oneshot::channel();
-        let reason = request.into_inner().reason;
-        let cause = StopCause::Cancelled;
-        self.command(Command::Cancel {
-            reason,
-            cause,
-            reply,
-        })
-        .await?;
-        let answer = rx.await.map_err(|_| ControllerError::Gone)?;
-        Ok(Response::new(wire::cancel_reply(answer)))
-    }
-}
-
-impl AdminService {
-    async fn command(&self, command: Command) -> Result<(), ControllerError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| ControllerError::Gone)
-    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub(crate) fn hello(h: pb::Hello) -> Hello {
         host: h.host,
         version: h.version,
         resume_run_id: h.resume_run_id,
+        labels: h.labels.into_iter().collect(),
     }
 }
 
@@ -260,6 +261,8 @@ fn agent_info(a: AgentView) -> pb::AgentInfo {
         host: a.host,
         version: a.version,
         run_id: a.run_id,
+        labels: a.labels.into_iter().collect(),
+        silent_s: a.silent.as_secs_f64(),
     }
 }
 

@@ -226,6 +226,7 @@ async fn raw_attach(
             version: "0".into(),
             capacity: 1,
             resume_run_id: String::new(),
+            labels: Default::default(),
         })),
     };
     // The stream stays open (the task keeps it) so the controller judges the Hello.

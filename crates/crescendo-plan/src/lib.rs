@@ -30,6 +30,7 @@
 //! - `split`: [`split`], [`split_evenly`], [`Data::rows_for`], and each agent's part of
 //!   the plan's [`Ceilings`] ([`Plan::ceilings_for`]).
 //! - `error`: [`PlanError`].
+//! - [`labels`]: agent labels and run selectors (`region=eu-west-1,zone=a`).
 //! - [`limits`]: the format's size limits; `text`: bytes to UTF-8 text.
 //!
 //! # Format
@@ -170,6 +171,7 @@
 
 mod error;
 mod files;
+pub mod labels;
 pub mod limits;
 mod model;
 mod raw;

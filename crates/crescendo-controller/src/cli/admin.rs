@@ -18,21 +18,26 @@ use crate::exit_code::{EXIT_FAILURE, EXIT_OK};
 /// for one, comes from `CRESCENDO_ADMIN_TOKEN` (never argv).
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
-    #[arg(long, default_value = "http://127.0.0.1:7700")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:7700",
+        env = "CRESCENDO_CONTROLLER"
+    )]
     controller: String,
     /// The CA certificate (PEM) that signed the controller's (an https:// controller).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, global = true, value_name = "PEM")]
     tls_ca: Option<PathBuf>,
     /// Your client certificate (PEM), when the controller asks for mutual TLS.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The key (PEM) of --tls-cert.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    #[arg(long, global = true, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 }
 
 impl AdminArgs {
-    async fn client(&self) -> anyhow::Result<AdminClient<Channel>> {
+    pub(super) async fn client(&self) -> anyhow::Result<AdminClient<Channel>> {
         let url = &self.controller;
         let tls = transport::client_tls(
             url,
@@ -45,11 +50,12 @@ impl AdminArgs {
             .connect()
             .await
             .with_context(|| format!("cannot reach the controller at {url}"))?;
-        Ok(AdminClient::new(channel))
+        // Run records carry summaries: more than tonic's 4 MiB default may come back.
+        Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
     }
 
     /// A request with the admin token from the environment, if set.
-    fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
+    pub(super) fn request<T>(&self, message: T) -> anyhow::Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
         if let Some(token) = Token::from_env(ADMIN_TOKEN_ENV) {
             token.authorize(&mut request)?;
@@ -59,7 +65,7 @@ impl AdminArgs {
 }
 
 /// A refusal in words that say what to do.
-fn refused(call: &str, status: tonic::Status) -> anyhow::Error {
+pub(super) fn refused(call: &str, status: tonic::Status) -> anyhow::Error {
     match status.code() {
         tonic::Code::Unauthenticated => anyhow::anyhow!(
             "{call}: Unauthenticated: {} (the controller asks for an admin token: set {ADMIN_TOKEN_ENV})",

@@ -77,6 +77,7 @@ impl FleetArgs {
         Ok(ControllerSettings {
             heartbeat_timeout: self.heartbeat_timeout,
             security,
+            service: None,
         })
     }
 

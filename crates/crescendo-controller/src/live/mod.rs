@@ -159,6 +159,31 @@ impl LiveMetrics {
         });
     }
 
+    /// The merged totals so far, for a service's checkpoint: partial figures of a run
+    /// in progress (`partial: true`), per step and summed.
+    pub(crate) fn checkpoint(&self) -> serde_json::Value {
+        let s = self.read();
+        let mut totals = Counters::default();
+        for step in s.steps.values() {
+            totals.add(&step.counters);
+        }
+        let steps: BTreeMap<&String, &Counters> = s
+            .steps
+            .iter()
+            .map(|(name, step)| (name, &step.counters))
+            .collect();
+        serde_json::json!({
+            "partial": true,
+            "run_id": s.run_id,
+            "plan_name": s.plan_name,
+            "elapsed_s": s.elapsed_s,
+            "agents_attached": s.agents_attached,
+            "totals": totals,
+            "offered": s.offered,
+            "steps": steps,
+        })
+    }
+
     /// The run is over.
     pub(crate) fn finish(&self) {
         self.write(|s| {

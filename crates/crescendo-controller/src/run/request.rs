@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crescendo_backoff::governor::GovernorEvent;
+use crescendo_plan::labels::Labels;
 use crescendo_plan::{Plan, Share};
 use tokio::time::Instant;
 
@@ -25,6 +26,12 @@ pub struct RunRequest {
     shares: Vec<Share>,
     /// How long to wait for the agents to attach.
     pub wait_for_agents: Duration,
+    /// Only agents carrying every one of these labels take part (empty: any agent).
+    pub selector: Labels,
+    /// The run's id (default: a random one), e.g. the service's record id.
+    pub id: Option<String>,
+    /// Told once when the run gets its agents and starts.
+    pub started: Option<tokio::sync::mpsc::UnboundedSender<RunStarted>>,
     /// The start barrier: every agent starts this long after its `Start` arrives.
     pub start_delay: Duration,
     /// An agent away (no stream) this long is lost: its share goes to the others, or
@@ -43,6 +50,14 @@ pub struct RunRequest {
     pub files: Option<crescendo_plan::DirFiles>,
 }
 
+/// A run got its agents and starts.
+#[derive(Debug, Clone)]
+pub struct RunStarted {
+    pub run_id: String,
+    /// The agents' ids, in share order.
+    pub agents: Vec<String>,
+}
+
 impl RunRequest {
     /// Run `plan` on `agents` agents. Fails when the plan cannot be split that way
     /// (no agents, fewer data rows or VUs than agents …), before anyone waits.
@@ -56,6 +71,9 @@ impl RunRequest {
             plan_text,
             shares,
             wait_for_agents: Duration::from_secs(60),
+            selector: Labels::new(),
+            id: None,
+            started: None,
             start_delay: Duration::from_millis(500),
             lost_after: Duration::from_secs(3),
             progress: ProgressMode::None,

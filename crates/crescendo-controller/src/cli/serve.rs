@@ -1,0 +1,100 @@
+//! `crescendo-controller serve`: the controller as a service a team leaves running: a
+//! pool of agents, a queue of runs, schedules and history under `--data DIR`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::fleet_args::FleetArgs;
+use super::{CLOSE_GRACE, stop_signal};
+use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
+use crate::service::{Service, ServiceSettings};
+
+/// How long, on shutdown, the runs in progress have to stop their fleets, drain and
+/// be recorded.
+const RECORD_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// Where the run history (crescendo.db) and each run's report files
+    /// (runs/<id>/) are kept.
+    #[arg(long, env = "CRESCENDO_DATA", value_name = "DIR")]
+    data: PathBuf,
+    /// A queued run that cannot get its agents within this long is recorded
+    /// not-started, with the reason.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    run_deadline: Duration,
+    /// Keep only the newest N finished runs (a plan's baseline is always kept).
+    #[arg(long)]
+    keep_runs: Option<usize>,
+    /// Keep only runs that ended within D days (a plan's baseline is always kept).
+    #[arg(long)]
+    keep_days: Option<u32>,
+    /// The relative change a run may show against its plan's baseline before it is
+    /// `regressed` (0.05 = 5 %).
+    #[arg(long, default_value_t = 0.05, value_parser = crate::compare::parse_tolerance)]
+    tolerance: f64,
+    /// POST every finished run (verdict, headline figures, baseline comparison; JSON)
+    /// to this URL; retried with backoff, failures recorded in runs/<id>/notify.json.
+    #[arg(long, value_name = "URL")]
+    notify: Option<String>,
+}
+
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let Ok(mut settings) = args.fleet.settings().map_err(|e| eprintln!("error: {e:#}")) else {
+        return Ok(EXIT_BAD_INPUT);
+    };
+    if let Some(url) = &args.notify
+        && !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
+    {
+        eprintln!("error: --notify {url}: expected an http:// or https:// URL");
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let shutdown = CancellationToken::new();
+    let service_settings = ServiceSettings {
+        data: args.data.clone(),
+        run_deadline: args.run_deadline,
+        lost_after: args.fleet.heartbeat_timeout,
+        retention: crescendo_store::Retention {
+            keep_runs: args.keep_runs,
+            keep_days: args.keep_days,
+        },
+        tolerance: args.tolerance,
+        notify: args.notify.clone(),
+    };
+    let (opening, interrupted) = match Service::open(service_settings, shutdown.clone()) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            return Ok(EXIT_FAILURE);
+        }
+    };
+    for id in &interrupted {
+        eprintln!(
+            "run {id} was queued or in progress when the service stopped: recorded interrupted"
+        );
+    }
+    settings.service = Some(opening.sender());
+    let controller = args.fleet.start(settings, &shutdown).await?;
+    println!(
+        "serving on {}: agents attach and operators call there; data in {}",
+        controller.url(),
+        args.data.display()
+    );
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if let Some(signal) = stop_signal().await {
+            eprintln!("{signal}: stopping every run, recording them, exiting (again to exit now)");
+            on_signal.cancel();
+        }
+        if stop_signal().await.is_some() {
+            std::process::exit(130);
+        }
+    });
+    opening.serve(controller.clone(), RECORD_GRACE).await;
+    controller.closed(CLOSE_GRACE).await;
+    Ok(EXIT_OK)
+}
