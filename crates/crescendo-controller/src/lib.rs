@@ -83,7 +83,7 @@ use tokio_util::task::TaskTracker;
 pub use error::{ControllerError, ServiceError, ShipError};
 pub use progress::ProgressMode;
 pub use run::{RunOutcome, RunRequest, RunStarted, StopCause};
-pub use security::Security;
+pub use security::{Security, Serves};
 
 use registry::{Command, Registry};
 
@@ -135,17 +135,40 @@ impl Controller {
         shutdown: CancellationToken,
         settings: ControllerSettings,
     ) -> std::io::Result<Self> {
+        Self::start_split(listener, None, shutdown, settings)
+    }
+
+    /// [`Controller::start_with`], with the admin service alone on `admin_listener`
+    /// when given (agents only on `listener`); each address is checked against what
+    /// it serves.
+    pub fn start_split(
+        listener: TcpListener,
+        admin_listener: Option<TcpListener>,
+        shutdown: CancellationToken,
+        settings: ControllerSettings,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        settings
-            .security
-            .exposure(addr)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
+        let denied = |e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e);
+        match &admin_listener {
+            None => settings.security.exposure(addr).map_err(denied)?,
+            Some(admin) => {
+                let admin = admin.local_addr()?;
+                settings
+                    .security
+                    .exposure_of(admin, Serves::Admin)
+                    .map_err(denied)?;
+                settings
+                    .security
+                    .exposure_of(addr, Serves::Agents)
+                    .map_err(denied)?
+            }
+        };
         let tls = settings.security.tls.is_some();
         let (events_tx, events) = mpsc::channel(4096);
         let (commands_tx, commands) = mpsc::channel(64);
         let tracker = TaskTracker::new();
         tracker.spawn(server::serve(
-            listener,
+            (listener, admin_listener),
             events_tx,
             commands_tx.clone(),
             shutdown.clone(),

@@ -42,13 +42,14 @@ impl Security {
         self.tls.as_ref().is_some_and(ServerTls::client_auth)
     }
 
-    /// Who would be accepted without proving anything: "agents", "operators".
-    fn unguarded(&self) -> Vec<&'static str> {
+    /// Who would be accepted on a port serving `serves` without proving anything:
+    /// "agents", "operators".
+    fn unguarded(&self, serves: Serves) -> Vec<&'static str> {
         let mut who = Vec::new();
-        if !self.client_auth() && self.enrol_token.is_none() {
+        if serves != Serves::Admin && !self.client_auth() && self.enrol_token.is_none() {
             who.push("agents");
         }
-        if !self.client_auth() && self.admin_token.is_none() {
+        if serves != Serves::Agents && !self.client_auth() && self.admin_token.is_none() {
             who.push("operators");
         }
         who
@@ -58,7 +59,17 @@ impl Security {
     /// on start when it is. A non-loopback address with unauthenticated agents or
     /// operators is refused unless `insecure`.
     pub fn exposure(&self, addr: SocketAddr) -> Result<Vec<String>, SecurityError> {
-        let unguarded = self.unguarded();
+        self.exposure_of(addr, Serves::Both)
+    }
+
+    /// [`Security::exposure`] of a port that serves only agents or only operators
+    /// (`serve --admin-listen`).
+    pub fn exposure_of(
+        &self,
+        addr: SocketAddr,
+        serves: Serves,
+    ) -> Result<Vec<String>, SecurityError> {
+        let unguarded = self.unguarded(serves);
         let mut warnings = Vec::new();
         if addr.ip().is_loopback() || unguarded.is_empty() {
             if !addr.ip().is_loopback() && self.tls.is_none() {
@@ -82,6 +93,14 @@ impl Security {
         ));
         Ok(warnings)
     }
+}
+
+/// What a port serves: agents (`Attach`), operators (the admin service), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    Agents,
+    Admin,
+    Both,
 }
 
 /// Why the controller will not serve as asked.

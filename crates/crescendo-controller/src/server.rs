@@ -49,11 +49,12 @@ impl From<ControllerError> for Status {
     }
 }
 
-/// Serve both services on `listener` until `shutdown` is cancelled; then stop
-/// accepting and let open streams end (each agent's ends once the registry and its run
-/// dropped their senders, after what is queued on it).
+/// Serve both services on `listener` (or the admin service alone on `admin_listener`,
+/// when there is one) until `shutdown` is cancelled; then stop accepting and let open
+/// streams end (each agent's ends once the registry and its run dropped their senders,
+/// after what is queued on it).
 pub(crate) async fn serve(
-    listener: TcpListener,
+    (listener, admin_listener): (TcpListener, Option<TcpListener>),
     events: mpsc::Sender<AgentEvent>,
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
@@ -68,40 +69,62 @@ pub(crate) async fn serve(
         gate: Gate::new(security.enrol_token.as_ref(), "enrolment token"),
         client_auth: security.client_auth(),
     };
-    let admin = AdminService::new(
+    let admin = pb::admin_server::AdminServer::new(AdminService::new(
         commands,
         Gate::new(security.admin_token.as_ref(), "admin token"),
         service,
+    ))
+    .max_decoding_message_size(MAX_ADMIN_REQUEST);
+    let router = builder(heartbeat_timeout).add_service(
+        pb::agent_control_server::AgentControlServer::new(agent_control)
+            .max_decoding_message_size(MAX_FROM_AGENT)
+            .max_encoding_message_size(MAX_TO_AGENT),
     );
-    let router = tonic::transport::Server::builder()
+    let served = match admin_listener {
+        None => serve_router(router.add_service(admin), listener, &security, &shutdown).await,
+        Some(admin_listener) => {
+            let admin_router = builder(heartbeat_timeout).add_service(admin);
+            let (agents, operators) = tokio::join!(
+                serve_router(router, listener, &security, &shutdown),
+                serve_router(admin_router, admin_listener, &security, &shutdown),
+            );
+            agents.and(operators)
+        }
+    };
+    if let Err(e) = served {
+        tracing::error!("grpc server failed: {e}");
+    }
+}
+
+/// A gRPC server with the controller's keepalive and stream limits.
+fn builder(heartbeat_timeout: Duration) -> tonic::transport::Server {
+    tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HEARTBEAT_INTERVAL))
         .http2_keepalive_timeout(Some(heartbeat_timeout))
         .max_concurrent_streams(Some(STREAMS_PER_CONNECTION))
         .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
-        .add_service(
-            pb::agent_control_server::AgentControlServer::new(agent_control)
-                .max_decoding_message_size(MAX_FROM_AGENT)
-                .max_encoding_message_size(MAX_TO_AGENT),
-        )
-        .add_service(
-            pb::admin_server::AdminServer::new(admin).max_decoding_message_size(MAX_ADMIN_REQUEST),
-        );
-    let served = match &security.tls {
+}
+
+/// Serve `router` on `listener` (with TLS when the controller has it) until shutdown.
+async fn serve_router(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    security: &Security,
+    shutdown: &CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    match &security.tls {
         Some(tls) => {
             let incoming = crate::tls::incoming(listener, tls, shutdown.clone());
             router
-                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
                 .await
         }
         None => {
             let incoming = TcpListenerStream::new(listener);
             router
-                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
                 .await
         }
-    };
-    if let Err(e) = served {
-        tracing::error!("grpc server failed: {e}");
     }
 }
 

@@ -402,31 +402,42 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
 }
 
 #[tokio::test]
-async fn the_admin_token_is_required_when_configured() {
+async fn the_admin_port_of_its_own_asks_for_the_token() {
     let tmp = tempfile::tempdir().unwrap();
     let token_file = tmp.path().join("admin-token");
     std::fs::write(&token_file, "s3cret-admin-token-0123456789\n").unwrap();
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
+    let admin_listen = format!("127.0.0.1:{admin_port}");
     let mut service = serve(
         &tmp.path().join("data"),
         port,
-        &["--admin-token-file", token_file.to_str().unwrap()],
+        &[
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+            "--admin-listen",
+            &admin_listen,
+        ],
     );
     let short = plan(tmp.path(), "p.toml", "p", "http://127.0.0.1:9", 1);
     let submit = ["submit", short.to_str().unwrap()];
     let (code, _, stderr) = until("the service answers", Duration::from_secs(30), || {
-        let answer = cli(port, &submit, None);
+        let answer = cli(admin_port, &submit, None);
         (!answer.2.contains("cannot reach")).then_some(answer)
     })
     .await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("Unauthenticated"), "{stderr}");
-    let (code, _, stderr) = cli(port, &submit, Some("wrong"));
+    let (code, _, stderr) = cli(admin_port, &submit, Some("wrong"));
     assert_eq!(code, 1, "{stderr}");
-    let (code, stdout, stderr) = cli(port, &submit, Some("s3cret-admin-token-0123456789"));
+    let (code, stdout, stderr) = cli(admin_port, &submit, Some("s3cret-admin-token-0123456789"));
     assert_eq!(code, 0, "{stdout}{stderr}");
+    // The agents' port does not serve operators.
+    let (code, _, stderr) = cli(port, &submit, Some("s3cret-admin-token-0123456789"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Unimplemented"), "{stderr}");
     service.kill().unwrap();
     service.wait().unwrap();
     let log = std::fs::read_to_string(tmp.path().join("data.log")).unwrap();
     assert!(!log.contains("s3cret"), "{log}");
+    assert!(log.contains("refused"), "a refused call is logged: {log}");
 }

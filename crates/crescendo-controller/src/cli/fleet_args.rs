@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::security::{Security, ServerTls, Token};
+use crate::security::{Security, ServerTls, Serves, Token};
 use crate::{Controller, ControllerSettings};
 
 /// Where `run` and `probe` meet their agents, and how long they wait for them.
@@ -56,6 +56,15 @@ impl FleetArgs {
     /// Read the TLS files and tokens and check the listen address against them; the
     /// error is a bad argument (exit 2). Warnings are printed loudly on stderr.
     pub(super) fn settings(&self) -> anyhow::Result<ControllerSettings> {
+        self.settings_for(None)
+    }
+
+    /// [`FleetArgs::settings`] when the admin service has a port of its own
+    /// (`serve --admin-listen`): each address is checked against what it serves.
+    pub(super) fn settings_for(
+        &self,
+        admin_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<ControllerSettings> {
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(
                 cert,
@@ -71,7 +80,15 @@ impl FleetArgs {
             admin_token: token(&self.admin_token_file)?,
             insecure: self.insecure,
         };
-        for warning in security.exposure(self.listen)? {
+        let warnings = match admin_listen {
+            None => security.exposure(self.listen)?,
+            Some(admin) => {
+                let mut w = security.exposure_of(self.listen, Serves::Agents)?;
+                w.extend(security.exposure_of(admin, Serves::Admin)?);
+                w
+            }
+        };
+        for warning in warnings {
             eprintln!("{warning}");
         }
         Ok(ControllerSettings {
@@ -87,9 +104,25 @@ impl FleetArgs {
         settings: ControllerSettings,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Controller> {
+        self.start_split(None, settings, shutdown).await
+    }
+
+    /// Bind the listeners (the admin service's own, when given) and start a
+    /// controller on them.
+    pub(super) async fn start_split(
+        &self,
+        admin_listen: Option<SocketAddr>,
+        settings: ControllerSettings,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Controller> {
         let listener = TcpListener::bind(self.listen).await?;
-        Ok(Controller::start_with(
+        let admin = match admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        Ok(Controller::start_split(
             listener,
+            admin,
             shutdown.clone(),
             settings,
         )?)

@@ -1,6 +1,7 @@
 //! `crescendo-controller serve`: the controller as a service a team leaves running: a
 //! pool of agents, a queue of runs, schedules and history under `--data DIR`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +24,11 @@ pub(super) struct ServeArgs {
     /// (runs/<id>/) are kept.
     #[arg(long, env = "CRESCENDO_DATA", value_name = "DIR")]
     data: PathBuf,
+    /// Serve the admin service (submit, runs, schedules, agents, status, cancel) on
+    /// this address of its own, and only agents on --listen. Without an admin token
+    /// (--admin-token-file) or mutual TLS it must be a loopback address.
+    #[arg(long, value_name = "ADDR", env = "CRESCENDO_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// A queued run that cannot get its agents within this long is recorded
     /// not-started, with the reason.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
@@ -44,7 +50,11 @@ pub(super) struct ServeArgs {
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    let Ok(mut settings) = args.fleet.settings().map_err(|e| eprintln!("error: {e:#}")) else {
+    let Ok(mut settings) = args
+        .fleet
+        .settings_for(args.admin_listen)
+        .map_err(|e| eprintln!("error: {e:#}"))
+    else {
         return Ok(EXIT_BAD_INPUT);
     };
     if let Some(url) = &args.notify
@@ -78,12 +88,22 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         );
     }
     settings.service = Some(opening.sender());
-    let controller = args.fleet.start(settings, &shutdown).await?;
-    println!(
-        "serving on {}: agents attach and operators call there; data in {}",
-        controller.url(),
-        args.data.display()
-    );
+    let controller = args
+        .fleet
+        .start_split(args.admin_listen, settings, &shutdown)
+        .await?;
+    match args.admin_listen {
+        None => println!(
+            "serving on {}: agents attach and operators call there; data in {}",
+            controller.url(),
+            args.data.display()
+        ),
+        Some(admin) => println!(
+            "serving agents on {}, operators on {admin}; data in {}",
+            controller.url(),
+            args.data.display()
+        ),
+    }
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
         if let Some(signal) = stop_signal().await {
