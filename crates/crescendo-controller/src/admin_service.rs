@@ -309,9 +309,5 @@ fn schedule_action(r: pb::ScheduleActionRequest) -> Result<ScheduleAction, Statu
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    crate::messages::valid_name(name, 64)
 }

@@ -258,3 +258,13 @@ pub(crate) struct CancelView {
     pub(crate) cancelled: bool,
     pub(crate) run_id: String,
 }
+
+/// An agent id or schedule name: 1 to `max` characters of ASCII letters, digits, '-',
+/// '_', '.' (safe in logs, file names and URLs).
+pub(crate) fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

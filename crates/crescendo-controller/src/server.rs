@@ -334,11 +334,7 @@ fn hung_up(status: &Status) -> bool {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    crate::messages::valid_name(id, 128)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The webhook (`serve --notify URL`): one JSON POST per finished run, with the
+//! The webhook (`serve --notify URL`): one JSON POST per finished run (a scheduled
+//! time recorded `not-started` included), with the
 //! verdict, the headline figures and the comparison with the baseline. Retried with
 //! backoff (1 s, 2 s, 4 s, 8 s: five tries, 5 s each); every try is written to
 //! `DIR/runs/<id>/notify.json`. A webhook that fails never fails the run.
