@@ -80,8 +80,14 @@ enum Cmd {
     /// Wait for N agents, run a plan, write the report files.
     Run {
         plan: PathBuf,
-        #[arg(long)]
-        agents: u32,
+        /// How many agents the plan is split over (default: --local-agents); agents
+        /// beyond the local ones attach from other hosts.
+        #[arg(long, required_unless_present = "local_agents")]
+        agents: Option<u32>,
+        /// Start this many agents in this process (on this host), so the run needs
+        /// nothing else.
+        #[arg(long, value_name = "N")]
+        local_agents: Option<u32>,
         #[command(flatten)]
         fleet: FleetArgs,
         /// Where the report files go (default ./crescendo-out/<run id>).
@@ -222,9 +228,19 @@ impl Cli {
             Cmd::Run {
                 plan,
                 agents,
+                local_agents,
                 fleet,
                 out,
-            } => run_cmd(&plan, agents, &fleet, out, &shown).await,
+            } => {
+                let local = local_agents.unwrap_or(0);
+                let agents = agents.unwrap_or(local);
+                if local > agents {
+                    eprintln!("error: --local-agents {local} is more than --agents {agents}");
+                    Ok(EXIT_BAD_INPUT)
+                } else {
+                    run_cmd(&plan, (agents, local), &fleet, out, &shown).await
+                }
+            }
             Cmd::Probe {
                 plan,
                 agents,
@@ -422,9 +438,10 @@ fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
     Some(request)
 }
 
+/// `run`: `agents` in all, `local` of them started in this process.
 async fn run_cmd(
     path: &Path,
-    agents: u32,
+    (agents, local): (u32, u32),
     fleet: &FleetArgs,
     out: Option<PathBuf>,
     shown: &Shown,
@@ -436,13 +453,53 @@ async fn run_cmd(
     let Some(mut request) = read_plan(path, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
+    let enrol_token = settings.security.enrol_token.clone();
+    let tls = settings.security.tls.is_some();
+    if local > 0 && tls {
+        eprintln!(
+            "error: --local-agents attach without TLS: leave out --tls-cert, or start the agents yourself"
+        );
+        return Ok(EXIT_BAD_INPUT);
+    }
     let shutdown = CancellationToken::new();
     let controller = fleet.start(settings, &shutdown).await?;
-    sayln!(
-        progress,
-        "controller listening on {}; waiting for {agents} agent(s)",
-        controller.url()
-    );
+    let addr = controller.addr();
+    let (local_url, remote_url) = if addr.ip().is_unspecified() {
+        let scheme = if tls { "https" } else { "http" };
+        (
+            format!("http://127.0.0.1:{}", addr.port()),
+            format!("{scheme}://<this host>:{}", addr.port()),
+        )
+    } else {
+        (controller.url(), controller.url())
+    };
+    for i in 1..=local {
+        let mut config =
+            crescendo_agent::AgentConfig::new(local_url.clone(), format!("local-agent-{i}"));
+        config.enrol_token = enrol_token.clone();
+        demo::start_agent_with(config, &shutdown);
+    }
+    let remote = agents - local;
+    if remote == 0 {
+        sayln!(
+            progress,
+            "controller on {}; {local} local agent(s)",
+            controller.url()
+        );
+    } else {
+        sayln!(
+            progress,
+            "controller listening on {}; waiting for {remote} agent(s){}; on each host run:\n  crescendo-agent --controller {}{}",
+            controller.url(),
+            if local > 0 {
+                format!(" besides {local} local")
+            } else {
+                String::new()
+            },
+            remote_url,
+            if tls { " --tls-ca CA.pem" } else { "" },
+        );
+    }
     request.progress = progress;
     request.live = live.clone();
     request.release_agents = true;

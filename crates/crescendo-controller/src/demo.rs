@@ -89,7 +89,17 @@ pub fn start_agent(
     id: &str,
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let config = crescendo_agent::AgentConfig::new(controller_url, id);
+    start_agent_with(
+        crescendo_agent::AgentConfig::new(controller_url, id),
+        shutdown,
+    )
+}
+
+/// [`start_agent`] with a config of its own (an enrolment token, labels).
+pub fn start_agent_with(
+    config: crescendo_agent::AgentConfig,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let token = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = crescendo_agent::run(config, token).await {

@@ -30,15 +30,20 @@ pub struct ThresholdResult {
     /// This threshold failed while the run went and stopped it early.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub aborted_run: bool,
+    /// A latency or service-time threshold with no successful request to measure:
+    /// failed, whatever its expression says of the empty value.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_samples: bool,
 }
 
 impl ThresholdResult {
     /// The verdict as reports show it: `ok`, `FAILED`, or `FAILED (aborted the run)`.
     pub fn verdict(&self) -> &'static str {
-        match (self.ok, self.aborted_run) {
-            (true, _) => "ok",
-            (false, true) => "FAILED (aborted the run)",
-            (false, false) => "FAILED",
+        match (self.ok, self.aborted_run, self.no_samples) {
+            (true, ..) => "ok",
+            (false, true, _) => "FAILED (aborted the run)",
+            (false, false, true) => "FAILED (no successful requests)",
+            (false, false, false) => "FAILED",
         }
     }
 }
@@ -104,8 +109,17 @@ pub fn measure(metric: &Metric, total: &StepStats, duration_s: f64) -> f64 {
     }
 }
 
+/// Whether `metric` is a latency over `stats` that has no sample to measure.
+fn no_samples(metric: &Metric, stats: &StepStats) -> bool {
+    match metric {
+        Metric::Latency(_) => stats.latency.is_empty(),
+        Metric::ServiceTime(_) => stats.service_time.is_empty(),
+        _ => false,
+    }
+}
+
 /// The stats a threshold is measured on: its step's, or the total. A step that
-/// recorded nothing measures as empty.
+/// recorded nothing measures as empty (and fails a latency threshold: `no_samples`).
 fn stats_for<'a>(
     t: &Threshold,
     total: &'a StepStats,
@@ -129,14 +143,17 @@ pub fn evaluate(
     thresholds
         .iter()
         .map(|t| {
-            let value = measure(&t.metric, stats_for(t, total, steps, &empty), duration_s);
+            let stats = stats_for(t, total, steps, &empty);
+            let value = measure(&t.metric, stats, duration_s);
+            let no_samples = no_samples(&t.metric, stats);
             ThresholdResult {
                 expr: t.expr.clone(),
-                ok: t.op.holds(value, t.value),
+                ok: !no_samples && t.op.holds(value, t.value),
                 value,
                 step: t.step.clone(),
                 abort_on_fail: t.abort.is_some(),
                 aborted_run: false,
+                no_samples,
             }
         })
         .collect()
@@ -156,12 +173,21 @@ pub fn check_abort(
         .iter()
         .filter(|t| t.abort.is_some_and(|a| elapsed >= a.grace))
         .find_map(|t| {
-            let value = measure(&t.metric, stats_for(t, total, steps, &empty), at_s);
-            (!t.op.holds(value, t.value)).then(|| Aborted {
-                reason: format!(
-                    "threshold {} failed at {at_s:.1} s (measured {value:.3})",
-                    t.expr
-                ),
+            let stats = stats_for(t, total, steps, &empty);
+            let value = measure(&t.metric, stats, at_s);
+            let no_samples = no_samples(&t.metric, stats);
+            (no_samples || !t.op.holds(value, t.value)).then(|| Aborted {
+                reason: if no_samples {
+                    format!(
+                        "threshold {} failed at {at_s:.1} s: no successful requests",
+                        t.expr
+                    )
+                } else {
+                    format!(
+                        "threshold {} failed at {at_s:.1} s (measured {value:.3})",
+                        t.expr
+                    )
+                },
                 at_s,
                 threshold: t.expr.clone(),
                 value,
@@ -204,6 +230,29 @@ mod tests {
     }
 
     #[test]
+    fn a_latency_threshold_over_no_successful_request_fails() {
+        let p99 = threshold(
+            "latency.p99 < 800ms",
+            Metric::Latency(Stat::Percentile(99.0)),
+            CompareOp::Lt,
+            800.0,
+        );
+        let errors = threshold(
+            "errors < 100",
+            Metric::Count(CountKind::Errors),
+            CompareOp::Lt,
+            100.0,
+        );
+        let down = stats(&[], 30);
+        let results = evaluate(&[p99.clone(), errors], &down, &BTreeMap::new(), 10.0);
+        assert!(!results[0].ok && results[0].no_samples);
+        assert_eq!(results[0].verdict(), "FAILED (no successful requests)");
+        assert!(results[1].ok, "a count threshold still measures zero");
+        let up = evaluate(&[p99], &stats(&[5], 0), &BTreeMap::new(), 10.0);
+        assert!(up[0].ok && !up[0].no_samples);
+    }
+
+    #[test]
     fn a_step_threshold_is_measured_on_its_step_only() {
         let fast = stats(&[10, 10, 10], 0);
         let slow = stats(&[900, 900, 900], 0);
@@ -233,7 +282,10 @@ mod tests {
         assert!(r[0].ok && r[0].value < 20.0, "{r:?}");
         assert!(!r[1].ok && r[1].value > 800.0, "{r:?}");
         assert_eq!(r[1].step.as_deref(), Some("update"));
-        assert!(r[2].ok, "a step with no data measures as empty: {r:?}");
+        assert!(
+            !r[2].ok && r[2].no_samples,
+            "a step with no successful request fails its latency threshold: {r:?}"
+        );
         assert!(!r[3].ok, "the total includes the slow step: {r:?}");
     }
 
