@@ -303,6 +303,26 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     let trend = json(port, &["runs", "trend", "svc"]);
     assert!(trend.as_array().unwrap().len() >= 3, "{trend}");
 
+    // A rerun runs the same plan text again, and a cancel stops it everywhere.
+    let rerun = json(port, &["runs", "rerun", slowed["id"].as_str().unwrap()]);
+    let rerun = &rerun.as_array().unwrap()[0];
+    assert_eq!(rerun["origin"]["kind"], "rerun", "{rerun}");
+    assert_eq!(rerun["origin"]["of"], slowed["id"]);
+    let id = rerun["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = cli(port, &["runs", "cancel", &id], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, ..) = cli(port, &["watch", &id], None);
+    assert_eq!(code, 3, "a cancelled run exits 3");
+    let show = json(port, &["runs", "show", &id]);
+    assert_eq!(show[0]["state"], "cancelled", "{show}");
+    assert_eq!(show[0]["plan_text"], std::fs::read_to_string(&slow).unwrap());
+
+    // Pause and resume a schedule.
+    let paused = json(port, &["schedules", "pause", "second"]);
+    assert_eq!(paused["schedules"][0]["paused"], true, "{paused}");
+    let resumed = json(port, &["schedules", "resume", "second"]);
+    assert_eq!(resumed["schedules"][0]["paused"], false, "{resumed}");
+
     // One webhook POST per finished run, with its verdict and headline figures.
     let finished: std::collections::BTreeSet<String> = runs(port)
         .iter()
