@@ -82,7 +82,18 @@ fn parse_heartbeat_timeout(s: &str) -> Result<Duration, String> {
 const INTERRUPTED: i32 = 130;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match agent().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The causes in one line; never a backtrace, whatever RUST_BACKTRACE says.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn agent() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         // No colour codes in logs that go to a file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

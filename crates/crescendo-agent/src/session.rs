@@ -123,6 +123,7 @@ impl Session {
         outbox_rx: &mut mpsc::Receiver<ToController>,
     ) -> Result<(), AgentError> {
         let mut delay = Duration::from_millis(100);
+        let mut waiting = Waiting::default();
         loop {
             // Shut down while no stream is up: nobody to flush to.
             if self.shutdown.is_cancelled() || self.released {
@@ -140,6 +141,7 @@ impl Session {
             match channel {
                 Ok(channel) => {
                     delay = Duration::from_millis(100);
+                    waiting.reached(&self.config.controller);
                     // The limits mirror the controller's (`MAX_TO_AGENT`, `MAX_FROM_AGENT`).
                     let mut client = AgentControlClient::new(channel)
                         .max_decoding_message_size(64 * 1024 * 1024)
@@ -150,7 +152,7 @@ impl Session {
                         return Err(fatal);
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "controller not reachable"),
+                Err(e) => waiting.unreachable(&self.config.controller, &e),
             }
             if self.released || self.shutdown.is_cancelled() {
                 continue;
@@ -431,3 +433,49 @@ async fn sleep_until_or_never(at: Option<Instant>) {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+/// What the agent says while no controller answers: one line at once, then one every
+/// [`Waiting::EVERY`], with the cause in words.
+#[derive(Debug, Default)]
+struct Waiting {
+    since: Option<Instant>,
+    said: Option<Instant>,
+}
+
+impl Waiting {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn unreachable(&mut self, url: &str, error: &tonic::transport::Error) {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        let why = cause(error);
+        match self.said {
+            None => {
+                tracing::info!("waiting for the controller at {url} ({why}); retrying every 2 s")
+            }
+            Some(said) if now - said >= Self::EVERY => tracing::info!(
+                "still waiting for the controller at {url} after {}s ({why})",
+                (now - since).as_secs()
+            ),
+            Some(_) => return,
+        }
+        self.said = Some(now);
+    }
+
+    fn reached(&mut self, url: &str) {
+        if self.since.take().is_some() {
+            tracing::info!("the controller at {url} answers");
+        }
+        self.said = None;
+    }
+}
+
+/// A transport error's innermost cause, in words ("Connection refused (os error
+/// 111)"), rather than h2's or hyper's wrapping of it.
+fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}

@@ -142,6 +142,9 @@ pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<Endpoint, Transpor
         url: url.to_owned(),
         source,
     };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(TransportError::NoScheme(url.to_owned()));
+    }
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(bad_url)?;
     match tls {
         Some(tls) => endpoint.tls_config(tls.config()).map_err(bad_url),
@@ -178,6 +181,8 @@ pub enum TransportError {
     HttpsWithoutCa(String),
     #[error("TLS options given, but {0} is not https://")]
     TlsOverHttp(String),
+    #[error("controller url {0} has no scheme: write http://{0} (or https://{0} with --tls-ca)")]
+    NoScheme(String),
     #[error("bad controller url {url}")]
     BadUrl {
         url: String,
@@ -189,6 +194,13 @@ pub enum TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_without_a_scheme_is_explained() {
+        let e = endpoint("127.0.0.1:7700", None).unwrap_err().to_string();
+        assert!(e.contains("write http://127.0.0.1:7700"), "{e}");
+        assert!(endpoint("http://127.0.0.1:7700", None).is_ok());
+    }
 
     #[test]
     fn tokens_are_trimmed_never_empty_and_never_printed() {
