@@ -11,6 +11,7 @@ macro_rules! sayln {
 mod admin;
 mod certs;
 mod fleet_args;
+mod init;
 mod probe_cmd;
 mod serve;
 mod service_client;
@@ -112,6 +113,8 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a commented starter plan (and the files it names) to PATH.
+    Init(init::InitArgs),
     /// Check a plan and exit 2 with the file, line and key of the first error.
     Validate { plan: PathBuf },
     /// Compare two runs (run directories or summary.json files): exit 0 when B holds,
@@ -283,6 +286,7 @@ impl Cli {
             Cmd::Status { admin } => admin::status(&admin).await,
             Cmd::Cancel { admin, reason } => admin::cancel(&admin, reason).await,
             Cmd::Certs(args) => Ok(certs::certs_cmd(args)),
+            Cmd::Init(args) => Ok(init::init(&args)),
             Cmd::Serve(args) => serve::serve(args).await,
             Cmd::Submit {
                 plan,

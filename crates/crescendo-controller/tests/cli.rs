@@ -221,3 +221,19 @@ fn every_command_accepts_a_plan_with_a_body_file() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("think_time"), "{out}");
 }
+
+#[test]
+fn init_writes_starter_plans_that_validate_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    for template in ["flow-update", "architect"] {
+        let path = dir.path().join(template).join("plan.toml");
+        let path = path.to_str().unwrap();
+        let (code, out) = controller(["init", path, "--template", template]);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = controller(["validate", path]);
+        assert_eq!(code, 0, "{template}: {out}");
+        let (code, out) = controller(["init", path, "--template", template]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("exists"), "{out}");
+    }
+}
