@@ -256,6 +256,31 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
         );
     }
 
+    // Two runs on disjoint agents go at once.
+    for zone in ["zone=a", "zone=b"] {
+        let (code, out, err) = cli(
+            port,
+            &["submit", short.to_str().unwrap(), "--selector", zone],
+            None,
+        );
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let pair = until("both zone runs finished", Duration::from_secs(40), || {
+        let done: Vec<Value> = runs(port)
+            .into_iter()
+            .filter(|r| r["origin"]["kind"] == "submit" && r["state"] == "passed")
+            .collect();
+        (done.len() == 2).then_some(done)
+    })
+    .await;
+    let (a, b) = (&pair[0], &pair[1]);
+    assert!(
+        time(&a["started_at"]) < time(&b["ended_at"])
+            && time(&b["started_at"]) < time(&a["ended_at"]),
+        "the runs overlap: {a} {b}"
+    );
+    assert_ne!(a["agents"], b["agents"]);
+
     // Too few agents match the selector: not-started, with the count and the reason.
     let (code, out, err) = cli(
         port,

@@ -165,8 +165,12 @@ pub(super) async fn follow(args: &ServiceArgs, id: &str) -> anyhow::Result<u8> {
         };
         let state = run["state"].as_str().unwrap_or_default().to_owned();
         let totals = &run["summary"]["totals"];
+        let elapsed = run["summary"]["elapsed_s"]
+            .as_f64()
+            .or_else(|| run["summary"]["duration_s"].as_f64())
+            .map_or(String::new(), |s| format!("  t={s:.0}s"));
         let line = format!(
-            "{state}  requests {}  ok {}  throttled {}  errors {}",
+            "{state}{elapsed}  requests {}  ok {}  throttled {}  errors {}",
             totals["requests"].as_u64().unwrap_or(0),
             totals["ok"].as_u64().unwrap_or(0),
             totals["throttled"].as_u64().unwrap_or(0),
