@@ -11,10 +11,11 @@ use crescendo_store::{Missed, RunFilter, RunState, Schedule, Selector, When};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
+use crate::certs::Role;
 use crate::error::{ControllerError, ServiceError};
 use crate::registry::Command;
 use crate::run::request::StopCause;
-use crate::security::Gate;
+use crate::security::{Gate, refuse_role};
 use crate::service::records::{run_json, schedule_json};
 use crate::service::{RunAction, ScheduleAction, ServiceCommand, ServiceHandle, Submission};
 use crate::wire;
@@ -56,6 +57,8 @@ pub(crate) struct AdminService {
     commands: mpsc::Sender<Command>,
     /// The admin token.
     gate: Gate,
+    /// Mutual TLS: an agent's certificate may not operate.
+    client_auth: bool,
     service: Option<ServiceHandle>,
 }
 
@@ -63,13 +66,24 @@ impl AdminService {
     pub(crate) fn new(
         commands: mpsc::Sender<Command>,
         gate: Gate,
+        client_auth: bool,
         service: Option<ServiceHandle>,
     ) -> Self {
         Self {
             commands,
             gate,
+            client_auth,
             service,
         }
+    }
+
+    /// The admin token, and under mutual TLS a certificate that is not an agent's.
+    fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
+        self.gate.check(request, call)?;
+        if self.client_auth {
+            refuse_role(request, Role::Agent, call)?;
+        }
+        Ok(())
     }
 
     async fn command(&self, command: Command) -> Result<(), ControllerError> {
@@ -116,7 +130,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        self.gate.check(&request, "status")?;
+        self.authorize(&request, "status")?;
         let (reply, rx) = oneshot::channel();
         self.command(Command::Status { reply }).await?;
         let status = rx.await.map_err(|_| ControllerError::Gone)?;
@@ -127,7 +141,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelReply>, Status> {
-        self.gate.check(&request, "cancel")?;
+        self.authorize(&request, "cancel")?;
         let (reply, rx) = oneshot::channel();
         let reason = request.into_inner().reason;
         self.command(Command::Cancel {
@@ -145,7 +159,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::RunReply>, Status> {
-        self.gate.check(&request, "submit")?;
+        self.authorize(&request, "submit")?;
         let r = request.into_inner();
         let submission = Submission {
             selector: selector(&r.selector)?,
@@ -165,7 +179,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ListRunsRequest>,
     ) -> Result<Response<pb::ListRunsReply>, Status> {
-        self.gate.check(&request, "runs list")?;
+        self.authorize(&request, "runs list")?;
         let r = request.into_inner();
         let state = match r.state.as_str() {
             "" => None,
@@ -188,7 +202,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RunActionRequest>,
     ) -> Result<Response<pb::RunReply>, Status> {
-        self.gate.check(&request, "runs")?;
+        self.authorize(&request, "runs")?;
         let r = request.into_inner();
         let action = match r.action.as_str() {
             "show" => RunAction::Show,
@@ -214,7 +228,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::TrendRequest>,
     ) -> Result<Response<pb::ListRunsReply>, Status> {
-        self.gate.check(&request, "runs trend")?;
+        self.authorize(&request, "runs trend")?;
         let r = request.into_inner();
         let (plan_name, limit) = (r.plan_name, limit(r.limit));
         let runs = self
@@ -233,7 +247,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ScheduleActionRequest>,
     ) -> Result<Response<pb::ScheduleReply>, Status> {
-        self.gate.check(&request, "schedules")?;
+        self.authorize(&request, "schedules")?;
         let r = request.into_inner();
         let action = schedule_action(r)?;
         let (schedules, run) = self

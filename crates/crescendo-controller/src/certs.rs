@@ -90,11 +90,20 @@ impl Ca {
         self.issue(params, valid_for)
     }
 
-    /// A client certificate whose CN is `id` (an agent id; or an operator's name,
-    /// for the admin CLI under mutual TLS).
-    pub fn issue_client(&self, id: &str, valid_for: Duration) -> Result<Issued, CertsError> {
+    /// A client certificate whose CN is `id` (an agent id, or an operator's name for
+    /// the admin CLI under mutual TLS) and whose OU says its [`Role`]: the controller
+    /// lets an agent's certificate only attach and an operator's only operate.
+    pub fn issue_client(
+        &self,
+        id: &str,
+        role: Role,
+        valid_for: Duration,
+    ) -> Result<Issued, CertsError> {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, id);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, role.unit());
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params, valid_for)
     }
@@ -116,6 +125,32 @@ impl Ca {
     }
 }
 
+/// What a client certificate may do, carried as its subject's OU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `crescendo-agent`: attach and take load, never operate.
+    Agent,
+    /// `crescendo-operator`: the admin calls, never attach.
+    Operator,
+}
+
+impl Role {
+    /// The subject OU that names the role.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Role::Agent => "crescendo-agent",
+            Role::Operator => "crescendo-operator",
+        }
+    }
+
+    /// The role an OU names, if it names one.
+    pub fn from_unit(unit: &str) -> Option<Role> {
+        [Role::Agent, Role::Operator]
+            .into_iter()
+            .find(|r| r.unit() == unit)
+    }
+}
+
 /// Valid from an hour ago (clocks differ) for `valid_for`.
 fn validity(params: &mut CertificateParams, valid_for: Duration) {
     let now = time::OffsetDateTime::now_utc();
@@ -130,8 +165,10 @@ pub struct CertsRequest {
     pub dir: PathBuf,
     /// The controller's DNS names and IP addresses (none: no controller certificate).
     pub controller_names: Vec<String>,
-    /// One client certificate per id.
+    /// One agent certificate per id.
     pub agents: Vec<String>,
+    /// One operator certificate per name.
+    pub operators: Vec<String>,
     pub valid_for: Duration,
     /// Replace certificates already in `dir` (never the CA).
     pub force: bool,
@@ -158,14 +195,17 @@ pub fn generate(request: &CertsRequest) -> Result<Vec<PathBuf>, CertsError> {
         let issued = ca.issue_server(&request.controller_names, request.valid_for)?;
         leaves.push(("controller".to_owned(), issued));
     }
-    for id in &request.agents {
+    let clients = (request.agents.iter().map(|id| (id, Role::Agent)))
+        .chain(request.operators.iter().map(|id| (id, Role::Operator)));
+    for (id, role) in clients {
         if !valid_file_stem(id) {
             return Err(CertsError::BadId(id.clone()));
         }
-        leaves.push((
-            format!("agent-{id}"),
-            ca.issue_client(id, request.valid_for)?,
-        ));
+        let stem = match role {
+            Role::Agent => format!("agent-{id}"),
+            Role::Operator => format!("operator-{id}"),
+        };
+        leaves.push((stem, ca.issue_client(id, role, request.valid_for)?));
     }
     for (stem, issued) in leaves {
         let (cert, key) = (
@@ -253,6 +293,7 @@ mod tests {
             dir: dir.path().to_owned(),
             controller_names: vec!["controller.example".into(), "127.0.0.1".into()],
             agents: vec!["agent-1".into()],
+            operators: vec![],
             valid_for: DAY,
             force: false,
         };

@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
+use crate::certs::Role;
+
 pub use crate::tls::{ServerTls, TlsError};
 use crescendo_agent::transport::TOKEN_KEY;
 pub use crescendo_agent::transport::Token;
@@ -159,6 +161,30 @@ impl Gate {
         tracing::warn!(peer = %peer(request), call, "refused: {problem} {}", self.what);
         Err(Status::unauthenticated(format!("{problem} {}", self.what)))
     }
+}
+
+/// Under mutual TLS, refuse a caller whose certificate names the `forbidden` role: an
+/// agent's certificate may not operate, an operator's may not attach. Logged with the
+/// peer's address.
+pub(crate) fn refuse_role<T>(
+    request: &Request<T>,
+    forbidden: Role,
+    call: &str,
+) -> Result<(), Status> {
+    let role = request
+        .peer_certs()
+        .and_then(|certs| certs.first().and_then(crate::tls::peer_role));
+    if role != Some(forbidden) {
+        return Ok(());
+    }
+    let what = match forbidden {
+        Role::Agent => "an agent's certificate (OU crescendo-agent) cannot operate the controller",
+        Role::Operator => {
+            "an operator's certificate (OU crescendo-operator) cannot attach as an agent"
+        }
+    };
+    tracing::warn!(peer = %peer(request), call, "refused: {what}");
+    Err(Status::permission_denied(what))
 }
 
 fn digest(token: &str) -> [u8; 32] {

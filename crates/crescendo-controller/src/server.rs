@@ -26,11 +26,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admin_service::AdminService;
+use crate::certs::Role;
 use crate::error::ControllerError;
 use crate::liveness::StreamLife;
 use crate::messages::{AGENT_QUEUE, AgentEvent};
 use crate::registry::Command;
-use crate::security::{Gate, Security, peer};
+use crate::security::{Gate, Security, peer, refuse_role};
 use crate::service::ServiceHandle;
 use crate::wire;
 
@@ -72,6 +73,7 @@ pub(crate) async fn serve(
     let admin = pb::admin_server::AdminServer::new(AdminService::new(
         commands,
         Gate::new(security.admin_token.as_ref(), "admin token"),
+        security.client_auth(),
         service,
     ))
     .max_decoding_message_size(MAX_ADMIN_REQUEST);
@@ -170,6 +172,9 @@ impl pb::agent_control_server::AgentControl for AgentControlService {
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
         self.gate.check(&request, "attach")?;
+        if self.client_auth {
+            refuse_role(&request, Role::Operator, "attach")?;
+        }
         let peer = peer(&request);
         let names = self.client_auth.then(|| {
             request

@@ -147,6 +147,16 @@ pub(crate) fn incoming(
 /// The names a client certificate vouches for: its subject's common name(s) and its
 /// subject alternative names (DNS names, IP addresses, URIs). Empty when it cannot be
 /// parsed.
+/// The role a client certificate's OU names (`crescendo-agent`,
+/// `crescendo-operator`), if any: certificates from another PKI may carry none.
+pub(crate) fn peer_role(cert: &CertificateDer<'_>) -> Option<crate::certs::Role> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    cert.subject()
+        .iter_organizational_unit()
+        .filter_map(|ou| ou.as_str().ok())
+        .find_map(crate::certs::Role::from_unit)
+}
+
 pub(crate) fn peer_names(cert: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert) else {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crescendo_agent::AgentConfig;
 use crescendo_agent::transport::{ClientTls, Token};
-use crescendo_controller::certs::Ca;
+use crescendo_controller::certs::{Ca, Role};
 use crescendo_controller::report::Summary;
 use crescendo_controller::security::{Security, ServerTls};
 use crescendo_controller::{Controller, ControllerSettings, RunRequest, demo};
@@ -158,11 +158,31 @@ fn pki() -> (Ca, ServerTls) {
 
 /// An agent config with a client certificate for `cn` from `issuer`, trusting `ca`.
 fn tls_agent(url: &str, id: &str, ca: &Ca, issuer: &Ca, cn: &str) -> AgentConfig {
-    let cert = issuer.issue_client(cn, YEAR).unwrap();
     let mut config = AgentConfig::new(url, id);
-    let identity = (cert.cert_pem.into_bytes(), cert.key_pem.into_bytes());
-    config.tls = Some(ClientTls::from_pem(ca.cert_pem(), Some(identity)));
+    config.tls = Some(client_tls(ca, issuer, cn, Role::Agent));
     config
+}
+
+/// Client TLS with a `role` certificate for `cn` from `issuer`, trusting `ca`.
+fn client_tls(ca: &Ca, issuer: &Ca, cn: &str, role: Role) -> ClientTls {
+    let cert = issuer.issue_client(cn, role, YEAR).unwrap();
+    let identity = (cert.cert_pem.into_bytes(), cert.key_pem.into_bytes());
+    ClientTls::from_pem(ca.cert_pem(), Some(identity))
+}
+
+/// The admin service's `status` called with `tls`: the refusal's code, if refused.
+async fn status_with(url: &str, tls: &ClientTls) -> Option<tonic::Code> {
+    let channel = crescendo_agent::transport::endpoint(url, Some(tls))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::admin_client::AdminClient::new(channel);
+    client
+        .status(pb::StatusRequest {})
+        .await
+        .err()
+        .map(|s| s.code())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,6 +221,24 @@ async fn mutual_tls_admits_the_cas_agents_only_and_they_count_exactly() {
         .expect("the stranger gives up")
         .unwrap();
     assert!(stranger.is_err(), "never attached: {stranger:?}");
+
+    // Roles: an operator's certificate cannot attach, an agent's cannot operate.
+    let mut operator_agent = AgentConfig::new(&url, "alice");
+    operator_agent.tls = Some(client_tls(&ca, &ca, "alice", Role::Operator));
+    let refused = tokio::time::timeout(Duration::from_secs(10), rig.agent(operator_agent))
+        .await
+        .expect("the operator's agent stops")
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("operator's certificate"), "{refused}");
+    let agent_tls = client_tls(&ca, &ca, "tls-1", Role::Agent);
+    assert_eq!(
+        status_with(&url, &agent_tls).await,
+        Some(tonic::Code::PermissionDenied)
+    );
+    let operator_tls = client_tls(&ca, &ca, "alice", Role::Operator);
+    assert_eq!(status_with(&url, &operator_tls).await, None);
 
     let summary = rig.run(2).await;
     let mut ids: Vec<&str> = summary.agents.iter().map(|a| a.id.as_str()).collect();

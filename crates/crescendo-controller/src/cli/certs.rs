@@ -19,10 +19,14 @@ pub(super) struct CertsArgs {
     #[arg(long = "controller-name", value_name = "NAME")]
     controller_names: Vec<String>,
     /// An agent id (repeat for each): makes agent-ID.pem and agent-ID-key.pem with
-    /// CN = ID. Operators' certificates for status/cancel under mutual TLS are made the
-    /// same way.
+    /// CN = ID and OU = crescendo-agent (it may attach, never operate).
     #[arg(long = "agent", value_name = "ID")]
     agents: Vec<String>,
+    /// An operator's name (repeat for each): makes operator-NAME.pem and
+    /// operator-NAME-key.pem with OU = crescendo-operator, for the admin commands under
+    /// mutual TLS (it may operate, never attach).
+    #[arg(long = "operator", value_name = "NAME")]
+    operators: Vec<String>,
     /// How long the certificates are valid.
     #[arg(long, default_value = "365days", value_parser = humantime::parse_duration)]
     valid_for: Duration,
@@ -36,6 +40,7 @@ pub(super) fn certs_cmd(args: CertsArgs) -> u8 {
         dir: args.out,
         controller_names: args.controller_names,
         agents: args.agents,
+        operators: args.operators,
         valid_for: args.valid_for,
         force: args.force,
     };
