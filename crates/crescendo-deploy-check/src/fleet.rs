@@ -1,9 +1,11 @@
 //! Cross-document checks on a Kubernetes base: what no single document can show.
 //!
-//! [`check`] looks at the workloads (Deployments and Jobs) and their containers, and
-//! at how Services, NetworkPolicies, the agents' `--controller` URL, the controller's
-//! `--agents`, the replica counts and the plan refer to each other. Every problem is
-//! one line naming the file and object; an empty list means the base is consistent.
+//! [`check`] looks at the workloads (Deployments, Jobs and CronJobs) and their
+//! containers, and at how Services, NetworkPolicies, the agents' `--controller` URL and
+//! the controller refer to each other. A base has one controller: a one-shot `run`
+//! (`run_check`: `--agents` against the replicas, the plan) or a standing `serve`
+//! (`serve_check`: single writer, PersistentVolumeClaim, `submit` Jobs). Every problem
+//! is one line naming the file and object; an empty list means the base is consistent.
 
 use std::path::Path;
 
@@ -12,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::cli::{self, HelpCache};
 use crate::manifest::{Document, Kustomization, Resource};
-use crate::run_check::check_run;
+use crate::run_check::{check_run, controllers};
+use crate::serve_check::check_serve;
 pub use crate::workload::{Workload, argv, workloads};
 use crate::workload::{listeners, match_labels, resolve_port, selects};
 
@@ -30,16 +33,72 @@ pub fn check(
             check_container(w, c, help, &mut problems);
         }
     }
+    check_one_shot_jobs(&workloads, &mut problems);
     check_services(docs, &workloads, &mut problems);
     check_network_policies(docs, &workloads, &mut problems);
-    check_run(dir, kustomization, docs, &workloads, &mut problems);
+    let runs = controllers(&workloads, "run");
+    let serves = controllers(&workloads, "serve");
+    match (runs.as_slice(), serves.as_slice()) {
+        ([run], []) => check_run(dir, kustomization, docs, &workloads, run, &mut problems),
+        ([], [serve]) => check_serve(dir, kustomization, docs, &workloads, serve, &mut problems),
+        _ => problems.push(format!(
+            "expected exactly one `crescendo-controller run` or `crescendo-controller serve` \
+             container, found {} run and {} serve",
+            runs.len(),
+            serves.len()
+        )),
+    }
     problems
+}
+
+/// A Job or CronJob running the controller (`run`, `submit`) is a load test: a failed
+/// one is never started again behind the operator's back, and a CronJob never starts a
+/// second while one still goes.
+fn check_one_shot_jobs(workloads: &[Workload<'_>], out: &mut Vec<String>) {
+    for w in workloads {
+        let runs_controller = w
+            .spec
+            .containers
+            .iter()
+            .any(|c| cli::crescendo_binary(&argv(c)) == Some("crescendo-controller"));
+        let (backoff_limit, concurrency) = match &w.doc.resource {
+            Resource::Job(j) => (j.spec.as_ref().and_then(|s| s.backoff_limit), None),
+            Resource::CronJob(c) => {
+                let job = c.spec.job_template.spec.as_ref();
+                (
+                    job.and_then(|s| s.backoff_limit),
+                    Some(c.spec.concurrency_policy.as_deref()),
+                )
+            }
+            _ => continue,
+        };
+        if !runs_controller {
+            continue;
+        }
+        if backoff_limit != Some(0) || w.spec.restart_policy.as_deref() != Some("Never") {
+            out.push(format!(
+                "{}: a load test is never retried behind your back: backoffLimit: 0 and \
+                 restartPolicy: Never (found {backoff_limit:?}, {:?})",
+                w.doc, w.spec.restart_policy
+            ));
+        }
+        if let Some(policy) = concurrency
+            && policy != Some("Forbid")
+        {
+            out.push(format!(
+                "{}: concurrencyPolicy must be Forbid: a rehearsal still going when the \
+                 next is due would queue a second one for the same agents (found {policy:?})",
+                w.doc
+            ));
+        }
+    }
 }
 
 fn check_container(w: &Workload<'_>, c: &Container, help: &mut HelpCache, out: &mut Vec<String>) {
     let at = format!("{} container {}", w.doc, c.name);
     let argv = argv(c);
     out.extend(cli::check_argv(help, &at, &argv));
+    crate::credentials::check_container(&at, w, c, &argv, out);
     let image = c.image.as_deref().unwrap_or("");
     let expected = crate::expected_image();
     let binary = cli::crescendo_binary(&argv);

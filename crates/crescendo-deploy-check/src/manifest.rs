@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,12 +26,16 @@ pub enum Resource {
     Deployment(Deployment),
     /// `batch/v1/Job`.
     Job(Job),
+    /// `batch/v1/CronJob`.
+    CronJob(CronJob),
     /// `v1/Service`.
     Service(Service),
     /// `v1/ConfigMap`.
     ConfigMap(ConfigMap),
     /// `v1/Secret`.
     Secret(Secret),
+    /// `v1/PersistentVolumeClaim`.
+    PersistentVolumeClaim(PersistentVolumeClaim),
     /// `networking.k8s.io/v1/NetworkPolicy`.
     NetworkPolicy(NetworkPolicy),
 }
@@ -43,9 +47,11 @@ impl Resource {
             Self::Namespace(r) => &r.metadata,
             Self::Deployment(r) => &r.metadata,
             Self::Job(r) => &r.metadata,
+            Self::CronJob(r) => &r.metadata,
             Self::Service(r) => &r.metadata,
             Self::ConfigMap(r) => &r.metadata,
             Self::Secret(r) => &r.metadata,
+            Self::PersistentVolumeClaim(r) => &r.metadata,
             Self::NetworkPolicy(r) => &r.metadata,
         };
         meta.name.as_deref().unwrap_or("")
@@ -172,9 +178,11 @@ pub fn parse_document(value: Value, path: &Path, index: usize) -> Result<Resourc
         ("v1", "Namespace") => typed(&value, Resource::Namespace),
         ("apps/v1", "Deployment") => typed(&value, Resource::Deployment),
         ("batch/v1", "Job") => typed(&value, Resource::Job),
+        ("batch/v1", "CronJob") => typed(&value, Resource::CronJob),
         ("v1", "Service") => typed(&value, Resource::Service),
         ("v1", "ConfigMap") => typed(&value, Resource::ConfigMap),
         ("v1", "Secret") => typed(&value, Resource::Secret),
+        ("v1", "PersistentVolumeClaim") => typed(&value, Resource::PersistentVolumeClaim),
         ("networking.k8s.io/v1", "NetworkPolicy") => typed(&value, Resource::NetworkPolicy),
         _ => {
             return Err(ManifestError::UnknownKind {
@@ -314,7 +322,9 @@ pub fn load_kustomization(path: &Path) -> Result<Kustomization, ManifestError> {
     Ok(k)
 }
 
-/// Every `*.yaml`/`*.yml` file under `dir`, recursively, sorted.
+/// Every `*.yaml`/`*.yml` file under `dir`, recursively, sorted. A subdirectory with a
+/// `kustomization.yaml` of its own is another base (`deploy/k8s/service` inside
+/// `deploy/k8s`) and is left out.
 pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -322,7 +332,9 @@ pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         for entry in std::fs::read_dir(&d)? {
             let path = entry?.path();
             if path.is_dir() {
-                stack.push(path);
+                if !path.join("kustomization.yaml").is_file() {
+                    stack.push(path);
+                }
             } else if matches!(
                 path.extension().and_then(|e| e.to_str()),
                 Some("yaml" | "yml")
@@ -382,6 +394,57 @@ mod tests {
         assert!(matches!(e, ManifestError::Parse { .. }), "{e}");
         let e = parse("apiVersion: v1\nkind: Service\n  bad: indent\n").unwrap_err();
         assert!(matches!(e, ManifestError::Parse { .. }), "{e}");
+    }
+
+    #[test]
+    fn cron_jobs_and_claims_parse_and_their_typos_are_errors() {
+        let docs = parse(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\n\
+             spec:\n  schedule: '0 2 * * *'\n  timeZone: Etc/UTC\n  concurrencyPolicy: Forbid\n  \
+             jobTemplate:\n    spec:\n      backoffLimit: 0\n      template:\n        \
+             spec: {restartPolicy: Never, containers: [{name: c, image: i}]}\n---\n\
+             apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n\
+             spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 5Gi}}}\n",
+        )
+        .unwrap();
+        assert!(matches!(docs[0].resource, Resource::CronJob(_)));
+        assert!(matches!(
+            docs[1].resource,
+            Resource::PersistentVolumeClaim(_)
+        ));
+        assert_eq!(docs[1].resource.name(), "data");
+        let e = parse(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: n}\n\
+             spec: {schedule: '@daily', concurencyPolicy: Forbid, jobTemplate: {}}\n",
+        )
+        .unwrap_err();
+        let ManifestError::UnknownFields { fields, .. } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(fields, ["/spec/concurencyPolicy"]);
+    }
+
+    #[test]
+    fn nested_kustomizations_are_other_bases() {
+        let dir = std::env::temp_dir().join(format!("deploy-check-nested-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("plans")).unwrap();
+        std::fs::create_dir_all(dir.join("variant")).unwrap();
+        for f in [
+            "a.yaml",
+            "plans/b.yml",
+            "variant/kustomization.yaml",
+            "variant/c.yaml",
+        ] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let found: Vec<_> = yaml_files(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["a.yaml", "plans/b.yml"]);
     }
 
     #[test]

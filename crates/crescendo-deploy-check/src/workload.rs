@@ -1,9 +1,10 @@
-//! The workloads of a Kubernetes base (Deployments and Jobs) and how Services reach
-//! them: the vocabulary the cross-document checks (`fleet`, `run_check`) share.
+//! The workloads of a Kubernetes base (Deployments, Jobs and CronJobs) and how Services
+//! reach them: the vocabulary the cross-document checks (`fleet`, `run_check`,
+//! `serve_check`, `credentials`) share.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -12,12 +13,12 @@ use crate::manifest::{Document, Resource};
 
 pub type Labels = BTreeMap<String, String>;
 
-/// A Deployment or Job: its pod template and how many pods run it.
+/// A Deployment, Job or CronJob: its pod template and how many pods run it.
 #[derive(Debug)]
 pub struct Workload<'a> {
     /// Where it is defined.
     pub doc: &'a Document,
-    /// Pods at once (Deployment replicas, Job parallelism; default 1).
+    /// Pods at once (Deployment replicas, Job and CronJob parallelism; default 1).
     pub replicas: i32,
     /// The pod template's labels.
     pub labels: Labels,
@@ -25,7 +26,7 @@ pub struct Workload<'a> {
     pub spec: &'a PodSpec,
 }
 
-/// The Deployments and Jobs among `docs` (ones without a pod spec are skipped).
+/// The Deployments, Jobs and CronJobs among `docs` (ones without a pod spec are skipped).
 pub fn workloads(docs: &[Document]) -> Vec<Workload<'_>> {
     docs.iter()
         .filter_map(|doc| {
@@ -36,6 +37,10 @@ pub fn workloads(docs: &[Document]) -> Vec<Workload<'_>> {
                 }
                 Resource::Job(j) => {
                     let spec = j.spec.as_ref()?;
+                    (spec.parallelism.unwrap_or(1), &spec.template)
+                }
+                Resource::CronJob(c) => {
+                    let spec = c.spec.job_template.spec.as_ref()?;
                     (spec.parallelism.unwrap_or(1), &spec.template)
                 }
                 _ => return None,
@@ -62,6 +67,50 @@ pub fn argv(c: &Container) -> Vec<String> {
         .chain(c.args.iter().flatten())
         .cloned()
         .collect()
+}
+
+/// The literal `value` of an environment variable (not one taken `valueFrom`).
+pub fn env_literal<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+/// A flag's value in argv, or else the literal value of the variable clap reads it
+/// from (`--data` or `CRESCENDO_DATA`).
+pub fn flag_or_env<'a>(
+    c: &'a Container,
+    argv: &'a [String],
+    flag: &str,
+    env: &str,
+) -> Option<&'a str> {
+    cli::flag_value(argv, flag).or_else(|| env_literal(c, env))
+}
+
+/// The volume mount `path` lies on (the deepest one) and the pod volume behind it.
+pub fn mount_of<'a>(
+    w: &'a Workload<'_>,
+    c: &'a Container,
+    path: &str,
+) -> Option<(&'a VolumeMount, Option<&'a Volume>)> {
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| {
+            let dir = m.mount_path.trim_end_matches('/');
+            path == dir || path.starts_with(&format!("{dir}/"))
+        })
+        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())?;
+    let volume = w
+        .spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name);
+    Some((mount, volume))
 }
 
 /// A non-empty selector whose every pair is among `labels`.
