@@ -89,6 +89,10 @@ enum Cmd {
         /// nothing else.
         #[arg(long, value_name = "N")]
         local_agents: Option<u32>,
+        /// Send the load to this URL instead of the plan's target.base_url (e.g. a
+        /// staging API); checked like the plan's own.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
         #[command(flatten)]
         fleet: FleetArgs,
         /// Where the report files go (default ./crescendo-out/<run id>).
@@ -101,6 +105,10 @@ enum Cmd {
         plan: PathBuf,
         #[arg(long)]
         agents: u32,
+        /// Send the load to this URL instead of the plan's target.base_url (e.g. a
+        /// staging API); checked like the plan's own.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
         #[command(flatten)]
         fleet: FleetArgs,
         /// The whole probe, ramp included.
@@ -232,6 +240,7 @@ impl Cli {
                 plan,
                 agents,
                 local_agents,
+                base_url,
                 fleet,
                 out,
             } => {
@@ -241,19 +250,35 @@ impl Cli {
                     eprintln!("error: --local-agents {local} is more than --agents {agents}");
                     Ok(EXIT_BAD_INPUT)
                 } else {
-                    run_cmd(&plan, (agents, local), &fleet, out, &shown).await
+                    run_cmd(
+                        (&plan, base_url.as_deref()),
+                        (agents, local),
+                        &fleet,
+                        out,
+                        &shown,
+                    )
+                    .await
                 }
             }
             Cmd::Probe {
                 plan,
                 agents,
+                base_url,
                 fleet,
                 duration,
                 epsilon,
                 out,
             } => {
                 let settings = crate::probe::ProbeSettings { duration, epsilon };
-                probe_cmd::probe_cmd(&plan, agents, &fleet, settings, out, &shown).await
+                probe_cmd::probe_cmd(
+                    (&plan, base_url.as_deref()),
+                    agents,
+                    &fleet,
+                    settings,
+                    out,
+                    &shown,
+                )
+                .await
             }
             Cmd::Compare { a, b, tolerance } => Ok(crate::compare::command(&a, &b, tolerance)),
             Cmd::Report { dir } => match report::rerender(&dir) {
@@ -423,9 +448,19 @@ fn fleet_settings(fleet: &FleetArgs) -> Option<crate::ControllerSettings> {
 }
 
 /// Load a plan file (read and validate, once); prints the error (file, line, key)
-/// and returns `None` when that fails. The text is the plan as written.
-fn load_plan(path: &Path) -> Option<(crescendo_plan::Plan, String)> {
-    crescendo_plan::load_with_text(path)
+/// and returns `None` when that fails. The text is the plan as written, or, with
+/// `--base-url`, the plan rendered again with that URL (and validated again).
+fn load_plan((path, base_url): (&Path, Option<&str>)) -> Option<(crescendo_plan::Plan, String)> {
+    let loaded = crescendo_plan::load_with_text(path).and_then(|(mut plan, text)| {
+        let Some(url) = base_url else {
+            return Ok((plan, text));
+        };
+        plan.target.base_url = url.trim_end_matches('/').to_owned();
+        let text = plan.to_toml();
+        let files = crescendo_plan::DirFiles::for_plan(path);
+        crescendo_plan::parse_with(&text, "--base-url", &files).map(|plan| (plan, text))
+    });
+    loaded
         .map_err(|e| eprintln!("error: {:#}", anyhow::Error::new(e)))
         .ok()
 }
@@ -433,8 +468,9 @@ fn load_plan(path: &Path) -> Option<(crescendo_plan::Plan, String)> {
 /// Load a plan file and split it into a run request for `agents`; prints the error
 /// and returns `None` when any of that fails. `run` sends the text as written, with the
 /// plan's files.
-fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
-    let (plan, text) = load_plan(path)?;
+fn read_plan(source: (&Path, Option<&str>), agents: u32) -> Option<RunRequest> {
+    let path = source.0;
+    let (plan, text) = load_plan(source)?;
     let mut request = RunRequest::new(plan, text, agents)
         .map_err(|e| eprintln!("error: {e}"))
         .ok()?;
@@ -444,7 +480,7 @@ fn read_plan(path: &Path, agents: u32) -> Option<RunRequest> {
 
 /// `run`: `agents` in all, `local` of them started in this process.
 async fn run_cmd(
-    path: &Path,
+    source: (&Path, Option<&str>),
     (agents, local): (u32, u32),
     fleet: &FleetArgs,
     out: Option<PathBuf>,
@@ -454,7 +490,7 @@ async fn run_cmd(
     let Some(settings) = fleet_settings(fleet) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let Some(mut request) = read_plan(path, agents) else {
+    let Some(mut request) = read_plan(source, agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
     let enrol_token = settings.security.enrol_token.clone();

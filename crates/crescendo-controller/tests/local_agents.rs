@@ -1,5 +1,5 @@
 //! `run PLAN --local-agents N`: one command runs your own plan, with its agents in the
-//! controller's process; and a target that is down fails a latency threshold ("no
+//! controller's process (and `--base-url` sends it elsewhere); and a target that is down fails a latency threshold ("no
 //! successful requests") instead of passing it on zero samples. The real binary.
 
 use std::process::Command;
@@ -32,13 +32,18 @@ stages = [ {{ duration = "2s", target = 10 }} ]
     path
 }
 
-/// `run PLAN --local-agents 2`: exit code, output, summary.json.
-fn run_local(plan: &std::path::Path, out: &std::path::Path) -> (i32, String, Value) {
+/// `run PLAN --local-agents 2 EXTRA…`: exit code, output, summary.json.
+fn run_local(
+    plan: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (i32, String, Value) {
     let output = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
         .args(["--progress", "plain", "run"])
         .arg(plan)
         .args(["--local-agents", "2", "--listen", "127.0.0.1:0", "--out"])
         .arg(out)
+        .args(extra)
         .output()
         .unwrap();
     let text = format!(
@@ -66,15 +71,30 @@ async fn one_command_runs_a_plan_on_local_agents() {
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let plan = plan(tmp.path(), &base_url);
+    // The plan names a port nobody listens on; --base-url sends the load to flowsim.
+    let plan = plan(tmp.path(), "http://127.0.0.1:9");
     let out = tmp.path().join("out");
-    let (code, text, summary) = tokio::task::spawn_blocking(move || run_local(&plan, &out))
-        .await
-        .unwrap();
+    let (code, text, summary) = tokio::task::spawn_blocking({
+        let plan = plan.clone();
+        move || run_local(&plan, &out, &["--base-url", &base_url])
+    })
+    .await
+    .unwrap();
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("2 local agent(s)"), "{text}");
     assert_eq!(summary["agents"].as_array().unwrap().len(), 2, "{summary}");
     assert!(summary["totals"]["ok"].as_u64().unwrap() >= 15, "{summary}");
+    // A bad --base-url is refused like a bad plan, naming the flag.
+    let (code, text, _) = tokio::task::spawn_blocking(move || {
+        run_local(&plan, &tmp.path().join("bad"), &["--base-url", "ftp://x"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--base-url") && text.contains("target.base_url"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -85,7 +105,7 @@ fn a_target_that_is_down_fails_the_latency_threshold() {
     drop(closed);
     let tmp = tempfile::tempdir().unwrap();
     let plan = plan(tmp.path(), &base_url);
-    let (code, text, summary) = run_local(&plan, &tmp.path().join("out"));
+    let (code, text, summary) = run_local(&plan, &tmp.path().join("out"), &[]);
     assert_eq!(code, 99, "{text}");
     assert!(text.contains("no successful requests"), "{text}");
     assert_eq!(summary["totals"]["ok"], 0, "{summary}");

@@ -10,7 +10,7 @@ use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::report;
 
 pub(super) async fn probe_cmd(
-    path: &Path,
+    (path, base_url): (&Path, Option<&str>),
     agents: u32,
     fleet: &FleetArgs,
     settings: crate::probe::ProbeSettings,
@@ -21,7 +21,7 @@ pub(super) async fn probe_cmd(
     let Some(fleet_settings) = fleet_settings(fleet) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let Some((plan, _)) = load_plan(path) else {
+    let Some((plan, _)) = load_plan((path, base_url)) else {
         return Ok(EXIT_BAD_INPUT);
     };
     // The probe's own plan must split too (a closed plan's cap is its peak VUs).
