@@ -82,6 +82,10 @@ async fn one_command_runs_a_plan_on_local_agents() {
     .unwrap();
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("2 local agent(s)"), "{text}");
+    // 10 it/s over the run's ~2 s: the demand, beside what was offered.
+    assert!(text.contains("demand: planned"), "{text}");
+    let planned = summary["totals"]["planned"].as_u64().unwrap();
+    assert!((17..=20).contains(&planned), "{summary}");
     assert_eq!(summary["agents"].as_array().unwrap().len(), 2, "{summary}");
     assert!(summary["totals"]["ok"].as_u64().unwrap() >= 15, "{summary}");
     // A bad --base-url is refused like a bad plan, naming the flag.

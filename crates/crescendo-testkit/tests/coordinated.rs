@@ -66,6 +66,17 @@ async fn coordinated_fleet_stays_near_the_limit_with_few_429s() {
     assert!(per_s < 12.0, "{per_s} governor events a second");
     let quota = s.last_quota.as_ref().expect("flowsim sends quota headers");
     assert_eq!(quota.limit, Some(100.0));
+    // The demand stays visible: the plan asked for 150/s, the governor held most back.
+    let (planned, deferred) = (s.totals.planned.unwrap(), s.totals.deferred.unwrap());
+    let expected = 150.0 * s.duration_s;
+    assert!(
+        (planned as f64 - expected).abs() <= 150.0 * 0.2 + 1.0,
+        "planned {planned} over {} s",
+        s.duration_s
+    );
+    assert_eq!(deferred, planned - s.totals.offered);
+    assert!(deferred as f64 > 0.4 * planned as f64, "{:?}", s.totals);
+    assert!(s.planned_rps.unwrap() > 2.0 * s.offered_rps, "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,15 +150,21 @@ pub(crate) fn render(s: &Summary) -> String {
     let col = |f: fn(&super::summary::IntervalSummary) -> f64| {
         s.timeline.iter().map(f).collect::<Vec<f64>>()
     };
+    let mut series = Vec::with_capacity(5);
+    // The demand (open model): what the plan asked for before backoff held some back.
+    if s.timeline.iter().any(|i| i.planned.is_some()) {
+        series.push(("planned", "#5a5ad0", col(|i| i.planned.unwrap_or(0.0))));
+    }
+    series.extend([
+        ("offered", "#888", col(|i| i.offered as f64)),
+        ("ok", "#176d17", col(|i| i.ok as f64)),
+        ("throttled (429)", "#d98200", col(|i| i.throttled as f64)),
+        ("errors", "#b00", col(|i| i.errors as f64)),
+    ]);
     out.push_str(&chart(
         "Requests per second",
         "req/s",
-        &[
-            ("offered", "#888", col(|i| i.offered as f64)),
-            ("ok", "#176d17", col(|i| i.ok as f64)),
-            ("throttled (429)", "#d98200", col(|i| i.throttled as f64)),
-            ("errors", "#b00", col(|i| i.errors as f64)),
-        ],
+        &series,
         &governor_spans(s),
     ));
     if !s.governor_events.is_empty() {

@@ -2,6 +2,7 @@
 //! a contract (pinned by a schema test); more may be added.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crescendo_metrics::{Counters, LatencySummary, StepStats};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,10 @@ pub struct Summary {
     pub goodput_rps: f64,
     /// Iterations per second the schedule intended (the offered load).
     pub offered_rps: f64,
+    /// Iterations per second the plan asks for over the run (open model only): the
+    /// demand, before the fleet governor's pauses and caps (`offered` is after them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_rps: Option<f64>,
     pub throttled_ratio: f64,
     pub statuses: BTreeMap<u16, u64>,
     pub steps: BTreeMap<String, StepSummary>,
@@ -233,6 +238,13 @@ pub struct Totals {
     /// request goes out after the plan's end).
     pub missed: u64,
     pub offered: u64,
+    /// Iterations the plan asked for over the run (open model only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<u64>,
+    /// Planned iterations never offered: held back by the fleet's backoff (pauses,
+    /// rate caps) or a ceiling (open model only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<u64>,
     pub client_errors: u64,
     pub server_errors: u64,
     pub timeouts: u64,
@@ -255,6 +267,8 @@ impl Totals {
             dropped: c.dropped,
             missed: c.missed,
             offered,
+            planned: None,
+            deferred: None,
             client_errors: c.client_errors,
             server_errors: c.server_errors,
             timeouts: c.timeouts,
@@ -283,6 +297,9 @@ pub struct IntervalSummary {
     /// Seconds since the start.
     pub t: u64,
     pub offered: u64,
+    /// Iterations the plan asked for in this second (open model only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<f64>,
     pub requests: u64,
     pub ok: u64,
     pub throttled: u64,
@@ -314,6 +331,14 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             0.0
         }
     };
+    let open = match &outcome.plan.load {
+        crescendo_plan::Load::Open(load) => Some(load),
+        crescendo_plan::Load::Closed(_) => None,
+    };
+    let planned = open.map(|load| load.iterations_until(outcome.load_duration).round() as u64);
+    let mut totals = Totals::of(&c, agg.offered);
+    totals.planned = planned;
+    totals.deferred = planned.map(|p| p.saturating_sub(agg.offered));
     let mut thresholds = evaluate(&outcome.plan.thresholds, &total, &agg.steps, duration_s);
     mark_aborted(&mut thresholds, outcome.aborted.as_ref());
     let agents = outcome
@@ -344,6 +369,10 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             IntervalSummary {
                 t: *t,
                 offered: interval.offered,
+                planned: open.map(|load| {
+                    let at = |s: u64| load.iterations_until(Duration::from_secs(s));
+                    at(*t + 1) - at(*t)
+                }),
                 requests: s.counters.requests,
                 ok: s.counters.ok,
                 throttled: s.counters.throttled,
@@ -383,12 +412,13 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
                 })
             })
             .collect(),
-        totals: Totals::of(&c, agg.offered),
+        totals,
         latency_ms: LatencySummary::of(&total.latency),
         service_time_ms: LatencySummary::of(&total.service_time),
         throughput_rps: per_s(c.requests),
         goodput_rps: per_s(c.ok),
         offered_rps: per_s(agg.offered),
+        planned_rps: planned.map(per_s),
         throttled_ratio: if c.requests == 0 {
             0.0
         } else {

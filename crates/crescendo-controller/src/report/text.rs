@@ -34,6 +34,13 @@ pub(crate) fn render(s: &Summary) -> String {
         "  throughput {:.2} req/s  goodput {:.2} req/s  offered {:.2} it/s",
         s.throughput_rps, s.goodput_rps, s.offered_rps
     );
+    if let (Some(rps), Some(planned), Some(deferred)) = (s.planned_rps, t.planned, t.deferred) {
+        let _ = writeln!(
+            out,
+            "  demand: planned {planned} iterations ({rps:.2} it/s), offered {}, deferred {deferred} (held back by backoff or a ceiling)",
+            t.offered
+        );
+    }
     let _ = writeln!(
         out,
         "  latency ms (from intended start)  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
