@@ -315,7 +315,10 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     assert_eq!(code, 3, "a cancelled run exits 3");
     let show = json(port, &["runs", "show", &id]);
     assert_eq!(show[0]["state"], "cancelled", "{show}");
-    assert_eq!(show[0]["plan_text"], std::fs::read_to_string(&slow).unwrap());
+    assert_eq!(
+        show[0]["plan_text"],
+        std::fs::read_to_string(&slow).unwrap()
+    );
 
     // Pause and resume a schedule.
     let paused = json(port, &["schedules", "pause", "second"]);
