@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use crescendo_backoff::{Policy, RateLimitInfo, RetryBudget, RetryConfig};
 use crescendo_metrics::recorder::Attempt;
-use crescendo_metrics::{Outcome, Recorder};
+use crescendo_metrics::{FailureKind, Outcome, Recorder};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Credentials;
 use crate::ceiling::{Ceiling, Take};
+use crate::failure::Failure;
 use crate::feeder::{Feed, Feeder, OnExhausted, Row};
 use crate::gate::RequestGate;
 use crate::pacing::Pacing;
@@ -31,6 +32,8 @@ pub(crate) struct RunSetup {
     pub(crate) agent_id: String,
     pub(crate) base_url: String,
     pub(crate) client: reqwest::Client,
+    /// The target's per-attempt timeout (the client's), named in timeout failures.
+    pub(crate) timeout: std::time::Duration,
     pub(crate) steps: Vec<PreparedStep>,
     /// Rows for iterations.
     pub(crate) feeder: Feeder,
@@ -170,12 +173,16 @@ impl RunContext {
         false
     }
 
-    pub(crate) fn record(&self, attempt: Attempt) {
-        self.setup
-            .recorder
-            .lock()
-            .expect("recorder lock")
-            .record(attempt);
+    /// Count one attempt and, when it failed, why (see `crate::failure`).
+    pub(crate) fn record(&self, attempt: Attempt, failure: Option<Failure>) {
+        let kind = failure
+            .as_ref()
+            .map(|f| FailureKind::new(attempt.outcome, attempt.status, &f.message));
+        let mut recorder = self.setup.recorder.lock().expect("recorder lock");
+        recorder.record(attempt);
+        if let (Some(kind), Some(failure)) = (kind, failure) {
+            recorder.record_failure(attempt.step, kind, unix_ms(), || failure.sample());
+        }
     }
 
     pub(crate) fn abort_run(&self, reason: String) {
@@ -186,4 +193,11 @@ impl RunContext {
         }
         self.setup.stop.cancel();
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::capture;
 use crate::context::RunContext;
+use crate::failure::{self, Failure};
 use crate::feeder::Row;
 use crate::request::{PreparedStep, Vars};
 
@@ -65,6 +66,8 @@ struct Answer {
     /// No token could be obtained, so nothing was sent: the outcome is the token
     /// endpoint's, the API said nothing (no quota, no throttle report, no retry).
     no_token: bool,
+    /// Why it failed (`None` for `Ok` and `Throttled`).
+    failure: Option<Failure>,
 }
 
 /// Send one step until it succeeds or the policy gives up; true on success.
@@ -109,16 +112,18 @@ async fn run_step(
             sent,
             captured,
             no_token,
+            failure,
         } = answer;
         let done = Instant::now();
-        ctx.record(Attempt {
+        let attempt = Attempt {
             step: index,
             outcome,
             status,
             latency: done.duration_since(intended),
             service_time: done.duration_since(sent),
             retry: retries > 0,
-        });
+        };
+        ctx.record(attempt, failure);
         if no_token {
             // The token provider already waited out throttles; the iteration ends. A
             // closed-model VU, which no schedule spaces, waits out the provider's
@@ -191,6 +196,7 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
                     sent: asked,
                     captured: Vec::new(),
                     no_token: true,
+                    failure: Some(failure::no_token(&e)),
                 });
             }
         };
@@ -201,7 +207,7 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
         let sent = Instant::now();
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return Some(transport_failure(&e, sent)),
+            Err(e) => return Some(transport_failure(ctx, &e, sent)),
         };
         let status = response.status().as_u16();
         if status == 401 && !refreshed && ctx.setup.auth.refreshable() && !step.expected(status) {
@@ -228,9 +234,9 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
         // Read the whole body: the request is complete only then.
         let body = match response.bytes().await {
             Ok(body) => body,
-            Err(e) => return Some(transport_failure(&e, sent)),
+            Err(e) => return Some(transport_failure(ctx, &e, sent)),
         };
-        let (outcome, captured) = judge(step, status, &info, &body, vars);
+        let (outcome, captured, failure) = judge(step, status, &info, &body, vars);
         return Some(Answer {
             outcome,
             status: Some(status),
@@ -238,36 +244,39 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
             sent,
             captured,
             no_token: false,
+            failure,
         });
     }
 }
 
-/// The outcome of an answer, with its captures when it succeeded.
+/// The outcome of an answer, with its captures when it succeeded and why when it
+/// failed (a throttle is expected: no why).
 fn judge(
     step: &PreparedStep,
     status: u16,
     info: &RateLimitInfo,
     body: &[u8],
     vars: &Vars<'_>,
-) -> (Outcome, Vec<(String, String)>) {
+) -> (Outcome, Vec<(String, String)>, Option<Failure>) {
     if !step.expected(status) {
         let outcome = match crescendo_backoff::classify(status, info) {
-            Signal::Throttle => Outcome::Throttled,
+            Signal::Throttle => return (Outcome::Throttled, Vec::new(), None),
             Signal::ServerError => Outcome::ServerError,
             Signal::ClientError | Signal::Success => Outcome::ClientError,
         };
-        return (outcome, Vec::new());
+        return (outcome, Vec::new(), Some(failure::response(status, body)));
     }
     match capture::inspect(body, &step.captures, &step.checks, |t| vars.render(t)) {
-        Ok(captured) => (Outcome::Ok, captured),
-        Err(failure) => {
-            tracing::debug!(%failure, "check failed");
-            (Outcome::CheckFailed, Vec::new())
+        Ok(captured) => (Outcome::Ok, captured, None),
+        Err(why) => {
+            tracing::debug!(failure = %why, "check failed");
+            let failure = failure::check_failed(status, &why, body);
+            (Outcome::CheckFailed, Vec::new(), Some(failure))
         }
     }
 }
 
-fn transport_failure(e: &reqwest::Error, sent: Instant) -> Answer {
+fn transport_failure(ctx: &RunContext, e: &reqwest::Error, sent: Instant) -> Answer {
     Answer {
         outcome: if e.is_timeout() {
             Outcome::Timeout
@@ -279,6 +288,7 @@ fn transport_failure(e: &reqwest::Error, sent: Instant) -> Answer {
         sent,
         captured: Vec::new(),
         no_token: false,
+        failure: Some(failure::transport(e, ctx.setup.timeout)),
     }
 }
 

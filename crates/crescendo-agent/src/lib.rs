@@ -46,6 +46,8 @@
 //! - `auth`: bearer tokens and OAuth2 client credentials (cached, single-flight,
 //!   refreshed, measured as the auxiliary step `auth.token`); secrets resolved on the
 //!   agent, never logged.
+//! - `failure`: why an attempt failed, as a normalised message and a masked sample
+//!   (the recorder keeps a bounded table of them per step and interval).
 //! - `capture`: JSON Pointer captures and checks on response bodies.
 //! - `feeder`: data rows for iterations, cycling or each once, from memory or
 //!   streamed from a spool file; what to do when they run out.
@@ -59,6 +61,7 @@ mod capture;
 mod ceiling;
 mod config;
 mod context;
+mod failure;
 mod feeder;
 mod from_plan;
 mod gate;

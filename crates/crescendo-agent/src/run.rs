@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Credentials;
 use crate::ceiling::Ceiling;
 use crate::context::{RunContext, RunSetup};
+use crate::failure::RunFailures;
 use crate::gate::RequestGate;
 use crate::iteration::{IterationId, run_iteration};
 use crate::messages::{Adjust, Finished, Snapshot, ToController};
@@ -193,6 +194,7 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
             &recorder,
         ),
         client,
+        timeout: plan.target.timeout,
         steps,
         feeder,
         on_exhausted: prepared.data.on_exhausted,
@@ -439,6 +441,7 @@ async fn drive_vu(
 async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
     let mut seq = 0u64;
     let mut start_ms = 0u64;
+    let mut failures = RunFailures::default();
     loop {
         let next = ctx.t0() + Duration::from_secs(seq + 1);
         let last = tokio::select! {
@@ -458,6 +461,10 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             recorder.take()
         };
         let attempts: u64 = steps.iter().map(|s| s.stats.counters.requests).sum();
+        failures.add(&steps);
+        if last && let Some(top) = failures.top(5) {
+            tracing::warn!(run_id = %ctx.setup.run_id, "errors by kind: {top}");
+        }
         let interval_s = end_ms.saturating_sub(start_ms) as f64 / 1000.0;
         if interval_s > 0.0 {
             ctx.reports.set_rate(attempts as f64 / interval_s);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crescendo_metrics::{Counters, StepSnapshot, encode};
+use crescendo_metrics::{Counters, FailureDetail, FailureKind, Outcome, StepSnapshot, encode};
 use crescendo_plan::Share;
 use crescendo_proto::v1 as pb;
 use pb::agent_message::Kind as Out;
@@ -206,6 +206,28 @@ fn step(step: &StepSnapshot) -> pb::StepSnapshot {
             .map(|(&k, &v)| (u32::from(k), v))
             .collect(),
         auxiliary: step.auxiliary,
+        failures: step.stats.failures.iter().map(failure).collect(),
+    }
+}
+
+fn failure((kind, detail): (&FailureKind, &FailureDetail)) -> pb::FailureKind {
+    use pb::FailureOutcome as O;
+    let outcome = match kind.outcome {
+        Outcome::ClientError => O::ClientError,
+        Outcome::ServerError => O::ServerError,
+        Outcome::Timeout => O::Timeout,
+        Outcome::ConnectError => O::ConnectError,
+        Outcome::CheckFailed => O::CheckFailed,
+        // Never in a table (see `crescendo_metrics::failures`).
+        Outcome::Ok | Outcome::Throttled => O::Unspecified,
+    };
+    pb::FailureKind {
+        outcome: outcome.into(),
+        status: kind.status.map(u32::from),
+        message: kind.message.clone(),
+        count: detail.count,
+        first_seen_unix_ms: detail.first_seen_ms,
+        sample: detail.sample.clone(),
     }
 }
 

@@ -110,11 +110,12 @@ impl Aggregate {
                 .entry(step.step.clone())
                 .or_default()
                 .add(&step.stats)?;
+            // Failures are reported per run, not per second: no table per interval.
             interval
                 .steps
                 .entry(step.step.clone())
                 .or_default()
-                .add(&step.stats)?;
+                .add_measurements(&step.stats)?;
         }
         Ok(true)
     }

@@ -105,6 +105,8 @@ pub(crate) enum WireError {
     },
     #[error("step {step:?}: status {status} is not an HTTP status")]
     Status { step: String, status: u32 },
+    #[error("step {step:?}: bad failure table: {reason}")]
+    Failures { step: String, reason: String },
 }
 
 /// Why a plan cannot be probed.

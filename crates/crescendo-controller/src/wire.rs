@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use crescendo_metrics::{Counters, StepSnapshot, StepStats, decode};
+use crescendo_metrics::failures::{MAX_KINDS, MAX_MERGED_KINDS};
+use crescendo_metrics::{
+    Counters, FailureDetail, FailureKind, Failures, Outcome, StepSnapshot, StepStats, decode,
+};
 use crescendo_proto::v1 as pb;
 use pb::agent_message::Kind as Out;
 use pb::controller_message::Kind as In;
@@ -93,16 +96,67 @@ fn step(s: pb::StepSnapshot) -> Result<StepSnapshot, WireError> {
             }),
         })
         .collect::<Result<_, _>>()?;
+    let failures = failures(&s.step, &s.failures)?;
     Ok(StepSnapshot {
         stats: StepStats {
             latency,
             service_time,
             counters: s.counters.as_ref().map(counters).unwrap_or_default(),
             statuses,
+            failures,
         },
         step: s.step,
         auxiliary: s.auxiliary,
     })
+}
+
+/// Most failure kinds one step's snapshot may carry: an agent sends at most
+/// `MAX_KINDS` plus one "other failures" per error outcome.
+const MAX_WIRE_FAILURES: usize = MAX_KINDS + Outcome::ERRORS.len();
+
+/// A step's failure table: too many kinds, an outcome that is no error or a status
+/// that is no HTTP status refuse the snapshot; over-long messages and samples are cut
+/// (`Failures::insert`), and the table is bounded like any merged one.
+fn failures(step: &str, kinds: &[pb::FailureKind]) -> Result<Failures, WireError> {
+    let refuse = |reason: String| WireError::Failures {
+        step: step.to_owned(),
+        reason,
+    };
+    if kinds.len() > MAX_WIRE_FAILURES {
+        return Err(refuse(format!(
+            "{} kinds, at most {MAX_WIRE_FAILURES}",
+            kinds.len()
+        )));
+    }
+    let mut table = Failures::default();
+    for k in kinds {
+        use pb::FailureOutcome as O;
+        let outcome = match O::try_from(k.outcome) {
+            Ok(O::ClientError) => Outcome::ClientError,
+            Ok(O::ServerError) => Outcome::ServerError,
+            Ok(O::Timeout) => Outcome::Timeout,
+            Ok(O::ConnectError) => Outcome::ConnectError,
+            Ok(O::CheckFailed) => Outcome::CheckFailed,
+            Ok(O::Unspecified) | Err(_) => {
+                return Err(refuse(format!("outcome {} is no error", k.outcome)));
+            }
+        };
+        let status = match k.status.map(u16::try_from) {
+            None => None,
+            Some(Ok(code)) if (100..=999).contains(&code) => Some(code),
+            Some(_) => return Err(refuse(format!("status {:?}", k.status))),
+        };
+        table.insert(
+            FailureKind::new(outcome, status, &k.message),
+            FailureDetail {
+                count: k.count,
+                first_seen_ms: k.first_seen_unix_ms,
+                sample: k.sample.clone(),
+            },
+        );
+    }
+    table.bound(MAX_MERGED_KINDS);
+    Ok(table)
 }
 
 fn counters(c: &pb::Counters) -> Counters {
@@ -318,6 +372,71 @@ mod tests {
             ),
             "{rejected:?}"
         );
+    }
+
+    fn with_failures(failures: Vec<pb::FailureKind>) -> FromAgent {
+        from_agent(Out::Snapshot(pb::Snapshot {
+            steps: vec![pb::StepSnapshot {
+                step: "s".into(),
+                failures,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+    }
+
+    fn refused(n: u64) -> pb::FailureKind {
+        pb::FailureKind {
+            outcome: pb::FailureOutcome::ConnectError.into(),
+            message: "connection refused".into(),
+            count: n,
+            first_seen_unix_ms: 1_700_000_000_000,
+            sample: "x".repeat(1_000),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn failure_tables_are_cut_to_their_limits_or_refused() {
+        let long = pb::FailureKind {
+            message: "m".repeat(1_000),
+            outcome: pb::FailureOutcome::ClientError.into(),
+            status: Some(404),
+            ..refused(2)
+        };
+        let FromAgent::Snapshot(s) = with_failures(vec![refused(3), long, refused(4)]) else {
+            panic!("a valid table is taken");
+        };
+        let table = &s.steps[0].stats.failures;
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.count_of(Outcome::ConnectError), 7);
+        assert!(
+            table
+                .iter()
+                .all(|(k, d)| k.message.len() <= 200 && d.sample.len() <= 256)
+        );
+        let too_many = (0..30).map(|_| refused(1)).collect();
+        let ok = pb::FailureKind {
+            outcome: pb::FailureOutcome::Unspecified.into(),
+            ..refused(1)
+        };
+        let bad_status = pb::FailureKind {
+            status: Some(70_000),
+            ..refused(1)
+        };
+        for kinds in [too_many, vec![ok], vec![bad_status]] {
+            let rejected = with_failures(kinds);
+            assert!(
+                matches!(
+                    rejected,
+                    FromAgent::Rejected {
+                        error: WireError::Failures { .. },
+                        ..
+                    }
+                ),
+                "{rejected:?}"
+            );
+        }
     }
 
     #[test]

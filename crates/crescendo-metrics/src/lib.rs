@@ -10,6 +10,8 @@
 //! - [`histogram`]: histogram construction, V2+deflate encoding, guarded decoding of
 //!   untrusted bytes, and [`LatencySummary`].
 //! - [`outcome`]: the per-attempt [`Outcome`] enum and [`Counters`] by outcome.
+//! - [`failures`]: [`Failures`], a step's distinct failures (outcome, status, normalised
+//!   message) with counts and a sample, bounded so counts stay exact.
 //! - [`recorder`]: the agent side, [`Recorder`] and its interval snapshots.
 //! - [`merged`]: [`StepStats`], one step's measurements (an interval's or merged), and
 //!   [`StepSnapshot`], one step's interval as shipped.
@@ -18,11 +20,13 @@
 //! [`StepSnapshot`]'s histograms with [`encode`] and the controller's gRPC edge decodes
 //! them with [`decode`], which refuses hostile bytes there, before anything is merged.
 
+pub mod failures;
 pub mod histogram;
 pub mod merged;
 pub mod outcome;
 pub mod recorder;
 
+pub use failures::{FailureDetail, FailureKind, Failures};
 pub use histogram::{LatencySummary, decode, encode, new_histogram};
 pub use merged::{StepSnapshot, StepStats};
 pub use outcome::{Counters, Outcome};

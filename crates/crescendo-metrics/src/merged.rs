@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::MetricsError;
+use crate::failures::Failures;
 use crate::histogram::new_histogram;
 use crate::outcome::Counters;
 
@@ -18,6 +19,8 @@ pub struct StepStats {
     pub service_time: Histogram<u64>,
     pub counters: Counters,
     pub statuses: BTreeMap<u16, u64>,
+    /// Distinct failures (bounded; see [`Failures`]).
+    pub failures: Failures,
 }
 
 impl Default for StepStats {
@@ -27,14 +30,24 @@ impl Default for StepStats {
             service_time: new_histogram(),
             counters: Counters::default(),
             statuses: BTreeMap::new(),
+            failures: Failures::default(),
         }
     }
 }
 
 impl StepStats {
     /// Add another step's measurements into this one (exact: histograms are added
-    /// bucket by bucket, counters summed).
+    /// bucket by bucket, counters summed; failure tables merged and bounded, their
+    /// counts exact).
     pub fn add(&mut self, other: &StepStats) -> Result<(), MetricsError> {
+        self.add_measurements(other)?;
+        self.failures.add(&other.failures);
+        Ok(())
+    }
+
+    /// Like [`add`](Self::add) but without the failure table: for per-second series,
+    /// which never report failures and would otherwise hold a table per second.
+    pub fn add_measurements(&mut self, other: &StepStats) -> Result<(), MetricsError> {
         self.latency
             .add(&other.latency)
             .map_err(|e| MetricsError::Merge(format!("{e:?}")))?;

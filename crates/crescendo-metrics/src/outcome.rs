@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// The outcome of one HTTP attempt. Every attempt has exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
     /// An expected status.
     Ok,
@@ -19,6 +19,36 @@ pub enum Outcome {
     ConnectError,
     /// An expected status whose body failed one of the step's checks.
     CheckFailed,
+}
+
+impl Outcome {
+    /// The outcomes counted among errors (every one but `Ok` and `Throttled`).
+    pub const ERRORS: [Outcome; 5] = [
+        Outcome::ClientError,
+        Outcome::ServerError,
+        Outcome::Timeout,
+        Outcome::ConnectError,
+        Outcome::CheckFailed,
+    ];
+
+    /// The name in reports: `ok`, `throttled`, `client_error`, `server_error`,
+    /// `timeout`, `connect_error`, `check_failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Throttled => "throttled",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+            Outcome::Timeout => "timeout",
+            Outcome::ConnectError => "connect_error",
+            Outcome::CheckFailed => "check_failed",
+        }
+    }
+
+    /// Whether this outcome counts among errors.
+    pub fn is_error(self) -> bool {
+        !matches!(self, Outcome::Ok | Outcome::Throttled)
+    }
 }
 
 /// Counters by outcome. `requests` is the sum of the seven outcome counters.
@@ -60,6 +90,19 @@ impl Counters {
             Outcome::Timeout => self.timeouts += 1,
             Outcome::ConnectError => self.connect_errors += 1,
             Outcome::CheckFailed => self.check_failed += 1,
+        }
+    }
+
+    /// The counter of one outcome.
+    pub fn of(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Ok => self.ok,
+            Outcome::Throttled => self.throttled,
+            Outcome::ClientError => self.client_errors,
+            Outcome::ServerError => self.server_errors,
+            Outcome::Timeout => self.timeouts,
+            Outcome::ConnectError => self.connect_errors,
+            Outcome::CheckFailed => self.check_failed,
         }
     }
 

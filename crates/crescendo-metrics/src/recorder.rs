@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::failures::FailureKind;
 use crate::histogram::record;
 use crate::merged::{StepSnapshot, StepStats};
 use crate::outcome::Outcome;
@@ -79,6 +80,22 @@ impl Recorder {
         if attempt.outcome == Outcome::Ok {
             record(&mut step.latency, attempt.latency);
             record(&mut step.service_time, attempt.service_time);
+        }
+    }
+
+    /// Note why an attempt already [`record`](Self::record)ed failed: `at_ms` is the
+    /// Unix time in milliseconds, `sample` (a masked body, cut to 256 bytes here) is
+    /// only asked for when the kind is new in this interval. Ignores `Ok` and
+    /// `Throttled`; bounded (see [`crate::failures`]).
+    pub fn record_failure(
+        &mut self,
+        step: usize,
+        kind: FailureKind,
+        at_ms: u64,
+        sample: impl FnOnce() -> String,
+    ) {
+        if let Some(step) = self.steps.get_mut(step) {
+            step.failures.record(kind, at_ms, sample);
         }
     }
 

@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (inline SVG, no script, no network) with the
 //! verdict first, then rates over time (with the governor's decisions as shaded
-//! spans), latency over time and by percentile, then per-step and agent tables and
-//! the plan as run (secrets masked).
+//! spans), latency over time and by percentile, then per-step, errors-by-kind and
+//! agent tables and the plan as run (secrets masked).
 
 use std::fmt::Write;
 
@@ -190,6 +190,7 @@ pub(crate) fn render(s: &Summary) -> String {
     ));
     out.push_str(&super::distribution::svg(&s.latency_distribution));
     out.push_str(&steps_table(s));
+    out.push_str(&errors_table(s));
     out.push_str("<h2>Agents</h2><table><tr><th>agent</th><th>host</th><th>requests</th><th>ok</th><th>throttled</th><th>errors</th><th>lost</th></tr>");
     for a in &s.agents {
         let _ = write!(
@@ -285,6 +286,33 @@ fn steps_table(s: &Summary) -> String {
     out
 }
 
+/// The run's failures by kind, the most frequent first; nothing when none failed.
+fn errors_table(s: &Summary) -> String {
+    if s.errors_by_kind.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Errors by kind</h2><table id=\"errors-by-kind\"><tr><th>count</th><th>step</th><th>outcome</th>\
+         <th>status</th><th>message</th><th>first seen s</th><th>sample (masked)</th></tr>",
+    );
+    for e in &s.errors_by_kind {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td>{:.1}</td>\
+             <td style=\"text-align:left\"><code>{}</code></td></tr>",
+            e.count,
+            esc(&e.step),
+            esc(&e.outcome),
+            e.status.map_or_else(String::new, |s| s.to_string()),
+            esc(&e.message),
+            e.first_seen_s,
+            esc(&e.sample)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +362,30 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "self-contained"
         );
+    }
+
+    #[test]
+    fn errors_by_kind_are_a_table_with_escaped_text() {
+        let mut s = fixture::summary();
+        assert!(!render(&s).contains("Errors by kind"));
+        s.errors_by_kind = vec![crate::report::errors::ErrorKindSummary {
+            step: "update".into(),
+            outcome: "client_error".into(),
+            status: Some(404),
+            message: "404 Not Found: flow not found: flow-<n>".into(),
+            count: 12,
+            first_seen_s: 1.5,
+            sample: r#"{"message":"flow not found: flow-1"}"#.into(),
+        }];
+        let html = render(&s);
+        assert!(
+            html.contains(
+                "<tr><td>12</td><td>update</td><td>client_error</td><td>404</td>\
+                 <td style=\"text-align:left\">404 Not Found: flow not found: flow-&lt;n&gt;</td><td>1.5</td>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<code>{&quot;message&quot;"), "{html}");
     }
 
     #[test]

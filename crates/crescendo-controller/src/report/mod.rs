@@ -1,9 +1,11 @@
 //! Report files written at the end of a run: `summary.json`, `latency.hlog`,
 //! `report.html`, `results.csv` (per second and step) and `junit.xml` (the
-//! thresholds as a test suite).
+//! thresholds as a test suite). `errors` lists the run's failures by kind for
+//! `summary.json`, the terminal and the page.
 
 mod csv;
 mod distribution;
+pub mod errors;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod hlog;

@@ -11,6 +11,7 @@ use crate::aggregate::sum;
 use crate::run::RunOutcome;
 use crate::thresholds::{Aborted, ThresholdResult, evaluate, mark_aborted};
 
+use super::errors::{ErrorKindSummary, by_kind};
 use super::verdict::{Verdict, judge};
 
 /// The run's result. Read back (`report`, `compare`) with every field missing from an
@@ -47,6 +48,10 @@ pub struct Summary {
     pub planned_rps: Option<f64>,
     pub throttled_ratio: f64,
     pub statuses: BTreeMap<u16, u64>,
+    /// The run's distinct failures, the most frequent first: step, outcome, status,
+    /// normalised message, count, first seen, masked sample (see `report::errors`).
+    /// Empty in summaries written before it existed.
+    pub errors_by_kind: Vec<ErrorKindSummary>,
     pub steps: BTreeMap<String, StepSummary>,
     /// Requests that are not scenario steps, kept out of every total: `auth.token`
     /// (OAuth token fetches).
@@ -425,6 +430,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             c.throttled as f64 / c.requests as f64
         },
         statuses: total.statuses.clone(),
+        errors_by_kind: by_kind(&agg.steps, started_at_unix_s),
         steps: agg
             .steps
             .iter()
@@ -483,5 +489,6 @@ mod tests {
         let json = serde_json::json!({ "lost_agents": [lost] }).to_string();
         let new: Summary = serde_json::from_str(&json).unwrap();
         assert_eq!(new.lost_agents, [lost]);
+        assert!(old.errors_by_kind.is_empty() && new.errors_by_kind.is_empty());
     }
 }

@@ -4,6 +4,9 @@ use std::fmt::Write;
 
 use super::Summary;
 
+/// Kinds of failure shown (all are in `summary.json` and `report.html`).
+const TOP_ERRORS: usize = 5;
+
 pub(crate) fn render(s: &Summary) -> String {
     let t = &s.totals;
     let l = &s.latency_ms;
@@ -51,6 +54,21 @@ pub(crate) fn render(s: &Summary) -> String {
         "  service time ms                   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         st.p50, st.p90, st.p99, st.p999, st.max
     );
+    if let Some(first) = s.errors_by_kind.first() {
+        let shown = s.errors_by_kind.len().min(TOP_ERRORS);
+        if shown == 1 {
+            let _ = writeln!(out, "  errors by kind: {}", super::errors::line(first));
+        } else {
+            let _ = writeln!(
+                out,
+                "  errors by kind (top {shown} of {}):",
+                s.errors_by_kind.len()
+            );
+            for e in s.errors_by_kind.iter().take(TOP_ERRORS) {
+                let _ = writeln!(out, "    {}", super::errors::line(e));
+            }
+        }
+    }
     for lost in &s.lost_agents {
         let _ = writeln!(
             out,
@@ -82,4 +100,45 @@ pub(crate) fn render(s: &Summary) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::errors::ErrorKindSummary;
+    use crate::report::fixture;
+
+    fn kind(count: u64, message: &str) -> ErrorKindSummary {
+        ErrorKindSummary {
+            step: "update".into(),
+            outcome: "connect_error".into(),
+            message: message.into(),
+            count,
+            ..ErrorKindSummary::default()
+        }
+    }
+
+    #[test]
+    fn the_top_five_kinds_of_error_are_printed() {
+        let mut s = fixture::summary();
+        assert!(!render(&s).contains("errors by kind"));
+        s.errors_by_kind = vec![kind(30, "connection refused")];
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "  errors by kind: 30 × connect_error: connection refused (step update)\n"
+            ),
+            "{text}"
+        );
+        s.errors_by_kind = (0..7).map(|i| kind(10 - i, &format!("m{i}"))).collect();
+        let text = render(&s);
+        assert!(
+            text.contains("errors by kind (top 5 of 7):\n    10 × "),
+            "{text}"
+        );
+        assert!(
+            text.contains("(step update)\n") && !text.contains("m5"),
+            "{text}"
+        );
+    }
 }

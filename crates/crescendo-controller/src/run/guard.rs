@@ -5,7 +5,8 @@
 //!
 //! A snapshot is refused whole when a step name is not the plan's, its counters
 //! contradict each other (outcomes must add up to `requests`, `ok` equals the latency
-//! histograms' counts, statuses at most `requests`), it counts more requests than the
+//! histograms' counts, statuses at most `requests`, the failure table's counts at most
+//! each error outcome's counter), it counts more requests than the
 //! agent's share could send in its interval (with generous slack), its interval lies
 //! outside the run, or its sequence number is far ahead of what was merged. Throttle
 //! and quota reports are rate-limited per agent. A refusal is counted by reason
@@ -20,6 +21,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crescendo_metrics::Outcome;
 use crescendo_plan::{Load, Plan, Share};
 use tokio::time::Instant;
 
@@ -137,7 +139,10 @@ impl Guard {
                 && c.retries <= c.requests
                 && statuses.is_some_and(|n| n <= c.requests)
                 && st.latency.len() == c.ok
-                && st.service_time.len() == c.ok;
+                && st.service_time.len() == c.ok
+                && Outcome::ERRORS
+                    .iter()
+                    .all(|&o| st.failures.count_of(o) <= c.of(o));
             if !consistent {
                 return Err(Rejection::Inconsistent);
             }
@@ -169,7 +174,7 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crescendo_metrics::{Counters, StepSnapshot, StepStats};
+    use crescendo_metrics::{Counters, FailureDetail, FailureKind, StepSnapshot, StepStats};
 
     const PLAN: &str = r#"
 name = "guard"
@@ -248,6 +253,36 @@ max_retries = 0
         let mut s = snapshot("update", 1);
         s.steps.push(s.steps[0].clone());
         assert_eq!(g.check(&s, 0), Err(Rejection::UnknownStep));
+    }
+
+    #[test]
+    fn failures_may_not_outnumber_their_outcome() {
+        let g = guard();
+        let mut s = snapshot("update", 0);
+        let c = &mut s.steps[0].stats.counters;
+        (c.requests, c.connect_errors) = (5, 5);
+        let refused = |count| {
+            (
+                FailureKind::new(Outcome::ConnectError, None, "connection refused"),
+                FailureDetail {
+                    count,
+                    ..FailureDetail::default()
+                },
+            )
+        };
+        let (kind, detail) = refused(5);
+        s.steps[0].stats.failures.insert(kind, detail);
+        assert_eq!(g.check(&s, 0), Ok(()));
+        let (kind, detail) = refused(1);
+        s.steps[0].stats.failures.insert(kind, detail);
+        assert_eq!(g.check(&s, 0), Err(Rejection::Inconsistent));
+        // Counted under another outcome than the counter's: refused too.
+        let mut s = snapshot("update", 0);
+        let c = &mut s.steps[0].stats.counters;
+        (c.requests, c.timeouts) = (5, 5);
+        let (kind, detail) = refused(1);
+        s.steps[0].stats.failures.insert(kind, detail);
+        assert_eq!(g.check(&s, 0), Err(Rejection::Inconsistent));
     }
 
     #[test]
