@@ -93,9 +93,10 @@ async fn a_failing_abort_threshold_stops_the_fleet_after_its_grace() {
         !errors.ok && errors.aborted_run && errors.abort_on_fail,
         "{errors:?}"
     );
+    // Every read was a 404: no successful request for its latency threshold to measure.
     let step = &summary.thresholds[1];
     assert_eq!(step.step.as_deref(), Some("read"));
-    assert!(step.ok, "{step:?}");
+    assert!(!step.ok && step.no_samples && !step.aborted_run, "{step:?}");
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();

@@ -6,6 +6,7 @@ fn second(t: u64, ok: u64, throttled: u64) -> IntervalSummary {
     IntervalSummary {
         t,
         offered: ok + throttled,
+        planned: None,
         requests: ok + throttled,
         ok,
         throttled,

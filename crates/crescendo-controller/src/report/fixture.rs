@@ -31,6 +31,8 @@ pub(crate) fn totals(requests: u64, ok: u64, throttled: u64) -> Totals {
         dropped: 0,
         missed: 0,
         offered: requests,
+        planned: Some(requests),
+        deferred: Some(0),
         client_errors: requests - ok - throttled,
         server_errors: 0,
         timeouts: 0,
@@ -97,6 +99,7 @@ pub(crate) fn summary() -> Summary {
             .map(|t| IntervalSummary {
                 t,
                 offered: 100,
+                planned: Some(100.0),
                 requests: 100,
                 ok: 90,
                 throttled: 9,
