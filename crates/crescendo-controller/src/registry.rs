@@ -24,7 +24,10 @@ use crescendo_plan::labels::{self, Labels};
 
 use crate::error::ControllerError;
 use crate::liveness::{AttachRefused, StreamLife};
-use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
+use crate::messages::{
+    AgentEvent, AgentTx, AgentView, CancelView, FromAgent, Hello, RunView, StatusView, Stop,
+    ToAgent,
+};
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
 use crate::run::request::{RunOutcome, RunRequest, RunStarted, StopCause};
@@ -65,6 +68,9 @@ struct Known {
     tx: Option<AgentTx>,
     /// The run it is lent to.
     run: Option<String>,
+    /// A run it is still part of that this registry does not know (a controller
+    /// restarted under it): told to stop, it is not idle until it says `Finished`.
+    orphan: Option<String>,
 }
 
 /// A run request waiting for agents.
@@ -75,6 +81,52 @@ struct Waiting {
     deadline: Instant,
     /// The idle count last shown, so progress prints only changes.
     shown: Option<usize>,
+}
+
+/// An agent came back still part of `run_id`, which this registry does not know (the
+/// controller restarted): tell it to stop its load. Returns the run to wait out.
+fn stop_orphan(agent: &str, run_id: &str, tx: &AgentTx) -> String {
+    tracing::warn!(
+        agent,
+        run_id,
+        "agent is still part of a run this controller does not know: stopping it"
+    );
+    let stop = ToAgent::Stop(Stop {
+        run_id: run_id.to_owned(),
+        reason: "the controller restarted and no longer knows this run".to_owned(),
+        release: false,
+    });
+    if tx.try_send(stop).is_err() {
+        tracing::warn!(
+            agent,
+            "could not queue the stop; the agent's stream is full"
+        );
+    }
+    run_id.to_owned()
+}
+
+/// A message of an orphaned run: its snapshots are acknowledged (nothing merges them)
+/// so the agent does not keep them; its `Finished` makes the agent idle.
+fn drain_orphan(known: &mut Known, agent: &str, message: FromAgent) {
+    let Some(tx) = &known.tx else {
+        return;
+    };
+    match message {
+        FromAgent::Snapshot(s) => {
+            let _ = tx.try_send(ToAgent::Ack {
+                run_id: s.run_id,
+                seq: s.seq,
+            });
+        }
+        FromAgent::Rejected { run_id, seq, .. } => {
+            let _ = tx.try_send(ToAgent::Ack { run_id, seq });
+        }
+        FromAgent::Finished(f) => {
+            tracing::info!(agent, run_id = %f.run_id, "the old run stopped: agent idle");
+            known.orphan = None;
+        }
+        _ => {}
+    }
 }
 
 /// Say how many matching agents a waiting run has, when that changed.
@@ -149,7 +201,7 @@ impl Registry {
     fn idle(&self) -> impl Iterator<Item = (&String, &Known)> {
         self.agents
             .iter()
-            .filter(|(_, k)| k.run.is_none() && k.tx.is_some())
+            .filter(|(_, k)| k.run.is_none() && k.orphan.is_none() && k.tx.is_some())
     }
 
     /// Idle agents that `selector` picks, in id order.
@@ -311,6 +363,8 @@ impl Registry {
                     old.life.replace();
                 }
                 let run = old.and_then(|k| k.run);
+                let orphan = (run.is_none() && !resume_run_id.is_empty())
+                    .then(|| stop_orphan(&agent, &resume_run_id, &tx));
                 if let Some(run_id) = &run {
                     let seen = Seen::Attached {
                         resume_run_id,
@@ -324,6 +378,7 @@ impl Registry {
                     life,
                     tx: Some(tx),
                     run,
+                    orphan,
                 };
                 self.agents.insert(agent, known);
             }
@@ -332,11 +387,13 @@ impl Registry {
                 conn,
                 message,
             } => {
-                let Some(known) = self.agents.get(&agent).filter(|k| k.conn == conn) else {
+                let Some(known) = self.agents.get_mut(&agent).filter(|k| k.conn == conn) else {
                     return;
                 };
                 if let Some(run_id) = known.run.clone() {
                     self.route(&run_id, agent, Seen::Message(message)).await;
+                } else if known.orphan.is_some() && known.orphan.as_deref() == message.run_id() {
+                    drain_orphan(known, &agent, message);
                 }
             }
             AgentEvent::Detached { agent, conn } => {
@@ -399,7 +456,11 @@ impl Registry {
                 id: id.clone(),
                 host: k.hello.host.clone(),
                 version: k.hello.version.clone(),
-                run_id: k.run.clone().unwrap_or_default(),
+                run_id: k
+                    .run
+                    .clone()
+                    .or_else(|| k.orphan.clone())
+                    .unwrap_or_default(),
                 labels: k.hello.labels.clone(),
                 silent: k.life.silent_for(),
             })

@@ -136,6 +136,17 @@ fn start_agents(port: u16, shutdown: &CancellationToken) {
     }
 }
 
+/// Requests flowsim has accepted so far.
+async fn accepted(base_url: &str) -> u64 {
+    let stats: Value = reqwest::get(format!("{base_url}/__sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["accepted"].as_u64().unwrap()
+}
+
 /// Idle agents, once the service answers.
 fn idle_agents(port: u16) -> Option<usize> {
     let (code, stdout, _) = cli(port, &["agents", "list", "--output", "json"], None);
