@@ -15,7 +15,7 @@ use crate::certs::Role;
 use crate::error::{ControllerError, ServiceError};
 use crate::registry::Command;
 use crate::run::request::StopCause;
-use crate::security::{Gate, refuse_role};
+use crate::security::{Gate, refuse_role, require_operator};
 use crate::service::records::{run_json, schedule_json};
 use crate::service::{RunAction, ScheduleAction, ServiceCommand, ServiceHandle, Submission};
 use crate::wire;
@@ -77,13 +77,15 @@ impl AdminService {
         }
     }
 
-    /// The admin token, and under mutual TLS a certificate that is not an agent's.
+    /// The admin token; under mutual TLS also a certificate that is not an agent's, or,
+    /// without an admin token, one that is an operator's.
     fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
         self.gate.check(request, call)?;
-        if self.client_auth {
-            refuse_role(request, Role::Agent, call)?;
+        match (self.client_auth, self.gate.is_set()) {
+            (false, _) => Ok(()),
+            (true, true) => refuse_role(request, Role::Agent, call),
+            (true, false) => require_operator(request, call),
         }
-        Ok(())
     }
 
     async fn command(&self, command: Command) -> Result<(), ControllerError> {

@@ -144,6 +144,11 @@ impl Gate {
 
     /// `Unauthenticated` when the request lacks the token or carries another one;
     /// logged with the peer's address (never the token).
+    /// Whether a token is asked for.
+    pub(crate) fn is_set(&self) -> bool {
+        self.digest.is_some()
+    }
+
     pub(crate) fn check<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
         let Some(expected) = &self.digest else {
             return Ok(());
@@ -183,6 +188,20 @@ pub(crate) fn refuse_role<T>(
             "an operator's certificate (OU crescendo-operator) cannot attach as an agent"
         }
     };
+    tracing::warn!(peer = %peer(request), call, "refused: {what}");
+    Err(Status::permission_denied(what))
+}
+
+/// Under mutual TLS with no admin token, the certificate is the only proof an operator
+/// has: it must name the operator role (OU crescendo-operator).
+pub(crate) fn require_operator<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
+    let role = request
+        .peer_certs()
+        .and_then(|certs| certs.first().and_then(crate::tls::peer_role));
+    if role == Some(Role::Operator) {
+        return Ok(());
+    }
+    let what = "an operator's certificate (OU crescendo-operator, `certs --operator`) or the admin token is needed";
     tracing::warn!(peer = %peer(request), call, "refused: {what}");
     Err(Status::permission_denied(what))
 }

@@ -139,9 +139,9 @@ fn admin(url: &str, certs: &Path, command: &str, admin_token: Option<&str>) -> O
         .arg("--tls-ca")
         .arg(certs.join("ca.pem"))
         .arg("--tls-cert")
-        .arg(certs.join("agent-operator.pem"))
+        .arg(certs.join("operator-ops.pem"))
         .arg("--tls-key")
-        .arg(certs.join("agent-operator-key.pem"))
+        .arg(certs.join("operator-ops-key.pem"))
         .env_remove("CRESCENDO_ADMIN_TOKEN");
     if let Some(token) = admin_token {
         cmd.env("CRESCENDO_ADMIN_TOKEN", token);
@@ -173,8 +173,8 @@ async fn a_secured_run_admits_only_the_enrolled_agent_and_counts_exactly() {
         "tls-agent",
         "--agent",
         "wrong-token",
-        "--agent",
-        "operator",
+        "--operator",
+        "ops",
     ]);
     assert_eq!(code, 0, "{made}");
     let other = dir.path().join("other");
