@@ -456,6 +456,59 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
         || (idle_agents(port) == Some(3)).then_some(()),
     )
     .await;
+    // Idle means stopped: the restarted service told them to stop the run it does not
+    // know, and they said Finished; no request reaches flowsim any more.
+    let accepted_then = accepted(&base_url).await;
+    // A few CLI round trips later (at the plan's 30 req/s a leak would show):
+    for _ in 0..3 {
+        assert_eq!(idle_agents(port), Some(3));
+    }
+    assert_eq!(
+        accepted(&base_url).await,
+        accepted_then,
+        "the agents sent load while idle"
+    );
+    let (code, out, err) = cli(
+        port,
+        &["submit", long.to_str().unwrap(), "--agents", "2"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // SIGTERM mid-run: the run is recorded interrupted with its full results, and the
+    // service exits 0 by itself.
+    until(
+        "the second long run running",
+        Duration::from_secs(30),
+        || {
+            runs(port)
+                .into_iter()
+                .find(|r| r["state"] == "running" && r["plan_name"] == "svc-long")
+        },
+    )
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = service.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    let mut service = serve(&data, port, &notify);
+    let stopped = until("the stopped run's record", Duration::from_secs(30), || {
+        let (code, stdout, _) = cli(port, &["runs", "list", "--output", "json"], None);
+        let list: Vec<Value> = serde_json::from_str(&stdout).ok().filter(|_| code == 0)?;
+        list.into_iter().next()
+    })
+    .await;
+    assert_eq!(stopped["state"], "interrupted", "{stopped}");
+    assert_eq!(stopped["exit_code"], 130, "{stopped}");
+    let reports = data.join("runs").join(stopped["id"].as_str().unwrap());
+    assert!(
+        reports.join("summary.json").is_file(),
+        "{}",
+        reports.display()
+    );
     service.kill().unwrap();
     service.wait().unwrap();
 }
