@@ -30,7 +30,7 @@ use crate::messages::{
 };
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
-use crate::run::request::{RunOutcome, RunRequest, RunStarted, StopCause};
+use crate::run::request::{RunOutcome, RunRequest, StopCause};
 use crate::run::state::{RunNews, Seen};
 
 /// Room in a run's inbox: agent messages wait here while the run merges.
@@ -242,13 +242,6 @@ impl Registry {
             known.run = Some(run_id.clone());
             let tx = known.tx.clone().expect("idle agents are attached");
             crew.push((id, known.hello.host.clone(), tx));
-        }
-        if let Some(started) = &w.request.started {
-            let agents = crew.iter().map(|(id, _, _)| id.clone()).collect();
-            let _ = started.send(RunStarted {
-                run_id: run_id.clone(),
-                agents,
-            });
         }
         let (inbox_tx, inbox) = mpsc::channel(RUN_INBOX);
         self.runs.insert(run_id.clone(), inbox_tx);

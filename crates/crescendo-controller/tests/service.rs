@@ -203,7 +203,10 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
         .unwrap();
     let (hook_url, hooks) = webhook_receiver(&shutdown).await;
     let port = free_port();
-    let notify = ["--notify", hook_url.as_str()];
+    let hook_file = tmp.path().join("notify-url");
+    // A token in the webhook's query, as chat webhooks carry: never in a log or record.
+    std::fs::write(&hook_file, format!("{hook_url}?token=hook-s3cret\n")).unwrap();
+    let notify = ["--notify-url-file", hook_file.to_str().unwrap()];
     let mut service = serve(&data, port, &notify);
     start_agents(port, &shutdown);
     until("3 idle agents", Duration::from_secs(30), || {
@@ -444,6 +447,18 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
             .unwrap()
             .contains("service stopped")
     );
+    until(
+        "the webhook hears of the interrupted run",
+        Duration::from_secs(30),
+        || {
+            let posted = hooks.lock().unwrap();
+            posted
+                .iter()
+                .any(|b| b["run"]["id"] == interrupted["id"] && b["run"]["state"] == "interrupted")
+                .then_some(())
+        },
+    )
+    .await;
     let schedules = json(port, &["schedules", "list"]);
     assert_eq!(
         schedules["schedules"].as_array().unwrap().len(),
@@ -511,6 +526,13 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     );
     service.kill().unwrap();
     service.wait().unwrap();
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(!log.contains("hook-s3cret"), "{log}");
+    let notified = std::fs::read_to_string(reports.join("notify.json")).unwrap();
+    assert!(
+        !notified.contains("hook-s3cret") && notified.contains("\"delivered\": true"),
+        "{notified}"
+    );
 }
 
 #[tokio::test]

@@ -43,10 +43,12 @@ pub(super) struct ServeArgs {
     /// `regressed` (0.05 = 5 %).
     #[arg(long, default_value_t = 0.05, value_parser = crate::compare::parse_tolerance)]
     tolerance: f64,
-    /// POST every finished run (verdict, headline figures, baseline comparison; JSON)
-    /// to this URL; retried with backoff, failures recorded in runs/<id>/notify.json.
-    #[arg(long, value_name = "URL")]
-    notify: Option<String>,
+    /// A file holding a webhook URL to POST every finished run to (verdict, headline
+    /// figures, baseline comparison; JSON); retried with backoff, failures recorded in
+    /// runs/<id>/notify.json. A file (or CRESCENDO_NOTIFY_URL), never argv: webhook
+    /// URLs often carry a token.
+    #[arg(long, value_name = "FILE")]
+    notify_url_file: Option<PathBuf>,
 }
 
 pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
@@ -57,12 +59,13 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     else {
         return Ok(EXIT_BAD_INPUT);
     };
-    if let Some(url) = &args.notify
-        && !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
-    {
-        eprintln!("error: --notify {url}: expected an http:// or https:// URL");
-        return Ok(EXIT_BAD_INPUT);
-    }
+    let notify = match notify_url(args.notify_url_file.as_deref()) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let shutdown = CancellationToken::new();
     let service_settings = ServiceSettings {
         data: args.data.clone(),
@@ -73,7 +76,7 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             keep_days: args.keep_days,
         },
         tolerance: args.tolerance,
-        notify: args.notify.clone(),
+        notify,
     };
     let (opening, interrupted) = match Service::open(service_settings, shutdown.clone()) {
         Ok(opened) => opened,
@@ -117,4 +120,22 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     opening.serve(controller.clone(), RECORD_GRACE).await;
     controller.closed(CLOSE_GRACE).await;
     Ok(EXIT_OK)
+}
+
+/// The webhook URL from `--notify-url-file` or `CRESCENDO_NOTIFY_URL`, checked; errors
+/// never show the URL (it may carry a token).
+fn notify_url(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let url = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--notify-url-file {}: {e}", path.display()))?,
+        None => match std::env::var("CRESCENDO_NOTIFY_URL") {
+            Ok(url) => url,
+            Err(_) => return Ok(None),
+        },
+    };
+    let url = url.trim().to_owned();
+    match reqwest::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url)),
+        _ => Err("the webhook URL (--notify-url-file or CRESCENDO_NOTIFY_URL) is not an http:// or https:// URL".to_owned()),
+    }
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::Guard;
-use super::request::{Member, RunOutcome, RunRequest, StopCause};
+use super::request::{Member, RunOutcome, RunRequest, RunStarted, StopCause};
 use super::state::{ActiveRun, RunNews, Seen};
 use crate::aggregate::Aggregate;
 use crate::error::ControllerError;
@@ -243,6 +243,13 @@ impl RunActor {
         }
         let started = Instant::now() + request.start_delay;
         run.started = Some(started);
+        if let Some(tell) = &request.started {
+            let _ = tell.send(RunStarted {
+                run_id: run.run_id.clone(),
+                agents: run.members.keys().cloned().collect(),
+                at: SystemTime::now() + request.start_delay,
+            });
+        }
         let planned_end = started + request.plan.duration();
         let drain = request.drain();
         let mut tick =

@@ -30,7 +30,7 @@ pub struct RunRequest {
     pub selector: Labels,
     /// The run's id (default: a random one), e.g. the service's record id.
     pub id: Option<String>,
-    /// Told once when the run gets its agents and starts.
+    /// Told once when the run's agents are told to start.
     pub started: Option<tokio::sync::mpsc::UnboundedSender<RunStarted>>,
     /// The start barrier: every agent starts this long after its `Start` arrives.
     pub start_delay: Duration,
@@ -50,12 +50,14 @@ pub struct RunRequest {
     pub files: Option<crescendo_plan::DirFiles>,
 }
 
-/// A run got its agents and starts.
+/// A run's agents were all ready and told to start.
 #[derive(Debug, Clone)]
 pub struct RunStarted {
     pub run_id: String,
-    /// The agents' ids, in share order.
+    /// The agents' ids.
     pub agents: Vec<String>,
+    /// When the load starts (the start barrier: now plus the start delay).
+    pub at: SystemTime,
 }
 
 impl RunRequest {

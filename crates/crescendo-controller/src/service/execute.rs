@@ -20,6 +20,13 @@ use crate::report::verdict::Verdict;
 use crate::report::{self, Summary};
 use crate::{Controller, RunRequest};
 
+/// The start barrier of the service's runs: `started_at` is this long after the
+/// agents are told to start.
+const SERVICE_START_DELAY: Duration = Duration::from_millis(250);
+
+/// The most agents one run of the service may ask for.
+pub(crate) const MAX_AGENTS_PER_RUN: u32 = 10_000;
+
 /// How often a running run's merged totals are written to the store.
 pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
@@ -50,9 +57,23 @@ pub(super) fn request_for(
         Err(_) if files.0.get() => return Err(ServiceError::NamesFiles(origin.clone())),
         Err(e) => return Err(e.into()),
     };
+    if submission.agents == 0 || submission.agents > MAX_AGENTS_PER_RUN {
+        return Err(ServiceError::BadRequest(format!(
+            "--agents {}: expected 1 to {MAX_AGENTS_PER_RUN}",
+            submission.agents
+        )));
+    }
+    // Records are shown to every operator: no credentials in the target's URL.
+    if crescendo_plan::mask_url_userinfo(&plan.target.base_url) != plan.target.base_url {
+        return Err(ServiceError::BadRequest(format!(
+            "{origin}: target.base_url carries a user name or password: put credentials in [auth] (they live on the agents)"
+        )));
+    }
     let mut request = RunRequest::new(plan, submission.plan_text.clone(), submission.agents)?;
     request.selector = submission.selector.clone();
     request.wait_for_agents = settings.run_deadline;
+    // Agents attached to a service are warm and near: a shorter barrier than `run`'s.
+    request.start_delay = SERVICE_START_DELAY;
     request.lost_after = settings.lost_after;
     Ok(request)
 }
@@ -102,10 +123,7 @@ impl Follow {
         let result = loop {
             tokio::select! {
                 result = &mut run => break result,
-                Some(s) = started.recv() => {
-                    let id = id.clone();
-                    self.log(self.db.call(move |db| db.mark_started(&id, &s.agents, Utc::now()))).await;
-                }
+                Some(s) = started.recv() => self.started(s).await,
                 _ = checkpoints.tick() => {
                     if self.live.state() == LiveState::Running {
                         let (id, partial) = (id.clone(), self.live.checkpoint());
@@ -114,12 +132,24 @@ impl Follow {
                 }
             }
         };
+        // A start told just as the run ended is still recorded.
+        if let Ok(s) = started.try_recv() {
+            self.started(s).await;
+        }
         match result {
             Ok(outcome) => self.finished(outcome).await,
             Err(e) => self.failed(e).await,
         }
         self.notify().await;
         self.prune().await;
+    }
+
+    /// The run's agents were told to start: when the load starts, and on whom.
+    async fn started(&self, s: crate::RunStarted) {
+        let id = self.record.id.clone();
+        let at = chrono::DateTime::<Utc>::from(s.at);
+        self.log(self.db.call(move |db| db.mark_started(&id, &s.agents, at)))
+            .await;
     }
 
     /// The run ended with results: reports, verdict, baseline comparison.

@@ -32,7 +32,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use crescendo_plan::labels::Labels;
-use crescendo_store::{NewRun, Origin, Retention, RunFilter, RunRecord, Schedule, Selector};
+use crescendo_store::{
+    NewRun, Origin, Retention, RunFilter, RunRecord, RunState, Schedule, Selector,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -152,6 +154,7 @@ impl Service {
                 shutdown,
                 tx,
                 rx,
+                interrupted: interrupted.clone(),
             },
             interrupted,
         ))
@@ -167,6 +170,8 @@ pub struct ServiceOpening {
     shutdown: CancellationToken,
     tx: ServiceTx,
     rx: mpsc::Receiver<ServiceCommand>,
+    /// Runs a previous process left unfinished, now recorded `interrupted`.
+    interrupted: Vec<String>,
 }
 
 impl ServiceOpening {
@@ -186,6 +191,18 @@ impl ServiceOpening {
             shutdown: self.shutdown,
             tracker: tracker.clone(),
         };
+        // The webhook hears of the runs a crash left interrupted too.
+        if let Some(url) = service.settings.notify.clone() {
+            for id in self.interrupted {
+                let (db, url) = (service.db.clone(), url.clone());
+                let dir = service.settings.data.join("runs").join(&id);
+                tracker.spawn(async move {
+                    if let Ok(Some(record)) = db.call(move |s| s.run(&id)).await {
+                        notify::deliver(&url, &notify::body(&record), &dir).await;
+                    }
+                });
+            }
+        }
         service.serve(self.rx).await;
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
@@ -289,10 +306,24 @@ impl Service {
                         state: record.state.as_str(),
                     });
                 }
-                self.controller
-                    .cancel_run(&id, "cancelled from the command line")
-                    .await?;
-                Ok(record)
+                // A run just queued may not have reached the registry yet: try a few
+                // times before saying it is not there.
+                for _ in 0..20 {
+                    if self
+                        .controller
+                        .cancel_run(&id, "cancelled from the command line")
+                        .await?
+                    {
+                        return Ok(record);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                let key = id.clone();
+                let now = self.db.call(move |s| s.run(&key)).await?;
+                Err(ServiceError::Finished {
+                    id,
+                    state: now.map_or("gone", |r| r.state.as_str()),
+                })
             }
             RunAction::Rerun => {
                 let submission = Submission {
@@ -304,6 +335,15 @@ impl Service {
                 self.submit(submission, Origin::Rerun { of: id }).await
             }
             RunAction::Baseline => {
+                // A baseline is a run that went as planned, with its final summary.
+                if !matches!(record.state, RunState::Passed | RunState::Failed)
+                    || record.summary.is_none()
+                {
+                    return Err(ServiceError::BadRequest(format!(
+                        "run {id} is {}: a baseline must be a run that passed or failed its thresholds",
+                        record.state.as_str()
+                    )));
+                }
                 let key = id.clone();
                 self.db
                     .call(move |s| {

@@ -71,7 +71,8 @@ pub(super) async fn deliver(url: &str, body: &Value, dir: &Path) {
                 json!({"at": at, "status": r.status().as_u16()})
             }
             Ok(r) => json!({"at": at, "status": r.status().as_u16()}),
-            Err(e) => json!({"at": at, "error": e.to_string()}),
+            // Without the URL: reqwest names it in its errors.
+            Err(e) => json!({"at": at, "error": e.without_url().to_string()}),
         };
         tries.push(outcome);
         if delivered {
@@ -82,15 +83,22 @@ pub(super) async fn deliver(url: &str, body: &Value, dir: &Path) {
             pause *= 2;
         }
     }
+    let shown = shown(url);
     if !delivered {
-        tracing::warn!(
-            url,
-            "webhook not delivered after {TRIES} tries (see notify.json)"
-        );
+        tracing::warn!(webhook = %shown, "not delivered after {TRIES} tries (see notify.json)");
     }
-    let record = json!({"url": url, "delivered": delivered, "tries": tries});
+    let record = json!({"webhook": shown, "delivered": delivered, "tries": tries});
     let _ = std::fs::create_dir_all(dir);
     if let Err(e) = std::fs::write(dir.join("notify.json"), format!("{record:#}\n")) {
         tracing::warn!("webhook: writing notify.json: {e}");
     }
+}
+
+/// The webhook as logs and records show it: scheme and host only (its path and query
+/// often carry a token).
+fn shown(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "(a webhook)".to_owned(),
+        |u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+    )
 }

@@ -35,7 +35,8 @@ impl Timetable {
         let schedules = match service.db.call(|s| s.schedules()).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("reading the schedules: {e}");
+                tracing::error!("reading the schedules: {e}; trying again in 1 s");
+                self.next = Some(Utc::now() + chrono::TimeDelta::seconds(1));
                 return;
             }
         };
@@ -109,6 +110,12 @@ impl Timetable {
                 let request =
                     super::execute::request_for(&submission(&schedule), &service.settings)?;
                 schedule.plan_name = request.plan.name.clone();
+                if schedule.when.next_after(Utc::now()).is_none() {
+                    return Err(ServiceError::BadRequest(format!(
+                        "schedule {}: its time never comes (a past --at, or a cron that never matches)",
+                        schedule.name
+                    )));
+                }
                 let name = schedule.name.clone();
                 service.db.call(move |s| s.add_schedule(&schedule)).await?;
                 (vec![one(name).await?], None)
