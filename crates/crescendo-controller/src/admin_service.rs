@@ -44,6 +44,7 @@ impl From<ServiceError> for Status {
             ServiceError::Controller(e) if e.is_bad_input() => Status::invalid_argument(message),
             ServiceError::Controller(e) => e.into(),
             ServiceError::Internal(_) => Status::internal(message),
+            ServiceError::QueueFull(_) => Status::resource_exhausted(message),
             ServiceError::Finished { .. } | ServiceError::Store(_) => {
                 Status::failed_precondition(message)
             }

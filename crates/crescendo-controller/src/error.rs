@@ -147,6 +147,8 @@ pub enum ServiceError {
     Finished { id: String, state: &'static str },
     #[error("{0}")]
     BadRequest(String),
+    #[error("the queue is full ({0} runs queued or running): try again later")]
+    QueueFull(usize),
     #[error("the service failed: {0}")]
     Internal(String),
 }

@@ -12,6 +12,8 @@
 //! `Hello` with the id is refused, and takes the id over only once the old stream is
 //! proved dead (silent past the heartbeat timeout), which is then closed.
 
+mod orphans;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -24,14 +26,12 @@ use crescendo_plan::labels::{self, Labels};
 
 use crate::error::ControllerError;
 use crate::liveness::{AttachRefused, StreamLife};
-use crate::messages::{
-    AgentEvent, AgentTx, AgentView, CancelView, FromAgent, Hello, RunView, StatusView, Stop,
-    ToAgent,
-};
+use crate::messages::{AgentEvent, AgentTx, AgentView, CancelView, Hello, RunView, StatusView};
 use crate::progress::ProgressMode;
 use crate::run::actor::{Crew, RunInput, RunStart, run_actor, sleep_until_or_never};
 use crate::run::request::{RunOutcome, RunRequest, StopCause};
 use crate::run::state::{RunNews, Seen};
+use orphans::{drain_orphan, stop_orphan};
 
 /// Room in a run's inbox: agent messages wait here while the run merges.
 const RUN_INBOX: usize = 4096;
@@ -81,52 +81,6 @@ struct Waiting {
     deadline: Instant,
     /// The idle count last shown, so progress prints only changes.
     shown: Option<usize>,
-}
-
-/// An agent came back still part of `run_id`, which this registry does not know (the
-/// controller restarted): tell it to stop its load. Returns the run to wait out.
-fn stop_orphan(agent: &str, run_id: &str, tx: &AgentTx) -> String {
-    tracing::warn!(
-        agent,
-        run_id,
-        "agent is still part of a run this controller does not know: stopping it"
-    );
-    let stop = ToAgent::Stop(Stop {
-        run_id: run_id.to_owned(),
-        reason: "the controller restarted and no longer knows this run".to_owned(),
-        release: false,
-    });
-    if tx.try_send(stop).is_err() {
-        tracing::warn!(
-            agent,
-            "could not queue the stop; the agent's stream is full"
-        );
-    }
-    run_id.to_owned()
-}
-
-/// A message of an orphaned run: its snapshots are acknowledged (nothing merges them)
-/// so the agent does not keep them; its `Finished` makes the agent idle.
-fn drain_orphan(known: &mut Known, agent: &str, message: FromAgent) {
-    let Some(tx) = &known.tx else {
-        return;
-    };
-    match message {
-        FromAgent::Snapshot(s) => {
-            let _ = tx.try_send(ToAgent::Ack {
-                run_id: s.run_id,
-                seq: s.seq,
-            });
-        }
-        FromAgent::Rejected { run_id, seq, .. } => {
-            let _ = tx.try_send(ToAgent::Ack { run_id, seq });
-        }
-        FromAgent::Finished(f) => {
-            tracing::info!(agent, run_id = %f.run_id, "the old run stopped: agent idle");
-            known.orphan = None;
-        }
-        _ => {}
-    }
 }
 
 /// Say how many matching agents a waiting run has, when that changed.
@@ -526,68 +480,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    /// Attach `id` on a new stream; the registry's answer, and the stream's life.
-    async fn attach(
-        registry: &mut Registry,
-        id: &str,
-        conn: u64,
-    ) -> (
-        Result<(), AttachRefused>,
-        StreamLife,
-        mpsc::Receiver<crate::messages::ToAgent>,
-    ) {
-        let (tx, rx) = mpsc::channel(8);
-        let life = StreamLife::new();
-        let (reply, answer) = oneshot::channel();
-        let hello = Hello {
-            agent_id: id.into(),
-            ..Hello::default()
-        };
-        let event = AgentEvent::Attached {
-            hello,
-            conn,
-            tx,
-            life: life.clone(),
-            reply,
-        };
-        registry.observe(event).await;
-        (answer.await.unwrap(), life, rx)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_live_agents_id_is_refused_and_taken_over_only_once_its_stream_is_dead() {
-        let timeout = Duration::from_secs(3);
-        let mut registry = Registry::new(CancellationToken::new(), TaskTracker::new(), timeout);
-        let (first, old, _old_rx) = attach(&mut registry, "agent-1", 1).await;
-        assert!(first.is_ok());
-        // Heard from a second ago: a second Hello with the id is refused.
-        tokio::time::advance(Duration::from_secs(2)).await;
-        old.heard();
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let (hijack, _, _) = attach(&mut registry, "agent-1", 2).await;
-        let refused = hijack.unwrap_err().to_string();
-        assert!(
-            refused.contains("agent-1") && refused.contains("live"),
-            "{refused}"
-        );
-        assert!(!old.replaced().is_cancelled());
-        assert_eq!(registry.agents["agent-1"].conn, 1);
-        // Silent past the timeout: proved dead, so the new stream takes over and the
-        // old one is closed.
-        tokio::time::advance(Duration::from_secs(3)).await;
-        let (takeover, _, _) = attach(&mut registry, "agent-1", 3).await;
-        assert!(takeover.is_ok());
-        assert!(old.replaced().is_cancelled(), "the old stream is closed");
-        assert_eq!(registry.agents["agent-1"].conn, 3);
-        // Another id is not affected; an ended stream frees its id at once.
-        let (other, other_life, _) = attach(&mut registry, "agent-2", 4).await;
-        assert!(other.is_ok());
-        other_life.ended().cancel();
-        assert!(attach(&mut registry, "agent-2", 5).await.0.is_ok());
-    }
-}
+mod tests;

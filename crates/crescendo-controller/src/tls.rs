@@ -144,9 +144,6 @@ pub(crate) fn incoming(
     ReceiverStream::new(rx)
 }
 
-/// The names a client certificate vouches for: its subject's common name(s) and its
-/// subject alternative names (DNS names, IP addresses, URIs). Empty when it cannot be
-/// parsed.
 /// The role a client certificate's OU names (`crescendo-agent`,
 /// `crescendo-operator`), if any: certificates from another PKI may carry none.
 pub(crate) fn peer_role(cert: &CertificateDer<'_>) -> Option<crate::certs::Role> {
@@ -157,6 +154,9 @@ pub(crate) fn peer_role(cert: &CertificateDer<'_>) -> Option<crate::certs::Role>
         .find_map(crate::certs::Role::from_unit)
 }
 
+/// The names a client certificate vouches for: its subject's common name(s) and its
+/// subject alternative names (DNS names, IP addresses, URIs). Empty when it cannot be
+/// parsed.
 pub(crate) fn peer_names(cert: &CertificateDer<'_>) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert) else {

@@ -149,18 +149,34 @@ pub(super) async fn submit(
     follow(args, &id).await
 }
 
+/// How long `--wait` and `watch` wait for a service that does not answer.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Poll a run once a second until it finishes; print its state changes and partial
 /// totals; exit with the run's exit code.
 pub(super) async fn follow(args: &ServiceArgs, id: &str) -> anyhow::Result<u8> {
     let mut client = args.admin.client().await?;
     let mut shown = String::new();
+    // A service that restarts (or a network blip) is waited for, this long.
+    let mut unavailable_since: Option<std::time::Instant> = None;
     loop {
         let request = pb::RunActionRequest {
             id: id.to_owned(),
             action: "show".into(),
         };
         let run = match client.run_action(args.admin.request(request)?).await {
-            Ok(r) => parse(&r.into_inner().run_json),
+            Ok(r) => {
+                unavailable_since = None;
+                parse(&r.into_inner().run_json)
+            }
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                let since = *unavailable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > FOLLOW_PATIENCE {
+                    return code_of("runs show", s);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             Err(s) => return code_of("runs show", s),
         };
         let state = run["state"].as_str().unwrap_or_default().to_owned();

@@ -43,6 +43,9 @@ use crate::Controller;
 use crate::error::ServiceError;
 pub(crate) use db::Db;
 
+/// The most runs queued or running at once.
+const MAX_QUEUED: usize = 1000;
+
 /// How the service runs what it queues.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -274,6 +277,10 @@ impl Service {
         scheduled_at: Option<chrono::DateTime<Utc>>,
         missed: Option<crescendo_store::Missed>,
     ) -> Result<RunRecord, ServiceError> {
+        // Each queued run is a task and a registry entry: a bounded number of them.
+        if self.tracker.len() >= MAX_QUEUED {
+            return Err(ServiceError::QueueFull(self.tracker.len()));
+        }
         let request = execute::request_for(&submission, &self.settings)?;
         let new = NewRun {
             plan_name: request.plan.name.clone(),

@@ -17,9 +17,21 @@ use crate::error::ServiceError;
 const WAKE_SLACK: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// When the service next has to look at its schedules.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Timetable {
     next: Option<DateTime<Utc>>,
+    /// When this process started: a time that passed since was not missed while the
+    /// service was down, only looked at late (a busy moment); it runs, late.
+    up_since: DateTime<Utc>,
+}
+
+impl Default for Timetable {
+    fn default() -> Self {
+        Self {
+            next: None,
+            up_since: Utc::now(),
+        }
+    }
 }
 
 impl Timetable {
@@ -43,7 +55,21 @@ impl Timetable {
         let now = Utc::now();
         let mut next: Option<DateTime<Utc>> = None;
         for schedule in schedules {
-            let due = crescendo_store::due(&schedule, now);
+            let mut due = crescendo_store::due(&schedule, now);
+            // Times since the start were not missed while down: the newest runs, late.
+            let late: Vec<DateTime<Utc>> = due
+                .missed
+                .iter()
+                .copied()
+                .filter(|&t| t >= self.up_since)
+                .collect();
+            due.missed.retain(|&t| t < self.up_since);
+            if let Some(&newest) = late.last()
+                && due.on_time.is_none()
+            {
+                tracing::warn!(schedule = %schedule.name, "{} time(s) came while the service was busy: running the newest, late", late.len());
+                due.on_time = Some(newest);
+            }
             if let Some(&newest) = due.missed.last() {
                 let count = due.missed.len();
                 let more = if due.missed_capped { " (or more)" } else { "" };
