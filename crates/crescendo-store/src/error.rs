@@ -47,6 +47,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("{} is in use by another process (another crescendo-controller serve with this --data?)", path.display())]
+    InUse { path: PathBuf },
     #[error("no run {id:?}")]
     RunNotFound { id: String },
     #[error("run {id} already finished as {state}")]

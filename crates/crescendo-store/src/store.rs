@@ -30,7 +30,8 @@ impl Store {
     /// brings its schema to the newest version. A database written by a newer build
     /// (a higher schema version) is refused before anything is changed.
     ///
-    /// Settings: WAL journal (readers never block the writer); `synchronous = FULL`,
+    /// Settings: exclusive locking (a second process opening the same DIR is refused
+    /// with [`StoreError::InUse`] after the busy timeout); WAL journal; `synchronous = FULL`,
     /// since commits are few (a run's state changes and a checkpoint every few seconds)
     /// and each is worth its fsync: a run recorded as finished stays finished after a
     /// power cut, where `NORMAL` in WAL mode may roll the last commits back; foreign keys
@@ -41,9 +42,15 @@ impl Store {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let open_error = |source| StoreError::Open {
-            path: path.clone(),
-            source,
+        // Busy while opening: another process holds the DIR's exclusive lock.
+        let open_error = |source: rusqlite::Error| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::InUse { path: path.clone() }
+            }
+            _ => StoreError::Open {
+                path: path.clone(),
+                source,
+            },
         };
         let mut conn = Connection::open_with_flags(
             &path,
@@ -73,6 +80,12 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .and_then(|()| conn.pragma_update(None, "foreign_keys", true))
+            .map_err(open_error)?;
+        // One service per DIR: the first transaction takes an exclusive lock that this
+        // connection keeps until it closes (the process ends, however it ends).
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(open_error)?;
+        conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
             .map_err(open_error)?;
         migrations()
             .to_latest(&mut conn)

@@ -44,6 +44,7 @@ fn wal_journal_and_foreign_keys_are_on() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
     assert_eq!(store.journal_mode().unwrap(), "wal");
+    drop(store);
     // Seen from a second connection too: WAL is a property of the file.
     let other = rusqlite::Connection::open(tmp.path().join(DB_FILE)).unwrap();
     let mode: String = other
@@ -96,4 +97,20 @@ fn a_data_dir_that_is_a_file_is_an_error_naming_it() {
     let err = Store::open(&file).unwrap_err();
     assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[test]
+fn a_second_process_on_the_same_dir_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Store::open(tmp.path()).unwrap();
+    let second = Store::open(tmp.path()).unwrap_err();
+    assert!(matches!(second, StoreError::InUse { .. }), "{second:?}");
+    assert!(
+        second
+            .to_string()
+            .contains("another crescendo-controller serve")
+    );
+    // Once the first is gone, the DIR opens again.
+    drop(first);
+    Store::open(tmp.path()).unwrap();
 }
