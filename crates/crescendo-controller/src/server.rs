@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{IntervalStream, ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admin_service::AdminService;
@@ -70,13 +71,20 @@ pub(crate) async fn serve(
         gate: Gate::new(security.enrol_token.as_ref(), "enrolment token"),
         client_auth: security.client_auth(),
     };
+    let admin_gate = Gate::new(security.admin_token.as_ref(), "admin token");
     let admin = pb::admin_server::AdminServer::new(AdminService::new(
         commands,
-        Gate::new(security.admin_token.as_ref(), "admin token"),
+        admin_gate.clone(),
         security.client_auth(),
         service,
     ))
     .max_decoding_message_size(MAX_ADMIN_REQUEST);
+    // The token is checked on the headers, before a request body (up to
+    // MAX_ADMIN_REQUEST, a plan) is read: a caller without it costs no more than that.
+    let admin = InterceptedService::new(admin, move |request: Request<()>| {
+        admin_gate.check(&request, "admin")?;
+        Ok(request)
+    });
     let router = builder(heartbeat_timeout).add_service(
         pb::agent_control_server::AgentControlServer::new(agent_control)
             .max_decoding_message_size(MAX_FROM_AGENT)

@@ -417,9 +417,52 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
         },
     )
     .await;
+    // Two schedules whose time comes while the service is down.
+    let down_at = Utc::now() + chrono::Duration::seconds(2);
+    for (name, missed) in [("while-down", "run-once"), ("skipped", "skip")] {
+        let at = down_at.to_rfc3339();
+        let args = [
+            "schedules",
+            "add",
+            name,
+            short.to_str().unwrap(),
+            "--at",
+            &at,
+            "--missed",
+            missed,
+        ];
+        let (code, out, err) = cli(port, &args, None);
+        assert_eq!(code, 0, "{out}{err}");
+    }
     service.kill().unwrap();
     service.wait().unwrap();
+    until("their time passed", Duration::from_secs(10), || {
+        (Utc::now() > down_at + chrono::Duration::seconds(1)).then_some(())
+    })
+    .await;
     let mut service = serve(&data, port, &notify);
+    // run-once: the missed time runs once, and says so; skip: recorded, not run.
+    let (ran, skipped) = until("the missed times recorded", Duration::from_secs(30), || {
+        let (code, stdout, _) = cli(port, &["runs", "list", "--output", "json"], None);
+        let list: Vec<Value> = serde_json::from_str(&stdout).ok().filter(|_| code == 0)?;
+        let of = |name: &str| list.iter().find(|r| r["origin"]["name"] == name).cloned();
+        Some((of("while-down")?, of("skipped")?))
+    })
+    .await;
+    assert_eq!(ran["missed"], "run-once", "{ran}");
+    assert_eq!(
+        ran["scheduled_at"],
+        Value::String(down_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).clone(),
+        "{ran}"
+    );
+    assert_eq!(skipped["missed"], "skip", "{skipped}");
+    assert_eq!(skipped["state"], "not-started", "{skipped}");
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missed while the service was down")
+    );
     let interrupted = until(
         "the run recorded interrupted",
         Duration::from_secs(30),
@@ -462,7 +505,7 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     let schedules = json(port, &["schedules", "list"]);
     assert_eq!(
         schedules["schedules"].as_array().unwrap().len(),
-        2,
+        4,
         "{schedules}"
     );
     until(
