@@ -3,64 +3,27 @@
 //! plan's timeout; `summary.json`'s `errors_by_kind` and the printed summary say what
 //! went wrong, and its counts add up to `totals.errors`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::{put_plan, run_local};
 use tokio_util::sync::CancellationToken;
-
-fn plan(dir: &Path, base_url: &str, timeout: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "errors"
-[target]
-base_url = "{base_url}"
-timeout = "{timeout}"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/api/v2/flows/flow-{{seq}}"
-body = '{{"name": "x"}}'
-expect = [200]
-[load]
-model = "open"
-start_rate = 10
-stages = [ {{ duration = "2s", target = 10 }} ]
-"#
-    );
-    let path = dir.join("errors.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `run PLAN --local-agents 2`: exit code, output, summary.json.
-fn run_local(plan: &Path, out: &Path) -> (i32, String, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(["--progress", "plain", "run"])
-        .arg(plan)
-        .args(["--local-agents", "2", "--listen", "127.0.0.1:0", "--out"])
-        .arg(out)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!text.contains("panicked"), "{text}");
-    let summary = std::fs::read_to_string(out.join("summary.json"))
-        .map(|s| serde_json::from_str(&s).unwrap())
-        .unwrap_or(Value::Null);
-    (output.status.code().unwrap_or(-1), text, summary)
-}
 
 /// Run the plan against `base_url`; the summary, after the checks every case shares:
 /// some errors, all of them in `errors_by_kind`, one kind, shown in the output.
 async fn run_against(base_url: String, timeout: &'static str) -> (String, Value) {
     let tmp = tempfile::tempdir().unwrap();
-    let plan = plan(tmp.path(), &base_url, timeout);
+    let plan = put_plan(
+        tmp.path(),
+        ("errors.toml", "errors"),
+        (&base_url, timeout),
+        2,
+        "",
+    );
     let out = tmp.path().join("out");
-    let (code, text, summary) = tokio::task::spawn_blocking(move || run_local(&plan, &out))
+    let (code, text, summary) = tokio::task::spawn_blocking(move || run_local(&plan, &out, &[]))
         .await
         .unwrap();
     assert!(code == 0 || code == 99, "{code}: {text}");

@@ -2,61 +2,21 @@
 //! controller's process (and `--base-url` sends it elsewhere); and a target that is down fails a latency threshold ("no
 //! successful requests") instead of passing it on zero samples. The real binary.
 
-use std::process::Command;
+mod common;
+use common::{put_plan, run_local};
 
-use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-
+/// The plan of these tests: 2 s at 10 it/s with a latency threshold.
 fn plan(dir: &std::path::Path, base_url: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"name = "local"
-[target]
-base_url = "{base_url}"
-timeout = "1s"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/api/v2/flows/flow-{{seq}}"
-body = '{{"name": "x"}}'
-expect = [200]
-[load]
-model = "open"
-start_rate = 10
-stages = [ {{ duration = "2s", target = 10 }} ]
-[thresholds]
-"latency.p99" = "< 800ms"
-"#
-    );
-    let path = dir.join("local.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let thresholds = "[thresholds]\n\"latency.p99\" = \"< 800ms\"\n";
+    put_plan(
+        dir,
+        ("local.toml", "local"),
+        (base_url, "1s"),
+        2,
+        thresholds,
+    )
 }
-
-/// `run PLAN --local-agents 2 EXTRA…`: exit code, output, summary.json.
-fn run_local(
-    plan: &std::path::Path,
-    out: &std::path::Path,
-    extra: &[&str],
-) -> (i32, String, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_crescendo-controller"))
-        .args(["--progress", "plain", "run"])
-        .arg(plan)
-        .args(["--local-agents", "2", "--listen", "127.0.0.1:0", "--out"])
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(!text.contains("panicked"), "{text}");
-    let summary = std::fs::read_to_string(out.join("summary.json"))
-        .map(|s| serde_json::from_str(&s).unwrap())
-        .unwrap_or(Value::Null);
-    (output.status.code().unwrap_or(-1), text, summary)
-}
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_command_runs_a_plan_on_local_agents() {

@@ -9,36 +9,16 @@
 //! with its partial totals, schedules intact, the agents back in the pool). The admin
 //! token is checked on its own service.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-/// A plan of `seconds` at 10 iterations a second against `base_url`, named `name`.
-fn plan(dir: &Path, file: &str, name: &str, base_url: &str, seconds: u32) -> PathBuf {
-    let text = format!(
-        r#"name = "{name}"
-[target]
-base_url = "{base_url}"
-[[scenario.steps]]
-name = "update"
-method = "PUT"
-path = "/api/v2/flows/flow-{{seq}}"
-body = '{{"name": "x"}}'
-expect = [200]
-[load]
-model = "open"
-start_rate = 10
-stages = [ {{ duration = "{seconds}s", target = 10 }} ]
-"#
-    );
-    let path = dir.join(file);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+mod common;
+use common::put_plan;
+use tokio_util::sync::CancellationToken;
 
 /// A free loopback port (bound, then let go), so a restarted service can reuse it.
 fn free_port() -> u16 {
@@ -226,7 +206,7 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     assert!(runs(port).is_empty());
 
     // Two schedules a few seconds apart: each starts within 1 s of its time.
-    let short = plan(tmp.path(), "short.toml", "svc", &base_url, 2);
+    let short = put_plan(tmp.path(), ("short.toml", "svc"), (&base_url, "10s"), 2, "");
     let now = Utc::now();
     for (name, secs) in [("first", 3), ("second", 6)] {
         let at = (now + chrono::Duration::seconds(secs)).to_rfc3339();
@@ -333,7 +313,7 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
     )
     .await
     .unwrap();
-    let slow = plan(tmp.path(), "slow.toml", "svc", &slow_url, 2);
+    let slow = put_plan(tmp.path(), ("slow.toml", "svc"), (&slow_url, "10s"), 2, "");
     let (code, out, err) = cli(port, &["submit", slow.to_str().unwrap(), "--wait"], None);
     assert_eq!(code, 0, "{out}{err}");
     let slowed = runs(port).into_iter().next().unwrap();
@@ -400,7 +380,13 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
 
     // kill -9 mid-run; the restarted service records it interrupted, with the totals
     // of its last checkpoint; schedules survive; the agents come back to the pool.
-    let long = plan(tmp.path(), "long.toml", "svc-long", &base_url, 60);
+    let long = put_plan(
+        tmp.path(),
+        ("long.toml", "svc-long"),
+        (&base_url, "10s"),
+        60,
+        "",
+    );
     let (code, out, err) = cli(
         port,
         &["submit", long.to_str().unwrap(), "--agents", "3"],
@@ -595,7 +581,13 @@ async fn the_admin_port_of_its_own_asks_for_the_token() {
             &admin_listen,
         ],
     );
-    let short = plan(tmp.path(), "p.toml", "p", "http://127.0.0.1:9", 1);
+    let short = put_plan(
+        tmp.path(),
+        ("p.toml", "p"),
+        ("http://127.0.0.1:9", "10s"),
+        1,
+        "",
+    );
     let submit = ["submit", short.to_str().unwrap()];
     let (code, _, stderr) = until("the service answers", Duration::from_secs(30), || {
         let answer = cli(admin_port, &submit, None);
