@@ -33,7 +33,7 @@ use fleet_args::FleetArgs;
 
 pub use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
 
-use crate::live::{LiveMetrics, start_metrics};
+use crate::live::{JsonStream, LiveMetrics, start_metrics};
 use crate::{Controller, ProgressMode, RunRequest, demo, report};
 
 /// Crescendo controller: rehearse peak load against rate-limited APIs from many hosts.
@@ -75,9 +75,11 @@ enum Cmd {
         agents: u32,
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         duration: Duration,
-        /// Where the report files go (default ./crescendo-out/<run id>).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// Where the report files go (default ./crescendo-out/<run id>); `json=FILE`
+        /// also streams progress and events to FILE as JSON Lines while the run goes
+        /// (give --out twice for both).
+        #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
+        out: Vec<Out>,
     },
     /// Wait for N agents, run a plan, write the report files.
     Run {
@@ -96,9 +98,11 @@ enum Cmd {
         base_url: Option<String>,
         #[command(flatten)]
         fleet: FleetArgs,
-        /// Where the report files go (default ./crescendo-out/<run id>).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// Where the report files go (default ./crescendo-out/<run id>); `json=FILE`
+        /// also streams progress and events to FILE as JSON Lines while the run goes
+        /// (give --out twice for both).
+        #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
+        out: Vec<Out>,
     },
     /// Find the API's sustainable rate: ramp the fleet up to the plan's peak rate under
     /// coordinated backoff, converge, and report the highest steady accepted rate.
@@ -118,9 +122,11 @@ enum Cmd {
         /// A steady stretch counts only while its throttled share stays below this.
         #[arg(long, default_value_t = 0.01)]
         epsilon: f64,
-        /// Where the report files go (default ./crescendo-out/<run id>).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        /// Where the report files go (default ./crescendo-out/<run id>); `json=FILE`
+        /// also streams progress and events to FILE as JSON Lines while the run goes
+        /// (give --out twice for both).
+        #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
+        out: Vec<Out>,
     },
     /// Write a commented starter plan (and the files it names) to PATH.
     Init(init::InitArgs),
@@ -211,9 +217,32 @@ impl Cli {
     /// Run the command; the exit code follows the documented convention.
     pub async fn execute(self) -> ExitCode {
         let progress = ProgressMode::resolve(self.progress, std::io::stdout().is_terminal());
+        let (out_dir, out_json) = match &self.command {
+            Cmd::Demo { out, .. } | Cmd::Run { out, .. } | Cmd::Probe { out, .. } => {
+                match outs(out) {
+                    Ok(outs) => outs,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(EXIT_BAD_INPUT);
+                    }
+                }
+            }
+            _ => (None, None),
+        };
+        let stream = match out_json.as_deref().map(JsonStream::create).transpose() {
+            Ok(stream) => stream,
+            Err(e) => {
+                eprintln!(
+                    "error: --out json={}: {e}",
+                    out_json.unwrap_or_default().display()
+                );
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
         let shown = Shown {
             progress,
             live: LiveMetrics::new(),
+            stream,
         };
         let metrics_stop = CancellationToken::new();
         let _stop_metrics = metrics_stop.clone().drop_guard();
@@ -233,17 +262,15 @@ impl Cli {
         }
         let code = match self.command {
             Cmd::Demo {
-                agents,
-                duration,
-                out,
-            } => demo_cmd(agents, duration, out, &shown).await,
+                agents, duration, ..
+            } => demo_cmd(agents, duration, out_dir, &shown).await,
             Cmd::Run {
                 plan,
                 agents,
                 local_agents,
                 base_url,
                 fleet,
-                out,
+                ..
             } => {
                 let local = local_agents.unwrap_or(0);
                 let agents = agents.unwrap_or(local);
@@ -255,7 +282,7 @@ impl Cli {
                         (&plan, base_url.as_deref()),
                         (agents, local),
                         &fleet,
-                        out,
+                        out_dir,
                         &shown,
                     )
                     .await
@@ -268,7 +295,7 @@ impl Cli {
                 fleet,
                 duration,
                 epsilon,
-                out,
+                ..
             } => {
                 let settings = crate::probe::ProbeSettings { duration, epsilon };
                 probe_cmd::probe_cmd(
@@ -276,7 +303,7 @@ impl Cli {
                     agents,
                     &fleet,
                     settings,
-                    out,
+                    out_dir,
                     &shown,
                 )
                 .await
@@ -338,11 +365,44 @@ impl Cli {
     }
 }
 
-/// How a run shows itself while it goes: the progress form and the live metrics.
+/// How a run shows itself while it goes: the progress form, the live metrics, and
+/// `--out json=FILE`.
 #[derive(Debug)]
 struct Shown {
     progress: ProgressMode,
     live: LiveMetrics,
+    stream: Option<JsonStream>,
+}
+
+/// One `--out`: the report directory, or a JSON Lines file.
+#[derive(Debug, Clone)]
+enum Out {
+    Dir(PathBuf),
+    Json(PathBuf),
+}
+
+fn parse_out(value: &str) -> Result<Out, String> {
+    match value.strip_prefix("json=") {
+        Some("") => Err("json= needs a file name: --out json=run.jsonl".to_owned()),
+        Some(file) => Ok(Out::Json(PathBuf::from(file))),
+        None => Ok(Out::Dir(PathBuf::from(value))),
+    }
+}
+
+/// The report directory and the JSON Lines file of a command's `--out`s; at most one
+/// of each.
+fn outs(outs: &[Out]) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+    let (mut dir, mut json) = (None, None);
+    for out in outs {
+        let (slot, what) = match out {
+            Out::Dir(p) => (&mut dir, p),
+            Out::Json(p) => (&mut json, p),
+        };
+        if slot.replace(what.clone()).is_some() {
+            return Err("--out: give at most one report directory and one json=FILE".to_owned());
+        }
+    }
+    Ok((dir, json))
 }
 
 /// How long the controller waits, once its run is over, for the agents' streams to
@@ -388,6 +448,7 @@ async fn execute_and_report(
     out: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let progress = request.progress;
+    let stream = request.stream.clone();
     let outcome = match controller.run(request).await {
         Ok(outcome) => outcome,
         Err(e) if e.is_bad_input() => {
@@ -398,9 +459,28 @@ async fn execute_and_report(
     };
     let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&outcome.run_id));
     let summary = report::write_all(&outcome, &dir)?;
+    if let Some(stream) = &stream {
+        stream.line("summary", stream_summary(&summary, &dir));
+    }
     say(progress, report::text(&summary).trim_end());
     say(progress, format_args!("reports: {}", dir.display()));
     Ok(summary.outcome.exit_code())
+}
+
+/// The last line of `--out json=FILE`: the verdict and headline figures.
+fn stream_summary(summary: &report::Summary, dir: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": summary.run_id,
+        "outcome": summary.outcome,
+        "exit_code": summary.outcome.exit_code(),
+        "outcome_reasons": summary.outcome_reasons,
+        "totals": summary.totals,
+        "goodput_rps": summary.goodput_rps,
+        "throttled_ratio": summary.throttled_ratio,
+        "latency_p50_ms": summary.latency_ms.p50,
+        "latency_p99_ms": summary.latency_ms.p99,
+        "reports": dir,
+    })
 }
 
 async fn demo_cmd(
@@ -433,6 +513,7 @@ async fn demo_cmd(
     let mut request = RunRequest::new(plan, text, agents)?;
     request.progress = progress;
     request.live = live.clone();
+    request.stream = shown.stream.clone();
     request.wait_for_agents = Duration::from_secs(20);
     cancel_on_signal(controller.clone());
     let code = execute_and_report(&controller, request, out).await;

@@ -106,6 +106,8 @@ pub(crate) struct Progress {
     last_latency: Option<Histogram<u64>>,
     last_at: Option<Instant>,
     bar: Option<bar::Display>,
+    /// `--out json=FILE`: each tick also goes there.
+    stream: Option<crate::live::JsonStream>,
 }
 
 /// The stage holding `elapsed` (1-based) and the time left in it; past the end, the
@@ -138,11 +140,18 @@ impl Progress {
             last_latency: None,
             last_at: None,
             bar: (mode == ProgressMode::Bar).then(|| bar::Display::new(total)),
+            stream: None,
         }
     }
 
+    /// Also write each tick to `stream`.
+    pub(crate) fn with_stream(mut self, stream: Option<crate::live::JsonStream>) -> Self {
+        self.stream = stream;
+        self
+    }
+
     pub(crate) fn enabled(&self) -> bool {
-        self.mode != ProgressMode::None
+        self.mode != ProgressMode::None || self.stream.is_some()
     }
 
     /// Show the progress at now: a line on stdout, or the live display redrawn.
@@ -151,6 +160,11 @@ impl Progress {
             return;
         }
         let tick = self.measure(Instant::now(), started, seen);
+        if let Some(stream) = &self.stream
+            && let Ok(value) = serde_json::to_value(&tick)
+        {
+            stream.line("progress", value);
+        }
         match self.mode {
             ProgressMode::None => {}
             ProgressMode::Plain => println!("{}", plain_line(&tick)),

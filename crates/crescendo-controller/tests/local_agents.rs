@@ -36,12 +36,30 @@ async fn one_command_runs_a_plan_on_local_agents() {
     let out = tmp.path().join("out");
     let (code, text, summary) = tokio::task::spawn_blocking({
         let plan = plan.clone();
-        move || run_local(&plan, &out, &["--base-url", &base_url])
+        let json = format!("json={}", tmp.path().join("run.jsonl").display());
+        move || run_local(&plan, &out, &["--base-url", &base_url, "--out", &json])
     })
     .await
     .unwrap();
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("2 local agent(s)"), "{text}");
+    // --out json=FILE: a progress line a second, then the summary, one JSON object each.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(tmp.path().join("run.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l["type"] == "progress"),
+        "{lines:?}"
+    );
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "summary", "{last}");
+    assert_eq!(last["outcome"], "passed", "{last}");
+    assert_eq!(last["totals"]["ok"], summary["totals"]["ok"], "{last}");
     // 10 it/s over the run's ~2 s: the demand, beside what was offered.
     assert!(text.contains("demand: planned"), "{text}");
     let planned = summary["totals"]["planned"].as_u64().unwrap();

@@ -45,6 +45,7 @@ pub(super) async fn probe_cmd(
         r.files = Some(crescendo_plan::DirFiles::for_plan(path));
         r.progress = progress;
         r.live = live.clone();
+        r.stream = shown.stream.clone();
         r.release_agents = true;
         r.wait_for_agents = fleet.wait_for_agents;
         r.lost_after = fleet.heartbeat_timeout;
@@ -61,7 +62,12 @@ pub(super) async fn probe_cmd(
         Err(e) => return Err(e.into()),
     };
     let dir = out.unwrap_or_else(|| Path::new("crescendo-out").join(&probe.outcome.run_id));
-    report::write_all(&probe.outcome, &dir)?;
+    let summary = report::write_all(&probe.outcome, &dir)?;
+    if let Some(stream) = &shown.stream {
+        let mut line = super::stream_summary(&summary, &dir);
+        line["probe"] = serde_json::to_value(&probe.result)?;
+        stream.line("summary", line);
+    }
     std::fs::write(
         dir.join("probe.json"),
         serde_json::to_string_pretty(&probe.result)? + "\n",

@@ -76,6 +76,7 @@ pub(super) async fn run_cmd(
     }
     request.progress = progress;
     request.live = live.clone();
+    request.stream = shown.stream.clone();
     request.release_agents = true;
     request.wait_for_agents = fleet.wait_for_agents;
     request.lost_after = fleet.heartbeat_timeout;

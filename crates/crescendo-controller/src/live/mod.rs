@@ -11,9 +11,11 @@
 //! - `prometheus`: the text exposition format.
 //! - `http`: [`serve_metrics`] and [`start_metrics`], the `/metrics` endpoint (axum).
 //! - `watch`: the run loop's hooks: progress, live metrics and `abort_on_fail`.
+//! - [`JsonStream`]: `--out json=FILE`, the run as JSON Lines while it goes.
 
 mod http;
 mod prometheus;
+mod stream;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use crescendo_metrics::{Counters, StepStats};
 
 pub use http::{serve_metrics, start_metrics};
 use prometheus::PromHistogram;
+pub use stream::JsonStream;
 
 /// Where the controller is in a run's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

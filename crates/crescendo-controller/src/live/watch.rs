@@ -6,7 +6,7 @@
 use crescendo_plan::{Plan, Threshold};
 use tokio::time::Instant;
 
-use super::LiveMetrics;
+use super::{JsonStream, LiveMetrics};
 use crate::aggregate::Aggregate;
 use crate::progress::{Observed, Progress, ProgressMode};
 use crate::thresholds::{Aborted, check_abort};
@@ -34,20 +34,23 @@ pub(crate) struct RunWatch {
     /// The plan's `abort_on_fail` thresholds.
     abortable: Vec<Threshold>,
     aborted: Option<Aborted>,
+    /// `--out json=FILE`.
+    stream: Option<JsonStream>,
 }
 
 impl RunWatch {
     /// A run starts: the live metrics switch to it.
     pub(crate) fn new(
         plan: &Plan,
-        mode: ProgressMode,
+        (mode, stream): (ProgressMode, Option<JsonStream>),
         metrics: LiveMetrics,
         run_id: &str,
         members: usize,
     ) -> Self {
         metrics.start_run(run_id, &plan.name, members);
         Self {
-            progress: Progress::new(mode, plan),
+            progress: Progress::new(mode, plan).with_stream(stream.clone()),
+            stream,
             metrics,
             abortable: plan
                 .thresholds
@@ -90,6 +93,11 @@ impl RunWatch {
         }
         let aborted = check_abort(&self.abortable, &total, &input.aggregate.steps, elapsed)?;
         tracing::warn!("aborting the run: {}", aborted.reason);
+        if let Some(stream) = &self.stream
+            && let Ok(value) = serde_json::to_value(&aborted)
+        {
+            stream.line("aborted", value);
+        }
         let reason = format!("aborted: {}", aborted.reason);
         self.aborted = Some(aborted);
         Some(reason)

@@ -119,7 +119,7 @@ impl RunActor {
         }
         let watch = RunWatch::new(
             &request.plan,
-            request.progress,
+            (request.progress, request.stream.clone()),
             request.live.clone(),
             &run_id,
             members.len(),

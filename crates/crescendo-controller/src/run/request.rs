@@ -45,6 +45,8 @@ pub struct RunRequest {
     pub release_agents: bool,
     /// Where the live results go (`--metrics-listen` serves them).
     pub live: LiveMetrics,
+    /// `--out json=FILE`: progress and events as JSON Lines while the run goes.
+    pub stream: Option<crate::live::JsonStream>,
     /// Where the plan's `body_file` and data files are read from (the plan's
     /// directory); needed only when the plan names files.
     pub files: Option<crescendo_plan::DirFiles>,
@@ -81,6 +83,7 @@ impl RunRequest {
             progress: ProgressMode::None,
             release_agents: false,
             live: LiveMetrics::default(),
+            stream: None,
             files: None,
         })
     }
