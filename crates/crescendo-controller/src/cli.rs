@@ -1,6 +1,20 @@
 //! The `crescendo-controller` command line. `main.rs` parses [`Cli`] and calls
 //! [`Cli::execute`], which returns the documented exit code ([`crate::exit_code`]).
 
+/// How `run`, `demo` and `probe` show themselves while they go.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ShowArgs {
+    /// How progress shows each second: a live display (`bar`, the default on a
+    /// terminal), plain lines (the default otherwise), JSON Lines on stdout (everything
+    /// else then goes to stderr), or none.
+    #[arg(long, value_enum)]
+    progress: Option<ProgressMode>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run goes (port 0 picks
+    /// a free port; the address is printed).
+    #[arg(long, value_name = "ADDR", env = "CRESCENDO_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+}
+
 /// `say` with `format!` arguments.
 macro_rules! sayln {
     ($progress:expr, $($arg:tt)*) => {
@@ -40,19 +54,11 @@ use crate::{Controller, ProgressMode, RunRequest, demo, report};
 #[derive(Debug, Parser)]
 #[command(name = "crescendo-controller", version, about)]
 pub struct Cli {
-    /// How `run`, `demo` and `probe` show progress each second: a live display (`bar`,
-    /// the default on a terminal), plain lines (the default otherwise), JSON Lines on
-    /// stdout (everything else then goes to stderr), or none.
-    #[arg(long, global = true, value_enum)]
+    /// Also accepted before the subcommand (`crescendo-controller --progress json run …`).
+    #[arg(long, value_enum, hide = true)]
     progress: Option<ProgressMode>,
-    /// Serve Prometheus metrics at http://ADDR/metrics while `run`, `probe` or `demo`
-    /// goes (port 0 picks a free port; the address is printed).
-    #[arg(
-        long,
-        global = true,
-        value_name = "ADDR",
-        env = "CRESCENDO_METRICS_LISTEN"
-    )]
+    /// Also accepted before the subcommand.
+    #[arg(long, value_name = "ADDR", hide = true)]
     metrics_listen: Option<SocketAddr>,
     #[command(subcommand)]
     command: Cmd,
@@ -71,8 +77,10 @@ fn say(progress: ProgressMode, text: impl std::fmt::Display) {
 enum Cmd {
     /// Start flowsim and N agents on loopback and run a short rehearsal.
     Demo {
+        /// How many agents to start in this process.
         #[arg(long, default_value_t = 3)]
         agents: u32,
+        /// How long the load runs.
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         duration: Duration,
         /// Where the report files go (default ./crescendo-out/<run id>); `json=FILE`
@@ -80,9 +88,12 @@ enum Cmd {
         /// (give --out twice for both).
         #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
         out: Vec<Out>,
+        #[command(flatten)]
+        show: ShowArgs,
     },
     /// Wait for N agents, run a plan, write the report files.
     Run {
+        /// The plan file (TOML).
         plan: PathBuf,
         /// How many agents the plan is split over (default: --local-agents); agents
         /// beyond the local ones attach from other hosts.
@@ -103,11 +114,15 @@ enum Cmd {
         /// (give --out twice for both).
         #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
         out: Vec<Out>,
+        #[command(flatten)]
+        show: ShowArgs,
     },
     /// Find the API's sustainable rate: ramp the fleet up to the plan's peak rate under
     /// coordinated backoff, converge, and report the highest steady accepted rate.
     Probe {
+        /// The plan file (TOML).
         plan: PathBuf,
+        /// How many agents the probe is split over.
         #[arg(long)]
         agents: u32,
         /// Send the load to this URL instead of the plan's target.base_url (e.g. a
@@ -127,28 +142,40 @@ enum Cmd {
         /// (give --out twice for both).
         #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
         out: Vec<Out>,
+        #[command(flatten)]
+        show: ShowArgs,
     },
     /// Write a commented starter plan (and the files it names) to PATH.
     Init(init::InitArgs),
     /// Check a plan and exit 2 with the file, line and key of the first error.
-    Validate { plan: PathBuf },
+    Validate {
+        /// The plan file (TOML).
+        plan: PathBuf,
+    },
     /// Compare two runs (run directories or summary.json files): exit 0 when B holds,
     /// 99 when it regressed from A past the tolerance, 2 when either cannot be read.
     Compare {
+        /// The baseline: a run directory or its summary.json.
         a: PathBuf,
+        /// The run compared with it.
         b: PathBuf,
         /// Relative change allowed before a metric counts as regressed (0.05 = 5 %).
         #[arg(long, default_value_t = 0.05, value_parser = crate::compare::parse_tolerance)]
         tolerance: f64,
     },
     /// Render report.html, junit.xml and the text summary again from DIR/summary.json.
-    Report { dir: PathBuf },
+    Report {
+        /// A run directory holding summary.json.
+        dir: PathBuf,
+    },
     /// Exit 0 when a TCP address accepts a connection, 1 otherwise: a health check for
     /// containers, whose scratch image has no shell or curl (flowsim on :8080, the
     /// controller on :7700).
     Health {
+        /// The address to connect to, e.g. 127.0.0.1:7700.
         #[arg(long)]
         tcp: SocketAddr,
+        /// How long to wait for the connection.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
@@ -163,6 +190,7 @@ enum Cmd {
     Cancel {
         #[command(flatten)]
         admin: AdminArgs,
+        /// Why, as the run's report will say.
         #[arg(long, default_value = "cancelled from the command line")]
         reason: String,
     },
@@ -175,9 +203,11 @@ enum Cmd {
     /// Queue a plan on a service (validated first; a bad plan queues nothing); --wait
     /// follows it and exits with its exit code.
     Submit {
+        /// The plan file (TOML).
         plan: PathBuf,
         #[command(flatten)]
         placement: service_client::Placement,
+        /// Follow the run until it finishes and exit with its exit code.
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -207,6 +237,7 @@ enum Cmd {
     },
     /// Follow a service's run until it finishes; exits with its exit code.
     Watch {
+        /// The run's id (`runs list`).
         id: String,
         #[command(flatten)]
         service: service_client::ServiceArgs,
@@ -216,7 +247,17 @@ enum Cmd {
 impl Cli {
     /// Run the command; the exit code follows the documented convention.
     pub async fn execute(self) -> ExitCode {
-        let progress = ProgressMode::resolve(self.progress, std::io::stdout().is_terminal());
+        let show = match &self.command {
+            Cmd::Demo { show, .. } | Cmd::Run { show, .. } | Cmd::Probe { show, .. } => {
+                show.clone()
+            }
+            _ => ShowArgs::default(),
+        };
+        let progress = ProgressMode::resolve(
+            show.progress.or(self.progress),
+            std::io::stdout().is_terminal(),
+        );
+        let metrics_listen = show.metrics_listen.or(self.metrics_listen);
         let (out_dir, out_json) = match &self.command {
             Cmd::Demo { out, .. } | Cmd::Run { out, .. } | Cmd::Probe { out, .. } => {
                 match outs(out) {
@@ -246,7 +287,7 @@ impl Cli {
         };
         let metrics_stop = CancellationToken::new();
         let _stop_metrics = metrics_stop.clone().drop_guard();
-        if let Some(addr) = self.metrics_listen
+        if let Some(addr) = metrics_listen
             && matches!(
                 self.command,
                 Cmd::Demo { .. } | Cmd::Run { .. } | Cmd::Probe { .. }

@@ -237,3 +237,72 @@ fn init_writes_starter_plans_that_validate_and_never_overwrites() {
         assert!(out.contains("exists"), "{out}");
     }
 }
+
+/// Every subcommand's `--help` describes every argument, and shows `--progress` only
+/// where it means something.
+#[test]
+fn every_argument_is_described_in_help() {
+    let commands: &[&[&str]] = &[
+        &["demo"],
+        &["run"],
+        &["probe"],
+        &["init"],
+        &["validate"],
+        &["compare"],
+        &["report"],
+        &["health"],
+        &["status"],
+        &["cancel"],
+        &["certs"],
+        &["serve"],
+        &["submit"],
+        &["runs", "list"],
+        &["runs", "show"],
+        &["runs", "cancel"],
+        &["runs", "rerun"],
+        &["runs", "baseline"],
+        &["runs", "trend"],
+        &["schedules", "add"],
+        &["schedules", "list"],
+        &["schedules", "pause"],
+        &["schedules", "resume"],
+        &["schedules", "rm"],
+        &["schedules", "run-now"],
+        &["agents", "list"],
+        &["watch"],
+    ];
+    let mut undescribed = Vec::new();
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let (code, help) = controller(&args);
+        assert_eq!(code, 0, "{args:?}: {help}");
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            // An argument's line: `--flag <V>` or `<NAME>`; its description follows on
+            // the same line or the next.
+            let is_arg = t.starts_with("--") || (t.starts_with('<') && line.starts_with("  "));
+            if !is_arg || t.starts_with("-h, --help") || t.starts_with("-V, --version") {
+                continue;
+            }
+            let same_line = t
+                .split("  ")
+                .filter(|p| !p.trim().is_empty() && !p.trim().starts_with('['))
+                .count()
+                > 1;
+            let next_line = lines.get(i + 1).is_some_and(|n| {
+                let n = n.trim();
+                // `[default: …]` or `[env: …]` alone is no description.
+                !n.is_empty() && !n.starts_with(['-', '<', '['])
+            });
+            if !same_line && !next_line {
+                undescribed.push(format!("{}: {t}", command.join(" ")));
+            }
+        }
+        let progress = help.contains("--progress");
+        let shows = matches!(command[0], "demo" | "run" | "probe");
+        assert_eq!(progress, shows, "{command:?} --help and --progress: {help}");
+    }
+    assert!(undescribed.is_empty(), "undescribed: {undescribed:#?}");
+}

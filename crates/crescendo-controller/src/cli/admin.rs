@@ -18,6 +18,7 @@ use crate::exit_code::{EXIT_FAILURE, EXIT_OK};
 /// for one, comes from `CRESCENDO_ADMIN_TOKEN` (never argv).
 #[derive(Debug, clap::Args)]
 pub(super) struct AdminArgs {
+    /// The controller's (or service's admin) URL.
     #[arg(
         long,
         global = true,

@@ -18,6 +18,7 @@ use crate::exit_code::{EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILURE, EXIT_INTERR
 pub(super) struct ServiceArgs {
     #[command(flatten)]
     admin: AdminArgs,
+    /// Aligned columns for people, or the records as JSON for programs.
     #[arg(long, global = true, value_enum, default_value = "table")]
     output: Output,
 }
@@ -37,24 +38,42 @@ pub(super) struct Placement {
 pub(super) enum RunsCmd {
     /// Runs, newest first.
     List {
+        /// Only this plan's runs (by its name).
         #[arg(long)]
         plan: Option<String>,
+        /// Only runs in this state (queued, waiting-for-agents, running, passed,
+        /// failed, aborted, cancelled, not-started, interrupted, degraded, error).
         #[arg(long)]
         state: Option<String>,
+        /// At most this many runs, the newest.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// One run, with its summary and plan.
-    Show { id: String },
+    Show {
+        /// The run's id (`runs list`).
+        id: String,
+    },
     /// Stop a queued or running run on every agent.
-    Cancel { id: String },
+    Cancel {
+        /// The run's id (`runs list`).
+        id: String,
+    },
     /// Queue the run's plan again, exactly as it ran.
-    Rerun { id: String },
+    Rerun {
+        /// The run's id (`runs list`).
+        id: String,
+    },
     /// Make the run its plan's baseline: later runs are compared with it.
-    Baseline { id: String },
+    Baseline {
+        /// The run's id (`runs list`).
+        id: String,
+    },
     /// p50, p99, goodput and throttled ratio of a plan's runs, oldest first.
     Trend {
+        /// The plan's name (its `name = …`).
         plan: String,
+        /// At most this many runs, the newest.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -70,7 +89,9 @@ pub(super) enum AgentsCmd {
 pub(super) enum SchedulesCmd {
     /// Run PLAN at the times of --cron (in --tz) or once --at.
     Add {
+        /// The schedule's name: 1-64 letters, digits, '-', '_', '.'.
         name: String,
+        /// The plan file (validated now; its text is kept with the schedule).
         plan: PathBuf,
         #[command(flatten)]
         placement: Placement,
@@ -88,18 +109,26 @@ pub(super) enum SchedulesCmd {
         #[arg(long, default_value = "run-once", value_parser = ["run-once", "skip"])]
         missed: String,
     },
+    /// Every schedule, with its next time.
     List,
+    /// Start nothing until resumed (times that pass meanwhile are not caught up).
     Pause {
+        /// The schedule's name.
         name: String,
     },
+    /// Start again from the next time.
     Resume {
+        /// The schedule's name.
         name: String,
     },
+    /// Delete the schedule (its runs stay in the history).
     Rm {
+        /// The schedule's name.
         name: String,
     },
     /// Queue the schedule's plan now.
     RunNow {
+        /// The schedule's name.
         name: String,
     },
 }
