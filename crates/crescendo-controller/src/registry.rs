@@ -168,7 +168,9 @@ impl Registry {
 
     /// Start every waiting run whose agents are there, oldest first. A run that cannot
     /// start does not hold up a later one whose agents are idle (runs on disjoint
-    /// agents go at once); the older run takes the next agents freed that it matches.
+    /// agents go at once). Nothing is reserved: while an older run waits for more
+    /// agents than are idle, a younger run that fits may take them, so a big run on a
+    /// busy pool can reach its deadline (`not-started`, with the reason).
     fn start_runs(&mut self) {
         let mut kept = VecDeque::with_capacity(self.waiting.len());
         while let Some(mut w) = self.waiting.pop_front() {
