@@ -51,6 +51,6 @@ pub use retention::Retention;
 pub use run::{Comparison, NewRun, Origin, Outcome, RunFilter, RunRecord};
 pub use run_state::{Missed, RunState, UnknownWord};
 pub use schedule::Schedule;
-pub use selector::{Selector, SelectorError};
+pub use selector::Selector;
 pub use store::{DB_FILE, Store};
 pub use when::{ScheduleError, When};

@@ -24,7 +24,10 @@ fn a_run_round_trips_every_field() {
             name: "nightly".into(),
         },
         agents: 3,
-        selector: Selector::parse("region=eu-west-1,zone=a").unwrap(),
+        selector: Selector(std::collections::BTreeMap::from([
+            ("region".to_owned(), "eu-west-1".to_owned()),
+            ("zone".to_owned(), "a".to_owned()),
+        ])),
         scheduled_at: Some(t(10) + chrono::TimeDelta::nanoseconds(123_456_789)),
         missed: Some(Missed::RunOnce),
     };

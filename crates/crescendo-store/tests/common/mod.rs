@@ -27,7 +27,10 @@ pub fn schedule(name: &str, cron: &str) -> Schedule {
         plan_name: "flow-update".into(),
         plan_text: "name = \"flow-update\"\n".into(),
         agents: 3,
-        selector: Selector::parse("region=eu-west-1").unwrap(),
+        selector: Selector(std::collections::BTreeMap::from([(
+            "region".to_owned(),
+            "eu-west-1".to_owned(),
+        )])),
         when: When::cron(cron, "Europe/Dublin").unwrap(),
         missed: Missed::Skip,
         paused: false,
