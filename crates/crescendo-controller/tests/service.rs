@@ -449,6 +449,18 @@ async fn a_service_schedules_queues_compares_and_survives_kill_9() {
             .unwrap()
             .contains("missed while the service was down")
     );
+    until(
+        "the webhook hears of the skipped time",
+        Duration::from_secs(30),
+        || {
+            let posted = hooks.lock().unwrap();
+            posted
+                .iter()
+                .any(|b| b["run"]["id"] == skipped["id"] && b["run"]["state"] == "not-started")
+                .then_some(())
+        },
+    )
+    .await;
     let interrupted = until(
         "the run recorded interrupted",
         Duration::from_secs(30),

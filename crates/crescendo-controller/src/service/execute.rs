@@ -90,6 +90,7 @@ pub(super) fn spawn(service: &Service, record: RunRecord, mut request: RunReques
         controller: service.controller.clone(),
         settings: service.settings.clone(),
         shutting_down: service.shutdown.clone(),
+        tracker: service.tracker.clone(),
         record,
         live,
     };
@@ -101,6 +102,7 @@ struct Follow {
     controller: Controller,
     settings: ServiceSettings,
     shutting_down: tokio_util::sync::CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
     record: RunRecord,
     live: LiveMetrics,
 }
@@ -140,7 +142,12 @@ impl Follow {
             Ok(outcome) => self.finished(outcome).await,
             Err(e) => self.failed(e).await,
         }
-        self.notify().await;
+        super::notify::announce(
+            &self.db,
+            &self.settings,
+            &self.tracker,
+            self.record.id.clone(),
+        );
         self.prune().await;
     }
 
@@ -242,19 +249,6 @@ impl Follow {
                 .call(move |s| s.finish(&id, state, Some(&reason), None, None, Utc::now())),
         )
         .await;
-    }
-
-    /// POST the finished record to the webhook, if there is one.
-    async fn notify(&self) {
-        let Some(url) = &self.settings.notify else {
-            return;
-        };
-        let id = self.record.id.clone();
-        let Some(Some(record)) = self.log(self.db.call(move |s| s.run(&id))).await else {
-            return;
-        };
-        let dir = self.settings.data.join("runs").join(&record.id);
-        super::notify::deliver(url, &super::notify::body(&record), &dir).await;
     }
 
     /// Apply retention: drop old runs' rows and report folders (never a baseline).

@@ -195,16 +195,8 @@ impl ServiceOpening {
             tracker: tracker.clone(),
         };
         // The webhook hears of the runs a crash left interrupted too.
-        if let Some(url) = service.settings.notify.clone() {
-            for id in self.interrupted {
-                let (db, url) = (service.db.clone(), url.clone());
-                let dir = service.settings.data.join("runs").join(&id);
-                tracker.spawn(async move {
-                    if let Ok(Some(record)) = db.call(move |s| s.run(&id)).await {
-                        notify::deliver(&url, &notify::body(&record), &dir).await;
-                    }
-                });
-            }
+        for id in self.interrupted {
+            notify::announce(&service.db, &service.settings, &tracker, id);
         }
         service.serve(self.rx).await;
         tracker.close();

@@ -16,13 +16,33 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use crescendo_store::RunRecord;
 use serde_json::{Value, json};
+use tokio_util::task::TaskTracker;
 
 use super::records::run_json;
+use super::{Db, ServiceSettings};
 
 /// Tries before giving up.
 const TRIES: u32 = 5;
 /// Each try's timeout.
 const TRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tell the webhook (if there is one) that run `id` finished, as its record now
+/// says: on `tracker`, so the service waits for it before it exits. Every way a run
+/// finishes comes here: run to its end, not started, interrupted by a crash.
+pub(super) fn announce(db: &Db, settings: &ServiceSettings, tracker: &TaskTracker, id: String) {
+    let Some(url) = settings.notify.clone() else {
+        return;
+    };
+    let db = db.clone();
+    let dir = settings.data.join("runs").join(&id);
+    tracker.spawn(async move {
+        match db.call(move |s| s.run(&id)).await {
+            Ok(Some(record)) => deliver(&url, &body(&record), &dir).await,
+            Ok(None) => {}
+            Err(e) => tracing::error!("webhook: reading the run: {e}"),
+        }
+    });
+}
 
 /// The webhook body for a finished run.
 pub(super) fn body(record: &RunRecord) -> Value {

@@ -236,10 +236,14 @@ async fn not_started(
                 None,
                 None,
                 Utc::now(),
-            )
+            )?;
+            Ok(run.id)
         })
         .await;
-    if let Err(e) = recorded {
-        tracing::error!(schedule = %schedule.name, "recording a run that did not start: {e}");
+    match recorded {
+        Ok(id) => super::notify::announce(&service.db, &service.settings, &service.tracker, id),
+        Err(e) => {
+            tracing::error!(schedule = %schedule.name, "recording a run that did not start: {e}")
+        }
     }
 }
