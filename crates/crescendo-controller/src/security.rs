@@ -176,10 +176,7 @@ pub(crate) fn refuse_role<T>(
     forbidden: Role,
     call: &str,
 ) -> Result<(), Status> {
-    let role = request
-        .peer_certs()
-        .and_then(|certs| certs.first().and_then(crate::tls::peer_role));
-    if role != Some(forbidden) {
+    if caller_role(request) != Some(forbidden) {
         return Ok(());
     }
     let what = match forbidden {
@@ -195,15 +192,19 @@ pub(crate) fn refuse_role<T>(
 /// Under mutual TLS with no admin token, the certificate is the only proof an operator
 /// has: it must name the operator role (OU crescendo-operator).
 pub(crate) fn require_operator<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
-    let role = request
-        .peer_certs()
-        .and_then(|certs| certs.first().and_then(crate::tls::peer_role));
-    if role == Some(Role::Operator) {
+    if caller_role(request) == Some(Role::Operator) {
         return Ok(());
     }
     let what = "an operator's certificate (OU crescendo-operator, `certs --operator`) or the admin token is needed";
     tracing::warn!(peer = %peer(request), call, "refused: {what}");
     Err(Status::permission_denied(what))
+}
+
+/// The role the caller's certificate names (mutual TLS), if any.
+fn caller_role<T>(request: &Request<T>) -> Option<Role> {
+    request
+        .peer_certs()
+        .and_then(|certs| certs.first().and_then(crate::tls::peer_role))
 }
 
 fn digest(token: &str) -> [u8; 32] {
