@@ -11,11 +11,15 @@
 #    published on 127.0.0.1 (an internal network cannot publish ports) and this script
 #    can read GET /__sim/stats. Nothing else is reachable from outside, and nothing
 #    leaves the machine.
-# 4. Run a 6 s open-model plan (30 rps of PUT /api/v2/flows/{flowId}, policy none)
+# 4. Make the fleet's certificates with the image's own `crescendo-controller certs`
+#    (a CA, the controller's, agent-1..3's) and one for agent-4 from another CA: the
+#    fleet talks mutual TLS (plus the enrolment token), as a production fleet would.
+# 5. Run a 6 s open-model plan (30 rps of PUT /api/v2/flows/{flowId}, policy none)
 #    against flowsim's 100 requests per 4 s, so part of it is throttled.
-# 5. Check: controller exit 0 or 99, agents agent-1..3 in summary.json with requests,
-#    no lost agents, the controller's ok/throttled totals equal flowsim's own counts,
-#    the agents exit once released.
+# 6. Check: agent-4 (valid token, certificate from the other CA) is refused at the TLS
+#    handshake and never counted; controller exit 0 or 99, agents agent-1..3 in
+#    summary.json with requests, no lost agents, the controller's ok/throttled totals
+#    equal flowsim's own counts, the agents exit once released.
 #
 # Prints PASS/FAIL per check and a final "N passed, N failed"; exits non-zero on any
 # failure, with the containers' logs. Without a usable Docker engine it prints a loud
@@ -65,10 +69,23 @@ check "fleet network $E2E_NET is internal (no route out)" \
 
 e2e_start_flowsim "$IMAGE" "$SIM_LIMIT" "$SIM_WINDOW" || exit 1
 e2e_write_plan "$work/plans" e2e-containers "$RATE" "$DURATION"
+e2e_make_certs "$IMAGE" "$work/certs" "$AGENTS" agent-4 || exit 1
 e2e_start_controller "$IMAGE" "$work/plans" e2e-containers "$work/out" "$AGENTS" || exit 1
 controller=$E2E_CONTROLLER
+# The stranger first: it holds the enrolment token, but its certificate is another CA's.
+e2e_start_tls_agent "$IMAGE" agent-4 foreign || fail_now "start agent-4"
 e2e_start_agents "$IMAGE" "$AGENTS" || exit 1
-echo "  flowsim, controller and $AGENTS agents started; running $DURATION at $RATE rps"
+echo "  flowsim, controller and $AGENTS agents started over mutual TLS;" \
+  "running $DURATION at $RATE rps"
+handshake_refused() {
+  local deadline=$(($(date +%s) + 60))
+  until docker logs "$controller" 2>&1 | grep -q "TLS handshake refused"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+check "agent-4's certificate (another CA) is refused at the handshake, peer logged" \
+  handshake_refused
 
 say "run"
 if ! code=$(wait_container "$controller" "$RUN_TIMEOUT"); then
@@ -101,6 +118,13 @@ for i in $(seq 1 "$AGENTS"); do
   check "agent-$i in summary.json agents with requests > 0 (got $n)" test "$n" -gt 0
 done
 check "lost_agents is empty" equal "$(json "$summary" lost_agents)" "[]"
+check "agent-4 (refused) never counted" equal "$(agent_requests "$summary" agent-4)" 0
+check "agent-4 is not among the run's agents" \
+  equal "$(python3 -c 'import json,sys; print(sorted(a["id"] for a in json.load(open(sys.argv[1]))["agents"]))' "$summary")" \
+  "$(python3 -c 'import sys; print(sorted("agent-%d" % i for i in range(1, int(sys.argv[1]) + 1)))' "$AGENTS")"
+agent4_log=$(docker logs "$CTR_RUN_ID-agent-4" 2>&1)
+echo "  agent-4 says: $(grep -iE 'certificate|tls|handshake' <<<"$agent4_log" | tail -n 1 ||
+  tail -n 1 <<<"$agent4_log")"
 # The start barrier: every agent starts the same delay after its Start message, so
 # the starts across containers lie within a second (the figure itself is reported).
 skew=$(json "$summary" start_skew_ms)

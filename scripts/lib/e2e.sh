@@ -298,30 +298,88 @@ e2e_start_controller() {
   od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$E2E_TOKENS/admin"
   # The containers run as uid 10001.
   chmod 0755 "$E2E_TOKENS" && chmod 0644 "$E2E_TOKENS/enrol" "$E2E_TOKENS/admin"
+  local tls=()
+  if [ -n "${E2E_CERTS:-}" ]; then
+    tls=(--tls-cert "$E2E_TLS_DIR/controller.pem" --tls-key "$E2E_TLS_DIR/controller-key.pem"
+      --tls-client-ca "$E2E_TLS_DIR/ca.pem")
+    set -- --volume "$E2E_CERTS/fleet:$E2E_TLS_DIR:ro" "$@"
+  fi
   start_container "$E2E_CONTROLLER" --network "$E2E_NET" \
     --volume "$plan_dir:/plans:ro" --volume "$out:/out" \
     --volume "$E2E_TOKENS:/run/secrets/crescendo:ro" "$@" -- \
     "$image" crescendo-controller run "/plans/$plan.toml" --agents "$agents" \
     --listen 0.0.0.0:7700 --out /out --wait-for-agents 60s \
     --enrol-token-file /run/secrets/crescendo/enrol \
-    --admin-token-file /run/secrets/crescendo/admin ||
+    --admin-token-file /run/secrets/crescendo/admin "${tls[@]}" ||
     fail_step "start the controller"
+}
+
+# Where the containers see the certificates e2e_make_certs made.
+E2E_TLS_DIR=/run/secrets/crescendo-tls
+
+# e2e_make_certs IMAGE DIR AGENTS [FOREIGN_ID]: mutual TLS for the fleet, made by the
+# image's own `crescendo-controller certs` (in a container with no network): a CA, a
+# certificate for the controller's container name and one per agent agent-1..AGENTS in
+# DIR/fleet; with FOREIGN_ID also a certificate for that id from a second, unrelated CA
+# in DIR/foreign. Sets E2E_CERTS=DIR: from then on e2e_start_controller asks for client
+# certificates from the fleet's CA and e2e_start_agents presents them over https. Call
+# it after e2e_start_flowsim (which sets nothing it needs) and before the controller
+# starts; the controller's name is fixed by CTR_RUN_ID.
+e2e_make_certs() {
+  local image=$1 dir=$2 agents=$3 foreign=${4:-} args=() i
+  # Host-owned directories the container (uid 10001) may write into, so that the
+  # cleanup can remove what it made.
+  mkdir -p "$dir/fleet" "$dir/foreign"
+  chmod 0777 "$dir" "$dir/fleet" "$dir/foreign"
+  for i in $(seq 1 "$agents"); do args+=(--agent "agent-$i"); done
+  docker run --rm --pull never --network none --label "$CTR_LABEL_KEY=$CTR_RUN_ID" \
+    "${CTR_DEFAULT_RUN_OPTS[@]}" --volume "$dir:/certs" "$image" \
+    crescendo-controller certs --out /certs/fleet \
+    --controller-name "$CTR_RUN_ID-controller" "${args[@]}" >/dev/null ||
+    fail_step "make the fleet's certificates" || return 1
+  if [ -n "$foreign" ]; then
+    docker run --rm --pull never --network none --label "$CTR_LABEL_KEY=$CTR_RUN_ID" \
+      "${CTR_DEFAULT_RUN_OPTS[@]}" --volume "$dir:/certs" "$image" \
+      crescendo-controller certs --out /certs/foreign --agent "$foreign" >/dev/null ||
+      fail_step "make a certificate from another CA" || return 1
+  fi
+  E2E_CERTS=$dir
+}
+
+# e2e_start_tls_agent IMAGE ID ISSUER [NETWORK]: one agent ID whose client certificate
+# comes from ISSUER (`fleet` or `foreign`, under E2E_CERTS), trusting the fleet's CA for
+# the controller; on NETWORK (default the fleet network).
+e2e_start_tls_agent() {
+  local image=$1 id=$2 issuer=$3 network=${4:-$E2E_NET}
+  start_container "$CTR_RUN_ID-$id" --network "$network" \
+    --volume "$E2E_TOKENS/enrol:/run/secrets/crescendo/enrol:ro" \
+    --volume "$E2E_CERTS/fleet/ca.pem:/run/secrets/ca.pem:ro" \
+    --volume "$E2E_CERTS/$issuer:$E2E_TLS_DIR:ro" -- \
+    "$image" crescendo-agent --controller "https://$E2E_CONTROLLER:7700" --id "$id" \
+    --enrol-token-file /run/secrets/crescendo/enrol --tls-ca /run/secrets/ca.pem \
+    --tls-cert "$E2E_TLS_DIR/agent-$id.pem" --tls-key "$E2E_TLS_DIR/agent-$id-key.pem"
 }
 
 # e2e_start_agents IMAGE N [LOAD_NETWORK]: agents agent-1..N ($CTR_RUN_ID-agent-<i>) on
 # the fleet network, with the enrolment token e2e_start_controller made. With
 # LOAD_NETWORK (the one flowsim joined instead of the fleet network), each starts on
 # LOAD_NETWORK and then joins the fleet network: it reaches the controller only once both
-# are up, so it never starts the load without a way to flowsim.
+# are up, so it never starts the load without a way to flowsim. After e2e_make_certs
+# each presents its own certificate over https (mutual TLS).
 e2e_start_agents() {
   local image=$1 load=${3:-} i name
   for i in $(seq 1 "$2"); do
     name=$CTR_RUN_ID-agent-$i
-    start_container "$name" --network "${load:-$E2E_NET}" \
-      --volume "$E2E_TOKENS/enrol:/run/secrets/crescendo/enrol:ro" -- \
-      "$image" crescendo-agent --controller "http://$E2E_CONTROLLER:7700" --id "agent-$i" \
-      --enrol-token-file /run/secrets/crescendo/enrol ||
-      fail_step "start agent-$i" || return 1
+    if [ -n "${E2E_CERTS:-}" ]; then
+      e2e_start_tls_agent "$image" "agent-$i" fleet "${load:-$E2E_NET}" ||
+        fail_step "start agent-$i" || return 1
+    else
+      start_container "$name" --network "${load:-$E2E_NET}" \
+        --volume "$E2E_TOKENS/enrol:/run/secrets/crescendo/enrol:ro" -- \
+        "$image" crescendo-agent --controller "http://$E2E_CONTROLLER:7700" --id "agent-$i" \
+        --enrol-token-file /run/secrets/crescendo/enrol ||
+        fail_step "start agent-$i" || return 1
+    fi
     if [ -n "$load" ]; then
       connect_container "$name" "$E2E_NET" || fail_step "connect agent-$i to $E2E_NET" || return 1
     fi
