@@ -52,6 +52,7 @@ mod aggregate;
 pub mod certs;
 pub mod cli;
 pub mod compare;
+pub mod connections;
 pub mod demo;
 mod error;
 pub mod exit_code;
@@ -99,6 +100,9 @@ pub struct ControllerSettings {
     /// The service behind the admin edge's queue, schedule and history calls (`serve`);
     /// without it those calls answer UNIMPLEMENTED.
     pub service: Option<service::ServiceHandle>,
+    /// Open connections at once, both ports together; past it a connection is closed
+    /// at once ([`connections`]: the memory this bounds).
+    pub max_connections: usize,
 }
 
 impl Default for ControllerSettings {
@@ -107,6 +111,7 @@ impl Default for ControllerSettings {
             heartbeat_timeout: Duration::from_secs(3),
             security: Security::default(),
             service: None,
+            max_connections: connections::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -164,6 +169,7 @@ impl Controller {
             }
         };
         let tls = settings.security.tls.is_some();
+        let heartbeat_timeout = settings.heartbeat_timeout;
         let (events_tx, events) = mpsc::channel(4096);
         let (commands_tx, commands) = mpsc::channel(64);
         let tracker = TaskTracker::new();
@@ -172,11 +178,9 @@ impl Controller {
             events_tx,
             commands_tx.clone(),
             shutdown.clone(),
-            settings.heartbeat_timeout,
-            settings.security,
-            settings.service,
+            settings,
         ));
-        let registry = Registry::new(shutdown, tracker.clone(), settings.heartbeat_timeout);
+        let registry = Registry::new(shutdown, tracker.clone(), heartbeat_timeout);
         tracker.spawn(registry.serve(events, commands));
         Ok(Self {
             addr,

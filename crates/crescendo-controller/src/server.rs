@@ -21,19 +21,20 @@ use futures::{Stream, StreamExt};
 use pb::agent_message::Kind as Out;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::{IntervalStream, ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::{IntervalStream, ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::ControllerSettings;
 use crate::admin_service::AdminService;
 use crate::certs::Role;
+use crate::connections::{self, ConnectionLimit};
 use crate::error::ControllerError;
 use crate::liveness::StreamLife;
 use crate::messages::{AGENT_QUEUE, AgentEvent};
 use crate::registry::Command;
 use crate::security::{Gate, Security, peer, refuse_role};
-use crate::service::ServiceHandle;
 use crate::wire;
 
 impl From<ControllerError> for Status {
@@ -60,10 +61,14 @@ pub(crate) async fn serve(
     events: mpsc::Sender<AgentEvent>,
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
-    heartbeat_timeout: Duration,
-    security: Security,
-    service: Option<ServiceHandle>,
+    settings: ControllerSettings,
 ) {
+    let ControllerSettings {
+        heartbeat_timeout,
+        security,
+        service,
+        max_connections,
+    } = settings;
     let agent_control = AgentControlService {
         events,
         next_conn: AtomicU64::new(1),
@@ -90,13 +95,18 @@ pub(crate) async fn serve(
             .max_decoding_message_size(MAX_FROM_AGENT)
             .max_encoding_message_size(MAX_TO_AGENT),
     );
+    // One cap over both ports: together they hold at most `max_connections`.
+    let limit = ConnectionLimit::new(max_connections);
     let served = match admin_listener {
-        None => serve_router(router.add_service(admin), listener, &security, &shutdown).await,
+        None => {
+            let router = router.add_service(admin);
+            serve_router(router, listener, &security, limit, &shutdown).await
+        }
         Some(admin_listener) => {
             let admin_router = builder(heartbeat_timeout).add_service(admin);
             let (agents, operators) = tokio::join!(
-                serve_router(router, listener, &security, &shutdown),
-                serve_router(admin_router, admin_listener, &security, &shutdown),
+                serve_router(router, listener, &security, limit.clone(), &shutdown),
+                serve_router(admin_router, admin_listener, &security, limit, &shutdown),
             );
             agents.and(operators)
         }
@@ -113,6 +123,10 @@ fn builder(heartbeat_timeout: Duration) -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(heartbeat_timeout))
         .max_concurrent_streams(Some(STREAMS_PER_CONNECTION))
         .concurrency_limit_per_connection(STREAMS_PER_CONNECTION as usize)
+        // Set, not defaulted: the memory bound per connection is built on them.
+        .initial_connection_window_size(Some(connections::CONNECTION_WINDOW))
+        .initial_stream_window_size(Some(connections::STREAM_WINDOW))
+        .http2_max_header_list_size(Some(connections::MAX_HEADER_LIST))
 }
 
 /// Serve `router` on `listener` (with TLS when the controller has it) until shutdown.
@@ -120,17 +134,19 @@ async fn serve_router(
     router: tonic::transport::server::Router,
     listener: TcpListener,
     security: &Security,
+    limit: ConnectionLimit,
     shutdown: &CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     match &security.tls {
         Some(tls) => {
-            let incoming = crate::tls::incoming(listener, tls, shutdown.clone());
+            let admitted = connections::admit(listener, limit, shutdown.clone());
+            let incoming = crate::tls::incoming(admitted, tls);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
                 .await
         }
         None => {
-            let incoming = TcpListenerStream::new(listener);
+            let incoming = connections::plain(listener, limit, shutdown.clone());
             router
                 .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned())
                 .await

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
@@ -23,7 +23,8 @@ use tokio_rustls::rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
+
+use crate::connections::{Admitted, Limited};
 
 /// A handshake that takes longer than this is dropped (a client that connects and
 /// says nothing).
@@ -102,36 +103,25 @@ impl ServerTls {
     }
 }
 
-/// Accept TCP connections on `listener` and complete their TLS handshakes, each in a
-/// task of its own (a slow client holds up no one); refused handshakes are logged with
-/// the peer's address. Ends when `shutdown` is cancelled or the receiver is dropped.
+/// Complete the TLS handshakes of the connections `admitted` lets in, each in a task
+/// of its own (a slow client holds up no one); refused handshakes are logged with the
+/// peer's address. Each connection keeps its permit until it closes.
 pub(crate) fn incoming(
-    listener: TcpListener,
+    mut admitted: mpsc::Receiver<Admitted>,
     tls: &ServerTls,
-    shutdown: CancellationToken,
-) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+) -> ReceiverStream<io::Result<Limited<TlsStream<TcpStream>>>> {
     let acceptor = TlsAcceptor::from(tls.config.clone());
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.cancelled() => break,
-                _ = tx.closed() => break,
-            };
+        while let Some((tcp, peer, permit)) = admitted.recv().await {
+            if tx.is_closed() {
+                break;
+            }
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send(Ok(Limited::new(stream, permit))).await;
                     }
                     Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake refused"),
                     Err(_) => {

@@ -50,6 +50,11 @@ pub(super) struct FleetArgs {
     /// unauthenticated: anyone who reaches the port can attach or cancel.
     #[arg(long)]
     insecure: bool,
+    /// Open connections at once (agents and operators, both ports together); past it a
+    /// new connection is closed at once and the refusals are logged. Bounds what
+    /// strangers can make the controller hold: about 1.5 MiB a connection.
+    #[arg(long, default_value_t = crate::connections::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 impl FleetArgs {
@@ -95,6 +100,7 @@ impl FleetArgs {
             heartbeat_timeout: self.heartbeat_timeout,
             security,
             service: None,
+            max_connections: self.max_connections,
         })
     }
 
