@@ -3,7 +3,8 @@
 # processes stopped on exit, and one fleet run (controller + N agents) on loopback.
 #
 #   source scripts/lib/bench.sh
-#   bench_init                      # builds release binaries, sets BENCH_BIN and BENCH_WORK
+#   bench_init [PACKAGE…]           # builds release binaries (default: controller, agent,
+#                                   # flowsim), sets BENCH_BIN and BENCH_WORK
 #                                   # (BENCH_KEEP=1 keeps BENCH_WORK: reports, logs)
 #   port=$(free_port)
 #   bench_bg "$BENCH_BIN/crescendo-flowsim" --listen "127.0.0.1:$port" ...
@@ -22,7 +23,10 @@ bench_cleanup() {
 }
 
 bench_init() {
-  cargo build --release -q -p crescendo-controller -p crescendo-agent -p crescendo-flowsim --bins
+  local packages=("$@") args=() p
+  [ ${#packages[@]} -gt 0 ] || packages=(crescendo-controller crescendo-agent crescendo-flowsim)
+  for p in "${packages[@]}"; do args+=(-p "$p"); done
+  cargo build --release -q "${args[@]}" --bins
   BENCH_BIN=$PWD/target/release
   BENCH_WORK=$(mktemp -d)
   trap bench_cleanup EXIT

@@ -20,6 +20,7 @@ use crate::gate::RequestGate;
 use crate::pacing::Pacing;
 use crate::reports::Reports;
 use crate::request::{PreparedStep, uses_uuid};
+use crate::target_client::TargetClient;
 
 /// No more iterations may start on this agent (see [`RunContext::next_row`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +31,8 @@ pub(crate) struct NoMoreRows;
 pub(crate) struct RunSetup {
     pub(crate) run_id: String,
     pub(crate) agent_id: String,
-    pub(crate) base_url: String,
-    pub(crate) client: reqwest::Client,
-    /// The target's per-attempt timeout (the client's), named in timeout failures.
-    pub(crate) timeout: std::time::Duration,
+    /// Sends the load's requests (with the target's per-attempt timeout).
+    pub(crate) client: TargetClient,
     pub(crate) steps: Vec<PreparedStep>,
     /// Rows for iterations.
     pub(crate) feeder: Feeder,

@@ -22,6 +22,8 @@ use crescendo_metrics::failures::{MAX_SAMPLE_BYTES, cut_bytes, cut_chars};
 use crescendo_metrics::{Failures, StepSnapshot};
 use serde_json::Value;
 
+use crate::target_client::SendError;
+
 /// Longest text taken from a response body into a message, in characters.
 const BODY_MESSAGE_CHARS: usize = 120;
 /// Bodies longer than this are not parsed as JSON (only their start is sampled).
@@ -98,9 +100,8 @@ impl RunFailures {
 }
 
 /// A request that got no (complete) answer.
-pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Failure {
-    // The chain below the top error: the top one names the URL, which may hold
-    // secrets in its query and varies with every request.
+pub(crate) fn transport(e: &SendError, timeout: Duration) -> Failure {
+    // The chain below the top error (which says only at which stage it failed).
     let mut causes = Vec::new();
     let mut io_kind = None;
     let mut source = std::error::Error::source(e);
@@ -111,7 +112,7 @@ pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Failure {
         causes.push(cause.to_string());
         source = cause.source();
     }
-    let message = if e.is_timeout() {
+    let message = if matches!(e, SendError::Timeout) {
         format!("timed out after {}", humantime::format_duration(timeout))
     } else {
         use std::io::ErrorKind as K;
@@ -130,7 +131,7 @@ pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Failure {
             ) => kind.to_string(),
             _ => causes.last().map_or_else(
                 || {
-                    if e.is_body() {
+                    if matches!(e, SendError::Body(_)) {
                         "the body could not be read".to_owned()
                     } else {
                         "the request failed".to_owned()
@@ -140,9 +141,14 @@ pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Failure {
             ),
         }
     };
+    let sample = if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    };
     Failure {
         message,
-        sample: Sample::Text(causes.join(": ")),
+        sample: Sample::Text(sample),
     }
 }
 
@@ -400,8 +406,12 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/x?api_key=s3cret", closed.local_addr().unwrap());
         drop(closed);
-        let e = reqwest::get(&url).await.unwrap_err();
-        let f = transport(&e, Duration::from_secs(10));
+        let client = crate::target_client::TargetClient::new(Duration::from_secs(10), 1);
+        let request = http::Request::get(url)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        let e = client.send(request).await.unwrap_err();
+        let f = transport(&e, client.timeout());
         assert_eq!(f.message, "connection refused");
         let sample = f.sample();
         assert!(!sample.contains("s3cret"), "{sample}");

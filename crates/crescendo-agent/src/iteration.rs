@@ -20,6 +20,7 @@ use crate::context::RunContext;
 use crate::failure::{self, Failure};
 use crate::feeder::Row;
 use crate::request::{PreparedStep, Vars};
+use crate::target_client::SendError;
 
 /// What the iteration knows about where it is.
 #[derive(Debug, Clone, Copy)]
@@ -200,16 +201,20 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
                 });
             }
         };
-        let request = step.build(&ctx.setup.client, &ctx.setup.base_url, vars, token.as_ref());
+        let request = step.build(vars, token.as_ref());
         if !ctx.take_request().await {
             return None;
         }
         let sent = Instant::now();
-        let response = match request.send().await {
-            Ok(response) => response,
+        let sending = match request {
+            Ok(request) => ctx.setup.client.send(request).await,
+            Err(e) => Err(SendError::Build(e)),
+        };
+        let answer = match sending {
+            Ok(answer) => answer,
             Err(e) => return Some(transport_failure(ctx, &e, sent)),
         };
-        let status = response.status().as_u16();
+        let status = answer.status.as_u16();
         if status == 401 && !refreshed && ctx.setup.auth.refreshable() && !step.expected(status) {
             if let Some(token) = &token {
                 ctx.setup.auth.invalidate(token);
@@ -220,22 +225,17 @@ async fn attempt(ctx: &RunContext, index: usize, vars: &Vars<'_>) -> Option<Answ
                 .expect("recorder lock")
                 .auth_refreshed(index);
             refreshed = true;
-            // Read the answer so the connection can be reused.
-            let _ = response.bytes().await;
             continue;
         }
         // Rate-limit headers matter for a failed attempt, and for every answer under
         // the coordinated policy (quota pacing); skip them otherwise.
         let info = if ctx.coordinated() || !step.expected(status) {
-            crescendo_backoff::parse_response(status, response.headers(), SystemTime::now())
+            crescendo_backoff::parse_response(status, &answer.headers, SystemTime::now())
         } else {
             RateLimitInfo::default()
         };
-        // Read the whole body: the request is complete only then.
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => return Some(transport_failure(ctx, &e, sent)),
-        };
+        // The client read the whole body: the request is complete only then.
+        let body = answer.body;
         let (outcome, captured, failure) = judge(step, status, &info, &body, vars);
         return Some(Answer {
             outcome,
@@ -276,9 +276,9 @@ fn judge(
     }
 }
 
-fn transport_failure(ctx: &RunContext, e: &reqwest::Error, sent: Instant) -> Answer {
+fn transport_failure(ctx: &RunContext, e: &SendError, sent: Instant) -> Answer {
     Answer {
-        outcome: if e.is_timeout() {
+        outcome: if matches!(e, SendError::Timeout) {
             Outcome::Timeout
         } else {
             Outcome::ConnectError
@@ -288,7 +288,7 @@ fn transport_failure(ctx: &RunContext, e: &reqwest::Error, sent: Instant) -> Ans
         sent,
         captured: Vec::new(),
         no_token: false,
-        failure: Some(failure::transport(e, ctx.setup.timeout)),
+        failure: Some(failure::transport(e, ctx.setup.client.timeout())),
     }
 }
 

@@ -42,7 +42,10 @@
 //!   token (one refresh and resend after a 401), classifying, checking, capturing,
 //!   retrying.
 //! - `request`: steps prepared once per run from the plan's templates, captures and
-//!   checks; the iteration's variables (built-ins, data row, captures).
+//!   checks, with the URI, headers and body built once where no variable varies them;
+//!   the iteration's variables (built-ins, data row, captures).
+//! - `target_client`: the client for the load's requests (hyper's pooled client over
+//!   rustls; keep-alive, HTTP/2 by ALPN, no redirects, one timeout per exchange).
 //! - `auth`: bearer tokens and OAuth2 client credentials (cached, single-flight,
 //!   refreshed, measured as the auxiliary step `auth.token`); secrets resolved on the
 //!   agent, never logged.
@@ -75,6 +78,7 @@ mod run;
 mod schedule;
 pub mod session;
 mod spool;
+mod target_client;
 pub mod transport;
 mod wire;
 

@@ -26,6 +26,7 @@ use crate::prepare::{PrepareError, PreparedRun};
 use crate::reports::Reports;
 use crate::request::{StepError, prepare};
 use crate::schedule::{ArrivalSchedule, Limits};
+use crate::target_client::TargetClient;
 
 /// Controls of a started run.
 #[derive(Debug)]
@@ -168,9 +169,13 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
     let feeder = prepared.feeder()?;
     let plan = &prepared.plan;
     let steps = prepare(plan)?;
-    let client = reqwest::Client::builder()
+    let max_idle = usize::try_from(prepared.share.max_in_flight.max(prepared.share.vus))
+        .unwrap_or(1024)
+        .max(1);
+    let client = TargetClient::new(plan.target.timeout, max_idle);
+    // The token endpoint's client (few requests: reqwest's conveniences are worth it).
+    let auth_client = reqwest::Client::builder()
         .timeout(plan.target.timeout)
-        .pool_max_idle_per_host(usize::try_from(prepared.share.max_in_flight).unwrap_or(1024))
         .build()
         .map_err(StartError::Client)?;
     let recorder = Arc::new(Mutex::new(Recorder::new(
@@ -187,14 +192,8 @@ fn context(prepared: &mut PreparedRun, inputs: RunInputs) -> Result<RunContext, 
     let setup = RunSetup {
         run_id: prepared.run_id.clone(),
         agent_id: inputs.agent_id,
-        base_url: plan.target.base_url.clone(),
-        auth: Credentials::start(
-            std::mem::take(&mut prepared.auth),
-            client.clone(),
-            &recorder,
-        ),
+        auth: Credentials::start(std::mem::take(&mut prepared.auth), auth_client, &recorder),
         client,
-        timeout: plan.target.timeout,
         steps,
         feeder,
         on_exhausted: prepared.data.on_exhausted,
@@ -366,8 +365,12 @@ async fn drive_open(
             }
         }
         schedule.commit(due);
-        match in_flight.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let slot = tokio::select! {
+            slot = in_flight_slot(&in_flight, at + SLOT_WAIT) => slot,
+            _ = ctx.no_new_iterations.cancelled() => break,
+        };
+        match slot {
+            Some(permit) => {
                 // The row is taken only for an iteration that runs, so a dropped
                 // iteration never uses up a unique row.
                 let Ok(row) = ctx.next_row() else {
@@ -385,7 +388,7 @@ async fn drive_open(
                     drop(permit);
                 });
             }
-            Err(_) => {
+            None => {
                 let mut recorder = ctx.setup.recorder.lock().expect("recorder lock");
                 recorder.offered();
                 recorder.dropped();
@@ -393,6 +396,34 @@ async fn drive_open(
         }
         iteration += 1;
     }
+}
+
+/// How long past its due time an open-model iteration may wait for an in-flight slot
+/// before it is dropped. The dispatcher wakes on the timer's 1 ms ticks, often late
+/// under load, and then fires every iteration due meanwhile in one burst: without a
+/// wait, those past the cap were dropped before the iterations in flight (answered
+/// already, but not yet polled) could give their slots back, so the slots sat idle
+/// until the next tick (~28k req/s at 50 slots whatever the core could do). Now an
+/// iteration is dropped only when the cap stays full: no slot freed within a tick or
+/// two of its due time.
+const SLOT_WAIT: Duration = Duration::from_millis(2);
+
+/// An in-flight slot, at once or as soon as one frees before `deadline`; `None` when
+/// none did.
+async fn in_flight_slot(
+    in_flight: &Arc<Semaphore>,
+    deadline: Instant,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = in_flight.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    if Instant::now() >= deadline {
+        return None;
+    }
+    tokio::time::timeout_at(deadline, in_flight.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 async fn drive_vu(
