@@ -14,7 +14,7 @@ pub(crate) fn render(s: &Summary) -> String {
     let mut out = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Crescendo {} {}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#176d17}}.fail{{color:#b00}}</style>\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#176d17}}.fail{{color:#b00}}svg.chart{{display:block;width:100%;height:auto}}</style>\
          </head><body><h1>{}: <span class=\"{}\">{verdict}</span></h1><p>run {} · {:.1} s · {} agents</p>",
         esc(&s.plan_name),
         esc(&s.run_id),
