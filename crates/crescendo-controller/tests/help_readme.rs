@@ -125,17 +125,33 @@ fn every_subcommand_ends_its_long_help_with_examples_of_itself() {
     let subs = subcommands();
     let mut cache = BTreeMap::new();
     let mut missing = Vec::new();
-    for sub in &subs {
-        let text = help(&mut cache, std::slice::from_ref(sub)).to_owned();
+    let mut paths: Vec<Vec<String>> = subs.iter().map(|s| vec![s.clone()]).collect();
+    for group in ["runs", "schedules", "agents"] {
+        let text = help(&mut cache, &[group.to_owned()]).to_owned();
+        let nested = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .map(|c| vec![group.to_owned(), c.to_owned()]);
+        paths.extend(nested.collect::<Vec<_>>());
+    }
+    assert!(paths.len() > subs.len() + 10, "{paths:?}");
+    for path in &paths {
+        let sub = &path[0];
+        let text = help(&mut cache, path).to_owned();
         let examples: String = text
             .split_once("Examples:\n")
             .map(|(_, e)| e.to_owned())
             .unwrap_or_default();
         let commands = command_lines(&examples, &subs);
-        if commands.is_empty() || commands.iter().any(|(path, _)| &path[0] != sub) {
-            missing.push(format!("{sub}: {examples:?}"));
+        if commands.is_empty() || commands.iter().any(|(p, _)| p[0] != *sub) {
+            missing.push(format!("{}: {examples:?}", path.join(" ")));
         }
-        missing.extend(check_flags(&mut cache, commands, &format!("{sub} --help")));
+        let whence = format!("{} --help", path.join(" "));
+        missing.extend(check_flags(&mut cache, commands, &whence));
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
