@@ -7,7 +7,7 @@ pub(super) const DEMO: &str = "Examples:
   crescendo-controller demo --set load.max_in_flight=20";
 pub(super) const RUN: &str = "Examples:
   crescendo-controller run my-plan.toml --local-agents 2
-  crescendo-controller run my-plan.toml --local-agents 2 --set load.stages[0].duration=30s
+  crescendo-controller run my-plan.toml --local-agents 2 --set 'load.stages[0].duration=30s'
   crescendo-controller run plans/flow-update.toml --agents 4 --listen 0.0.0.0:7700 --out reports";
 pub(super) const PROBE: &str = "Examples:
   crescendo-controller probe plans/flow-update.toml --agents 2 --duration 60s";
@@ -16,7 +16,7 @@ pub(super) const INIT: &str = "Examples:
   crescendo-controller init architect.toml --template architect";
 pub(super) const VALIDATE: &str = "Examples:
   crescendo-controller validate plans/flow-update.toml
-  crescendo-controller validate my-plan.toml --set load.stages[0].target=40";
+  crescendo-controller validate my-plan.toml --set 'load.stages[0].target=40'";
 pub(super) const COMPARE: &str = "Examples:
   crescendo-controller compare crescendo-out/RUN_A crescendo-out/RUN_B --tolerance 0.1";
 pub(super) const REPORT: &str = "Examples:
