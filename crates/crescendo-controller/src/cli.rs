@@ -24,8 +24,10 @@ macro_rules! sayln {
 
 mod admin;
 mod certs;
+mod examples;
 mod fleet_args;
 mod init;
+mod plan_args;
 mod probe_cmd;
 mod run_cmd;
 mod serve;
@@ -44,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use admin::AdminArgs;
 use fleet_args::FleetArgs;
+use plan_args::{PlanArgs, SetArgs};
 
 pub use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_THRESHOLD};
 
@@ -52,7 +55,11 @@ use crate::{Controller, ProgressMode, RunRequest, demo, report};
 
 /// Crescendo controller: rehearse peak load against rate-limited APIs from many hosts.
 #[derive(Debug, Parser)]
-#[command(name = "crescendo-controller", version, about)]
+#[command(
+    name = "crescendo-controller",
+    version,
+    about = "Crescendo controller: rehearse peak load against rate-limited APIs from many hosts"
+)]
 pub struct Cli {
     /// Also accepted before the subcommand (`crescendo-controller --progress json run …`).
     #[arg(long, value_enum, hide = true)]
@@ -76,6 +83,7 @@ fn say(progress: ProgressMode, text: impl std::fmt::Display) {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start flowsim and N agents on loopback and run a short rehearsal.
+    #[command(after_long_help = examples::DEMO)]
     Demo {
         /// How many agents to start in this process.
         #[arg(long, default_value_t = 3)]
@@ -89,12 +97,15 @@ enum Cmd {
         #[arg(long, value_name = "DIR|json=FILE", value_parser = parse_out)]
         out: Vec<Out>,
         #[command(flatten)]
+        set: SetArgs,
+        #[command(flatten)]
         show: ShowArgs,
     },
     /// Wait for N agents, run a plan, write the report files.
+    #[command(after_long_help = examples::RUN)]
     Run {
-        /// The plan file (TOML).
-        plan: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
         /// How many agents the plan is split over (default: --local-agents); agents
         /// beyond the local ones attach from other hosts.
         #[arg(long, required_unless_present = "local_agents")]
@@ -103,10 +114,6 @@ enum Cmd {
         /// nothing else.
         #[arg(long, value_name = "N")]
         local_agents: Option<u32>,
-        /// Send the load to this URL instead of the plan's target.base_url (e.g. a
-        /// staging API); checked like the plan's own.
-        #[arg(long, value_name = "URL")]
-        base_url: Option<String>,
         #[command(flatten)]
         fleet: FleetArgs,
         /// Where the report files go (default ./crescendo-out/<run id>); `json=FILE`
@@ -119,16 +126,13 @@ enum Cmd {
     },
     /// Find the API's sustainable rate: ramp the fleet up to the plan's peak rate under
     /// coordinated backoff, converge, and report the highest steady accepted rate.
+    #[command(after_long_help = examples::PROBE)]
     Probe {
-        /// The plan file (TOML).
-        plan: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
         /// How many agents the probe is split over.
         #[arg(long)]
         agents: u32,
-        /// Send the load to this URL instead of the plan's target.base_url (e.g. a
-        /// staging API); checked like the plan's own.
-        #[arg(long, value_name = "URL")]
-        base_url: Option<String>,
         #[command(flatten)]
         fleet: FleetArgs,
         /// The whole probe, ramp included.
@@ -146,14 +150,17 @@ enum Cmd {
         show: ShowArgs,
     },
     /// Write a commented starter plan (and the files it names) to PATH.
+    #[command(after_long_help = examples::INIT)]
     Init(init::InitArgs),
     /// Check a plan and exit 2 with the file, line and key of the first error.
+    #[command(after_long_help = examples::VALIDATE)]
     Validate {
-        /// The plan file (TOML).
-        plan: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
     },
     /// Compare two runs (run directories or summary.json files): exit 0 when B holds,
     /// 99 when it regressed from A past the tolerance, 2 when either cannot be read.
+    #[command(after_long_help = examples::COMPARE)]
     Compare {
         /// The baseline: a run directory or its summary.json.
         a: PathBuf,
@@ -164,6 +171,7 @@ enum Cmd {
         tolerance: f64,
     },
     /// Render report.html, junit.xml and the text summary again from DIR/summary.json.
+    #[command(after_long_help = examples::REPORT)]
     Report {
         /// A run directory holding summary.json.
         dir: PathBuf,
@@ -171,6 +179,7 @@ enum Cmd {
     /// Exit 0 when a TCP address accepts a connection, 1 otherwise: a health check for
     /// containers, whose scratch image has no shell or curl (flowsim on :8080, the
     /// controller on :7700).
+    #[command(after_long_help = examples::HEALTH)]
     Health {
         /// The address to connect to, e.g. 127.0.0.1:7700.
         #[arg(long)]
@@ -181,12 +190,14 @@ enum Cmd {
     },
     /// Show the agents attached to a controller and its run (the admin token, if the
     /// controller asks for one, comes from CRESCENDO_ADMIN_TOKEN).
+    #[command(after_long_help = examples::STATUS)]
     Status {
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Stop the run in progress on every agent (the admin token, if the controller
     /// asks for one, comes from CRESCENDO_ADMIN_TOKEN).
+    #[command(after_long_help = examples::CANCEL)]
     Cancel {
         #[command(flatten)]
         admin: AdminArgs,
@@ -196,12 +207,15 @@ enum Cmd {
     },
     /// Make a CA, a controller certificate and agent certificates (PEM files) for
     /// --tls-cert/--tls-key/--tls-client-ca and the agents' --tls-*.
+    #[command(after_long_help = examples::CERTS)]
     Certs(certs::CertsArgs),
     /// Run as a service: a pool of agents, a queue of runs, schedules and run history
     /// under --data (see "Scheduling rehearsals" in the README).
+    #[command(after_long_help = examples::SERVE)]
     Serve(serve::ServeArgs),
     /// Queue a plan on a service (validated first; a bad plan queues nothing); --wait
     /// follows it and exits with its exit code.
+    #[command(after_long_help = examples::SUBMIT)]
     Submit {
         /// The plan file (TOML).
         plan: PathBuf,
@@ -214,6 +228,7 @@ enum Cmd {
         service: service_client::ServiceArgs,
     },
     /// A service's runs: list, show, cancel, rerun, baseline, trend.
+    #[command(after_long_help = examples::RUNS)]
     Runs {
         #[command(subcommand)]
         cmd: service_client::RunsCmd,
@@ -221,6 +236,7 @@ enum Cmd {
         service: service_client::ServiceArgs,
     },
     /// A service's schedules: add, list, pause, resume, rm, run-now.
+    #[command(after_long_help = examples::SCHEDULES)]
     Schedules {
         #[command(subcommand)]
         cmd: service_client::SchedulesCmd,
@@ -229,6 +245,7 @@ enum Cmd {
     },
     /// The agents attached to a controller (`agents list`: id, host, labels, version,
     /// state, run, last heard from).
+    #[command(after_long_help = examples::AGENTS)]
     Agents {
         #[command(subcommand)]
         cmd: service_client::AgentsCmd,
@@ -236,6 +253,7 @@ enum Cmd {
         service: service_client::ServiceArgs,
     },
     /// Follow a service's run until it finishes; exits with its exit code.
+    #[command(after_long_help = examples::WATCH)]
     Watch {
         /// The run's id (`runs list`).
         id: String,
@@ -303,13 +321,15 @@ impl Cli {
         }
         let code = match self.command {
             Cmd::Demo {
-                agents, duration, ..
-            } => demo_cmd(agents, duration, out_dir, &shown).await,
+                agents,
+                duration,
+                set,
+                ..
+            } => demo_cmd((agents, duration), &set.set, out_dir, &shown).await,
             Cmd::Run {
                 plan,
                 agents,
                 local_agents,
-                base_url,
                 fleet,
                 ..
             } => {
@@ -319,35 +339,19 @@ impl Cli {
                     eprintln!("error: --local-agents {local} is more than --agents {agents}");
                     Ok(EXIT_BAD_INPUT)
                 } else {
-                    run_cmd::run_cmd(
-                        (&plan, base_url.as_deref()),
-                        (agents, local),
-                        &fleet,
-                        out_dir,
-                        &shown,
-                    )
-                    .await
+                    run_cmd::run_cmd(&plan, (agents, local), &fleet, out_dir, &shown).await
                 }
             }
             Cmd::Probe {
                 plan,
                 agents,
-                base_url,
                 fleet,
                 duration,
                 epsilon,
                 ..
             } => {
                 let settings = crate::probe::ProbeSettings { duration, epsilon };
-                probe_cmd::probe_cmd(
-                    (&plan, base_url.as_deref()),
-                    agents,
-                    &fleet,
-                    settings,
-                    out_dir,
-                    &shown,
-                )
-                .await
+                probe_cmd::probe_cmd(&plan, agents, &fleet, settings, out_dir, &shown).await
             }
             Cmd::Compare { a, b, tolerance } => Ok(crate::compare::command(&a, &b, tolerance)),
             Cmd::Report { dir } => match report::rerender(&dir) {
@@ -360,21 +364,18 @@ impl Cli {
                     Ok(EXIT_BAD_INPUT)
                 }
             },
-            Cmd::Validate { plan } => match crescendo_plan::load(&plan) {
-                Ok(p) => {
+            Cmd::Validate { plan } => match plan.load() {
+                Some((p, _)) => {
                     println!(
                         "{}: ok — plan {:?}, {} step(s), {:?}",
-                        plan.display(),
+                        plan.path().display(),
                         p.name,
                         p.scenario.steps.len(),
                         p.duration()
                     );
                     Ok(EXIT_OK)
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(EXIT_BAD_INPUT)
-                }
+                None => Ok(EXIT_BAD_INPUT),
             },
             Cmd::Health { tcp, timeout } => Ok(admin::health(tcp, timeout).await),
             Cmd::Status { admin } => admin::status(&admin).await,
@@ -525,8 +526,8 @@ fn stream_summary(summary: &report::Summary, dir: &Path) -> serde_json::Value {
 }
 
 async fn demo_cmd(
-    agents: u32,
-    duration: Duration,
+    (agents, duration): (u32, Duration),
+    set: &[crescendo_plan::Override],
     out: Option<PathBuf>,
     shown: &Shown,
 ) -> anyhow::Result<u8> {
@@ -550,7 +551,19 @@ async fn demo_cmd(
         demo::start_agent(&controller.url(), &format!("demo-agent-{i}"), &shutdown);
     }
     let text = demo::plan_text(&base_url, duration);
-    let plan = crescendo_plan::parse(&text, "demo plan")?;
+    let (plan, text) = match crescendo_plan::parse_with_overrides(
+        &text,
+        "demo plan",
+        &crescendo_plan::NoFiles,
+        set,
+    ) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            shutdown.cancel();
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
     let mut request = RunRequest::new(plan, text, agents)?;
     request.progress = progress;
     request.live = live.clone();
@@ -568,35 +581,4 @@ async fn demo_cmd(
 /// do not hold.
 fn fleet_settings(fleet: &FleetArgs) -> Option<crate::ControllerSettings> {
     fleet.settings().map_err(|e| eprintln!("error: {e:#}")).ok()
-}
-
-/// Load a plan file (read and validate, once); prints the error (file, line, key)
-/// and returns `None` when that fails. The text is the plan as written, or, with
-/// `--base-url`, the plan rendered again with that URL (and validated again).
-fn load_plan((path, base_url): (&Path, Option<&str>)) -> Option<(crescendo_plan::Plan, String)> {
-    let loaded = crescendo_plan::load_with_text(path).and_then(|(mut plan, text)| {
-        let Some(url) = base_url else {
-            return Ok((plan, text));
-        };
-        plan.target.base_url = url.trim_end_matches('/').to_owned();
-        let text = plan.to_toml();
-        let files = crescendo_plan::DirFiles::for_plan(path);
-        crescendo_plan::parse_with(&text, "--base-url", &files).map(|plan| (plan, text))
-    });
-    loaded
-        .map_err(|e| eprintln!("error: {:#}", anyhow::Error::new(e)))
-        .ok()
-}
-
-/// Load a plan file and split it into a run request for `agents`; prints the error
-/// and returns `None` when any of that fails. `run` sends the text as written, with the
-/// plan's files.
-fn read_plan(source: (&Path, Option<&str>), agents: u32) -> Option<RunRequest> {
-    let path = source.0;
-    let (plan, text) = load_plan(source)?;
-    let mut request = RunRequest::new(plan, text, agents)
-        .map_err(|e| eprintln!("error: {e}"))
-        .ok()?;
-    request.files = Some(crescendo_plan::DirFiles::for_plan(path));
-    Some(request)
 }

@@ -27,6 +27,40 @@ pub(crate) struct Fleet {
     accepted: VecDeque<(Duration, u64)>,
     /// The limit key each agent last reported; agents not heard from yet have none.
     agent_keys: BTreeMap<String, String>,
+    /// Wall-clock time the fleet spent paused.
+    pauses: PauseClock,
+}
+
+/// The fleet's pause time as wall-clock time: the union of the spans during which the
+/// governor held a pause on some limit key (not the agents' pauses summed).
+#[derive(Debug, Default)]
+pub(crate) struct PauseClock {
+    /// Finished spans, summed.
+    closed: Duration,
+    /// The pause in force: its start and its announced end.
+    open: Option<(Duration, Duration)>,
+}
+
+impl PauseClock {
+    /// The pause in force at `now` ends at `until` (`None`: no pause in force).
+    pub(crate) fn observe(&mut self, now: Duration, until: Option<Duration>) {
+        match (self.open, until) {
+            (Some((from, end)), Some(until)) if now <= end => self.open = Some((from, until)),
+            (Some((from, end)), _) => {
+                self.closed += end.min(now).saturating_sub(from);
+                self.open = until.map(|u| (now, u));
+            }
+            (None, until) => self.open = until.map(|u| (now, u)),
+        }
+    }
+
+    /// Time paused up to `now`.
+    pub(crate) fn total(&self, now: Duration) -> Duration {
+        self.closed
+            + self.open.map_or(Duration::ZERO, |(from, end)| {
+                end.min(now).saturating_sub(from)
+            })
+    }
 }
 
 /// How often the governor ticks: quota windows are followed at this resolution.
@@ -107,6 +141,7 @@ impl Fleet {
             ceiling,
             accepted: VecDeque::new(),
             agent_keys: BTreeMap::new(),
+            pauses: PauseClock::default(),
         })
     }
 
@@ -133,6 +168,7 @@ impl Fleet {
         let mut out = self.place(now, agent, &report.limit_key, shares, run_id);
         let decision = self.governor.on_throttle(now, report);
         out.extend(self.send(decision, shares, run_id));
+        self.observe_pause(now);
         out
     }
 
@@ -166,6 +202,7 @@ impl Fleet {
         );
         let decision = self.governor.on_quota(now, report);
         out.extend(self.send(decision, shares, run_id));
+        self.observe_pause(now);
         out
     }
 
@@ -181,7 +218,23 @@ impl Fleet {
         let decision = self
             .governor
             .on_opened(now, &limit_key(&o.limit_key), agent);
-        self.send(decision, shares, run_id)
+        let out = self.send(decision, shares, run_id);
+        self.observe_pause(now);
+        out
+    }
+
+    /// Follows the pause in force (on any limit key) for [`PauseClock`].
+    fn observe_pause(&mut self, now: Duration) {
+        let until = std::iter::once(DEFAULT_KEY)
+            .chain(self.agent_keys.values().map(String::as_str))
+            .filter_map(|key| self.governor.paused_until(key, now))
+            .max();
+        self.pauses.observe(now, until);
+    }
+
+    /// Wall-clock time the fleet spent paused up to `now`.
+    pub(crate) fn paused(&self, now: Duration) -> Duration {
+        self.pauses.total(now)
     }
 
     /// The next run time the governor wants a tick at, besides every [`TICK`].
@@ -211,7 +264,9 @@ impl Fleet {
         };
         self.governor.set_plan_rate(now, self.ceiling.rate_at(now));
         let decision = self.governor.on_tick(now, accepted);
-        self.send(decision, shares, run_id)
+        let out = self.send(decision, shares, run_id);
+        self.observe_pause(now);
+        out
     }
 
     /// Records the key an agent reported. An agent seen on a key for the first time gets

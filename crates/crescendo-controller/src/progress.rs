@@ -55,6 +55,8 @@ pub(crate) struct Observed<'a> {
     pub(crate) agents_total: usize,
     /// The governor's fleet rate and whether the fleet is paused (coordinated policy).
     pub(crate) governor: Option<(f64, bool)>,
+    /// Wall-clock time the fleet governor held the fleet paused so far.
+    pub(crate) fleet_paused: Option<Duration>,
 }
 
 /// One second's progress.
@@ -70,8 +72,12 @@ pub(crate) struct Tick {
     retries: u64,
     errors: u64,
     dropped: u64,
-    /// Agent-seconds spent paused by backoff so far.
+    /// Time paused by backoff so far: the fleet's wall-clock pause time under the
+    /// coordinated policy (a governor), else the agents' own pauses summed
+    /// (agent-seconds, as `agent_paused_s`).
     paused_s: f64,
+    /// Agent-seconds spent paused by backoff so far (every agent's pauses summed).
+    agent_paused_s: f64,
     p50_ms: f64,
     p99_ms: f64,
     agents: usize,
@@ -210,7 +216,10 @@ impl Progress {
             retries: c.retries,
             errors: c.errors(),
             dropped: c.dropped,
-            paused_s: c.paused_ms as f64 / 1000.0,
+            paused_s: seen
+                .fleet_paused
+                .map_or(c.paused_ms as f64 / 1000.0, |d| d.as_secs_f64()),
+            agent_paused_s: c.paused_ms as f64 / 1000.0,
             p50_ms: percentile_ms(&seen.total.latency, 50.0),
             p99_ms: percentile_ms(&seen.total.latency, 99.0),
             agents: seen.agents,
@@ -239,7 +248,7 @@ impl Progress {
 /// `[   5s/20s]     14.8 req/s  ok 60  429 12 (16.7 %)  retries 3  err 0  dropped 0  paused 1.2 s  p99 12.3 ms  agents 3/3`.
 pub(crate) fn plain_line(t: &Tick) -> String {
     format!(
-        "[{:>4.0}s/{:.0}s] {:>8.1} req/s  ok {}  429 {} ({:.1} %)  retries {}  err {}  dropped {}  paused {:.1} s  p99 {:.1} ms  agents {}/{}",
+        "[{:>4.0}s/{:.0}s] {:>8.1} req/s  ok {}  429 {} ({:.1} %)  retries {}  err {}  dropped {}  paused {:.1} {}  p99 {:.1} ms  agents {}/{}",
         t.elapsed_s,
         t.duration_s,
         t.rate_rps,
@@ -250,6 +259,12 @@ pub(crate) fn plain_line(t: &Tick) -> String {
         t.errors,
         t.dropped,
         t.paused_s,
+        // Without a governor the agents pause on their own: their time is summed.
+        if t.governor_rate_rps.is_some() {
+            "s"
+        } else {
+            "agent-s"
+        },
         t.p99_ms,
         t.agents,
         t.agents_total,

@@ -296,6 +296,24 @@ async fn metrics_parse_mid_run_and_match_the_summary_after() {
         summary.totals.offered as f64
     );
     assert_eq!(sample(&families, "crescendo_fleet_paused", &[]), 0.0);
+    // The demand next to what was sent, as the summary has it.
+    let planned = summary.totals.planned.expect("open model: planned");
+    assert_eq!(
+        sample(&families, "crescendo_planned_total", &[]),
+        planned as f64
+    );
+    assert_eq!(
+        sample(&families, "crescendo_deferred_total", &[]),
+        summary.totals.deferred.expect("open model: deferred") as f64
+    );
+    // The fleet's pause time is wall-clock time: never more than the run lasted, and
+    // the summary's (up to the load's end) never more than the live one (to the end).
+    let paused_s = sample(&families, "crescendo_fleet_paused_seconds_total", &[]);
+    let fleet_paused_ms = summary.totals.fleet_paused_ms.expect("coordinated policy");
+    assert!(
+        fleet_paused_ms as f64 <= paused_s * 1000.0 + 1.0 && paused_s <= summary.duration_s + 5.0,
+        "{fleet_paused_ms} ms vs {paused_s} s"
+    );
     let rate = sample(&families, "crescendo_governor_rate_rps", &[]);
     assert!(
         rate.is_finite() && rate >= 0.0,

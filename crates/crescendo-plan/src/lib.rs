@@ -23,6 +23,10 @@
 //!   [`BundleFiles`], [`NoFiles`]; and [`Plan::bundle_files`].
 //! - `render`: [`Plan::to_toml`], the model written back as canonical TOML (a
 //!   `body_file` inline as `body`), e.g. for a plan derived by editing the model.
+//! - `overrides`: [`Override`], `--set key.path=value` applied to the document before
+//!   validation ([`parse_with_overrides`], [`load_with_overrides`]).
+//! - `reference`: `docs/plan-reference.md`, generated from the validator's keys and
+//!   this documentation.
 //! - `rows`: data file headers and [`read_rows`].
 //! - [`template`]: `{variable}` templates, parsed once per run and rendered per request.
 //! - `threshold`: `[thresholds]` keys and expressions, [`CompareOp::holds`].
@@ -174,7 +178,10 @@ mod files;
 pub mod labels;
 pub mod limits;
 mod model;
+mod overrides;
 mod raw;
+#[doc(hidden)]
+pub mod reference;
 mod render;
 mod rows;
 mod schedule;
@@ -189,6 +196,7 @@ use std::path::Path;
 pub use error::PlanError;
 pub use files::{BundleFiles, DirFiles, NoFiles, PlanFiles};
 pub use model::*;
+pub use overrides::{Override, load_with_overrides, parse_with_overrides};
 pub use rows::{RowError, read_rows};
 pub use split::{split, split_evenly};
 pub use template::{StepTemplates, Template};
@@ -239,6 +247,13 @@ pub fn load(path: &Path) -> Result<Plan, PlanError> {
 /// are not UTF-8 are an error naming the offset of the first bad byte (or UTF-16, by its
 /// byte order mark).
 pub fn load_with_text(path: &Path) -> Result<(Plan, String), PlanError> {
+    let (origin, text) = read_text(path)?;
+    let plan = parse_with(&text, &origin, &DirFiles::for_plan(path))?;
+    Ok((plan, text))
+}
+
+/// The plan file's text (at most [`limits::MAX_PLAN_BYTES`], UTF-8) and its origin.
+fn read_text(path: &Path) -> Result<(String, String), PlanError> {
     let origin = path.display().to_string();
     let bytes = text::read_at_most(path, limits::MAX_PLAN_BYTES)
         .map_err(|e| PlanError::read(&origin, e))?;
@@ -247,8 +262,7 @@ pub fn load_with_text(path: &Path) -> Result<(Plan, String), PlanError> {
     }
     let text =
         text::utf8(bytes).map_err(|(why, bytes)| PlanError::not_utf8(&origin, &bytes, &why))?;
-    let plan = parse_with(&text, &origin, &DirFiles::for_plan(path))?;
-    Ok((plan, text))
+    Ok((origin, text))
 }
 
 impl std::str::FromStr for Plan {

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use super::fleet_args::FleetArgs;
 use tokio_util::sync::CancellationToken;
 
-use super::{CLOSE_GRACE, Shown, cancel_on_signal, fleet_settings, load_plan, say};
+use super::{CLOSE_GRACE, Shown, cancel_on_signal, fleet_settings, say};
 use crate::exit_code::{EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::report;
 
 pub(super) async fn probe_cmd(
-    (path, base_url): (&Path, Option<&str>),
+    source: &super::PlanArgs,
     agents: u32,
     fleet: &FleetArgs,
     settings: crate::probe::ProbeSettings,
@@ -21,7 +21,8 @@ pub(super) async fn probe_cmd(
     let Some(fleet_settings) = fleet_settings(fleet) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let Some((plan, _)) = load_plan((path, base_url)) else {
+    let path = source.path();
+    let Some((plan, _)) = source.load() else {
         return Ok(EXIT_BAD_INPUT);
     };
     // The probe's own plan must split too (a closed plan's cap is its peak VUs).

@@ -1,20 +1,18 @@
 //! `crescendo-controller run`: one plan on N agents, some of them (`--local-agents`)
 //! in this process.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
 use super::fleet_args::FleetArgs;
-use super::{
-    CLOSE_GRACE, Shown, cancel_on_signal, execute_and_report, fleet_settings, read_plan, say,
-};
+use super::{CLOSE_GRACE, Shown, cancel_on_signal, execute_and_report, fleet_settings, say};
 use crate::demo;
 use crate::exit_code::EXIT_BAD_INPUT;
 
 /// `run`: `agents` in all, `local` of them started in this process.
 pub(super) async fn run_cmd(
-    source: (&Path, Option<&str>),
+    source: &super::PlanArgs,
     (agents, local): (u32, u32),
     fleet: &FleetArgs,
     out: Option<PathBuf>,
@@ -24,7 +22,7 @@ pub(super) async fn run_cmd(
     let Some(settings) = fleet_settings(fleet) else {
         return Ok(EXIT_BAD_INPUT);
     };
-    let Some(mut request) = read_plan(source, agents) else {
+    let Some(mut request) = source.request(agents) else {
         return Ok(EXIT_BAD_INPUT);
     };
     let enrol_token = settings.security.enrol_token.clone();

@@ -37,6 +37,9 @@ pub(super) struct Placement {
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum RunsCmd {
     /// Runs, newest first.
+    #[command(
+        after_long_help = "Examples:\n  crescendo-controller runs list --plan flow-update --state failed --limit 5"
+    )]
     List {
         /// Only this plan's runs (by its name).
         #[arg(long)]
@@ -50,26 +53,33 @@ pub(super) enum RunsCmd {
         limit: u32,
     },
     /// One run, with its summary and plan.
+    #[command(after_long_help = "Examples:\n  crescendo-controller runs show RUN_ID")]
     Show {
         /// The run's id (`runs list`).
         id: String,
     },
     /// Stop a queued or running run on every agent.
+    #[command(after_long_help = "Examples:\n  crescendo-controller runs cancel RUN_ID")]
     Cancel {
         /// The run's id (`runs list`).
         id: String,
     },
     /// Queue the run's plan again, exactly as it ran.
+    #[command(after_long_help = "Examples:\n  crescendo-controller runs rerun RUN_ID")]
     Rerun {
         /// The run's id (`runs list`).
         id: String,
     },
     /// Make the run its plan's baseline: later runs are compared with it.
+    #[command(after_long_help = "Examples:\n  crescendo-controller runs baseline RUN_ID")]
     Baseline {
         /// The run's id (`runs list`).
         id: String,
     },
     /// p50, p99, goodput and throttled ratio of a plan's runs, oldest first.
+    #[command(
+        after_long_help = "Examples:\n  crescendo-controller runs trend flow-update --limit 10"
+    )]
     Trend {
         /// The plan's name (its `name = …`).
         plan: String,
@@ -82,12 +92,16 @@ pub(super) enum RunsCmd {
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum AgentsCmd {
     /// Every attached agent.
+    #[command(after_long_help = "Examples:\n  crescendo-controller agents list --output json")]
     List,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum SchedulesCmd {
     /// Run PLAN at the times of --cron (in --tz) or once --at.
+    #[command(
+        after_long_help = "Examples:\n  crescendo-controller schedules add nightly plans/flow-update.toml --agents 2 --cron \"0 0 2 * * *\" --tz Europe/Paris"
+    )]
     Add {
         /// The schedule's name: 1-64 letters, digits, '-', '_', '.'.
         name: String,
@@ -110,23 +124,28 @@ pub(super) enum SchedulesCmd {
         missed: String,
     },
     /// Every schedule, with its next time.
+    #[command(after_long_help = "Examples:\n  crescendo-controller schedules list")]
     List,
     /// Start nothing until resumed (times that pass meanwhile are not caught up).
+    #[command(after_long_help = "Examples:\n  crescendo-controller schedules pause nightly")]
     Pause {
         /// The schedule's name.
         name: String,
     },
     /// Start again from the next time.
+    #[command(after_long_help = "Examples:\n  crescendo-controller schedules resume nightly")]
     Resume {
         /// The schedule's name.
         name: String,
     },
     /// Delete the schedule (its runs stay in the history).
+    #[command(after_long_help = "Examples:\n  crescendo-controller schedules rm nightly")]
     Rm {
         /// The schedule's name.
         name: String,
     },
     /// Queue the schedule's plan now.
+    #[command(after_long_help = "Examples:\n  crescendo-controller schedules run-now nightly")]
     RunNow {
         /// The schedule's name.
         name: String,

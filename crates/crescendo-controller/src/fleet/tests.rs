@@ -200,3 +200,21 @@ fn the_throttled_agent_scouts_and_its_opening_resumes_every_agent() {
             .any(|e| e.kind == crescendo_backoff::governor::EventKind::Resume)
     );
 }
+
+#[test]
+fn the_pause_clock_counts_wall_clock_time_once() {
+    let s = Duration::from_secs_f64;
+    let mut clock = super::PauseClock::default();
+    clock.observe(s(1.0), None);
+    clock.observe(s(2.0), Some(s(4.0)));
+    // Seen again, extended: one span, not two.
+    clock.observe(s(3.0), Some(s(5.0)));
+    assert_eq!(clock.total(s(3.5)), s(1.5));
+    // A scout got through at 4.5: the pause ends then.
+    clock.observe(s(4.5), None);
+    assert_eq!(clock.total(s(10.0)), s(2.5));
+    // A pause that ran out on its own, then a new one.
+    clock.observe(s(6.0), Some(s(7.0)));
+    clock.observe(s(8.0), Some(s(9.0)));
+    assert_eq!(clock.total(s(20.0)), s(4.5));
+}

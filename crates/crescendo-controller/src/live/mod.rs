@@ -78,6 +78,10 @@ pub(crate) struct LiveSnapshot {
     pub(crate) governor_rate_rps: Option<f64>,
     pub(crate) paused: bool,
     pub(crate) offered: u64,
+    /// Iterations the plan asked for so far (open model only).
+    pub(crate) planned: Option<u64>,
+    /// Wall-clock seconds the fleet governor held the fleet paused (coordinated policy).
+    pub(crate) fleet_paused_s: Option<f64>,
     pub(crate) elapsed_s: f64,
     pub(crate) steps: BTreeMap<String, StepLive>,
 }
@@ -152,9 +156,17 @@ impl LiveMetrics {
         });
     }
 
-    /// The once-a-second gauges.
-    pub(crate) fn tick(&self, attached: usize, governor: Option<(f64, bool)>, elapsed_s: f64) {
+    /// The once-a-second gauges, with the demand so far and the fleet's pause time.
+    pub(crate) fn tick(
+        &self,
+        attached: usize,
+        governor: Option<(f64, bool)>,
+        elapsed_s: f64,
+        (planned, fleet_paused_s): (Option<u64>, Option<f64>),
+    ) {
         self.write(|s| {
+            s.planned = planned;
+            s.fleet_paused_s = fleet_paused_s;
             s.agents_attached = attached;
             s.governor_rate_rps = governor.map(|(rate, _)| rate);
             s.paused = governor.is_some_and(|(_, paused)| paused);
@@ -183,6 +195,7 @@ impl LiveMetrics {
             "agents_attached": s.agents_attached,
             "totals": totals,
             "offered": s.offered,
+            "planned": s.planned,
             "steps": steps,
         })
     }

@@ -201,6 +201,39 @@ pub(crate) fn render(s: &LiveSnapshot) -> String {
         "Iterations the schedule intended so far (the offered load).",
     );
     let _ = writeln!(out, "crescendo_offered_total {}", s.offered);
+    if let Some(planned) = s.planned {
+        family(
+            &mut out,
+            "crescendo_planned_total",
+            "counter",
+            "Iterations the plan asked for so far (open model): the demand, before the fleet governor's pauses and caps.",
+        );
+        let _ = writeln!(out, "crescendo_planned_total {planned}");
+        family(
+            &mut out,
+            "crescendo_deferred_total",
+            "counter",
+            "Planned iterations not offered so far: held back by backoff (pauses, rate caps) or a ceiling.",
+        );
+        let _ = writeln!(
+            out,
+            "crescendo_deferred_total {}",
+            planned.saturating_sub(s.offered)
+        );
+    }
+    if let Some(paused_s) = s.fleet_paused_s {
+        family(
+            &mut out,
+            "crescendo_fleet_paused_seconds_total",
+            "counter",
+            "Wall-clock seconds the fleet governor held the fleet paused (coordinated policy).",
+        );
+        let _ = writeln!(
+            out,
+            "crescendo_fleet_paused_seconds_total {}",
+            number(paused_s)
+        );
+    }
     histogram_family(
         &mut out,
         "crescendo_request_duration_seconds",

@@ -21,6 +21,8 @@ pub(crate) struct TickInput<'a> {
     pub(crate) members: usize,
     /// The governor's fleet rate and pause state (coordinated policy).
     pub(crate) governor: Option<(f64, bool)>,
+    /// Wall-clock time the fleet governor held the fleet paused so far.
+    pub(crate) fleet_paused: Option<std::time::Duration>,
     /// The load is still running (not stopped, not past its end): only then may an
     /// `abort_on_fail` threshold stop it.
     pub(crate) load_running: bool,
@@ -36,6 +38,9 @@ pub(crate) struct RunWatch {
     aborted: Option<Aborted>,
     /// `--out json=FILE`.
     stream: Option<JsonStream>,
+    /// The plan's open-model schedule, for the demand so far; `None` for a closed model.
+    open: Option<crescendo_plan::OpenLoad>,
+    duration: std::time::Duration,
 }
 
 impl RunWatch {
@@ -59,6 +64,11 @@ impl RunWatch {
                 .cloned()
                 .collect(),
             aborted: None,
+            open: match &plan.load {
+                crescendo_plan::Load::Open(load) => Some(load.clone()),
+                crescendo_plan::Load::Closed(_) => None,
+            },
+            duration: plan.duration(),
         }
     }
 
@@ -71,8 +81,17 @@ impl RunWatch {
     /// and the fleet must stop.
     pub(crate) fn tick(&mut self, input: TickInput<'_>) -> Option<String> {
         let elapsed = Instant::now().saturating_duration_since(input.started);
-        self.metrics
-            .tick(input.attached, input.governor, elapsed.as_secs_f64());
+        let planned = self.open.as_ref().map(|load| {
+            load.iterations_until(elapsed.min(self.duration))
+                .round()
+                .clamp(0.0, u64::MAX as f64) as u64
+        });
+        self.metrics.tick(
+            input.attached,
+            input.governor,
+            elapsed.as_secs_f64(),
+            (planned, input.fleet_paused.map(|d| d.as_secs_f64())),
+        );
         let check = !self.abortable.is_empty() && input.load_running && self.aborted.is_none();
         if !self.progress.enabled() && !check {
             return None;
@@ -86,6 +105,7 @@ impl RunWatch {
                 agents: input.attached,
                 agents_total: input.members,
                 governor: input.governor,
+                fleet_paused: input.fleet_paused,
             },
         );
         if !check {

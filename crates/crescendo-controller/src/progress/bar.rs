@@ -51,8 +51,11 @@ impl Display {
     /// Redraw with `tick`.
     pub(super) fn update(&self, tick: &Tick) {
         let [first, rest @ ..] = bar_lines(tick);
-        self.head
-            .set_position((tick.elapsed_s * 1000.0).clamp(0.0, u64::MAX as f64) as u64);
+        // Past the load's end (the drain), the bar stays full.
+        let length = self.head.length().unwrap_or(u64::MAX);
+        self.head.set_position(
+            ((tick.elapsed_s * 1000.0).clamp(0.0, u64::MAX as f64) as u64).min(length),
+        );
         self.head.set_message(first);
         for (bar, text) in self.lines.iter().zip(rest) {
             bar.set_message(text);

@@ -65,6 +65,7 @@ fn a_tick_has_rates_since_the_last_and_last_interval_percentiles() {
         agents: 2,
         agents_total: 3,
         governor: Some((12.5, true)),
+        fleet_paused: Some(Duration::from_millis(1500)),
     };
     let t1 = p.measure(started + Duration::from_secs(2), started, &seen(&first));
     assert_eq!((t1.requests, t1.rate_rps, t1.ok_rps), (20, 10.0, 10.0));
@@ -86,6 +87,7 @@ fn a_tick_has_rates_since_the_last_and_last_interval_percentiles() {
         (2, 2, 18.0, 18.0)
     );
     assert!(t2.fleet_paused);
+    assert_eq!(t2.paused_s, 1.5, "fleet (wall-clock) time under a governor");
     assert_eq!(t2.governor_rate_rps, Some(12.5));
 }
 
@@ -207,6 +209,7 @@ fn the_live_display_carries_each_tick_and_hides_off_a_terminal() {
         agents: 1,
         agents_total: 1,
         governor: Option::None,
+        fleet_paused: None,
     };
     p.tick(Instant::now(), &seen);
     let (_, length, texts, _) = p.bar.as_ref().expect("bar mode has a display").shown();

@@ -45,14 +45,36 @@ pub(crate) fn svg(points: &[(f64, f64)]) -> String {
     let y = |v: f64| h - pad - (h - 2.0 * pad) * v / max;
     let _ = write!(
         out,
-        "<svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\">\
+        "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\">\
          <rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#ccc\"/>\
-         <text x=\"4\" y=\"{}\" font-size=\"11\">{max:.1} ms</text><text x=\"4\" y=\"{}\" font-size=\"11\">0</text>",
+         <text x=\"12\" y=\"{mid:.1}\" font-size=\"11\" transform=\"rotate(-90 12 {mid:.1})\" text-anchor=\"middle\">ms</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">percentile</text>",
         w - 2.0 * pad,
         h - 2.0 * pad,
-        pad + 4.0,
-        h - pad
+        w / 2.0,
+        h - 8.0,
+        mid = h / 2.0,
     );
+    // The value axis: round ticks up to the top.
+    let step = super::chart::nice_step(max, 5.0);
+    let mut v = 0.0;
+    while v <= max {
+        let _ = write!(
+            out,
+            "<line x1=\"{pad}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#e4e4e4\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            w - pad,
+            pad - 4.0,
+            y(v) + 4.0,
+            if step >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            },
+            yy = y(v),
+        );
+        v += step;
+    }
     for (p, label) in [
         (0.0, "0%"),
         (90.0, "90%"),

@@ -39,6 +39,7 @@ pub(crate) fn totals(requests: u64, ok: u64, throttled: u64) -> Totals {
         connect_errors: 0,
         check_failed: 0,
         paused_ms: 0,
+        fleet_paused_ms: None,
         auth_refreshes: 0,
     }
 }

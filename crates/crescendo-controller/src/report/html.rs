@@ -6,79 +6,15 @@
 use std::fmt::Write;
 
 use super::Summary;
+use super::chart::{Series, Span, line_chart};
 use super::escape as esc;
-
-/// A shaded stretch of a chart, in series-index units (seconds from the first).
-struct Span {
-    from: f64,
-    to: f64,
-    color: &'static str,
-    title: String,
-}
-
-/// A line chart of several series over the run's seconds, with shaded spans.
-fn chart(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)], spans: &[Span]) -> String {
-    let (w, h, pad) = (860.0, 220.0, 40.0);
-    let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(2);
-    let max = series
-        .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .fold(0.0_f64, f64::max)
-        .max(1e-9)
-        * 1.1;
-    let x_at = |i: f64| pad + (w - 2.0 * pad) * i.clamp(0.0, (n - 1) as f64) / (n - 1) as f64;
-    let x = |i: usize| x_at(i as f64);
-    let y = |v: f64| h - pad - (h - 2.0 * pad) * v / max;
-    let mut svg = format!(
-        "<h3>{}</h3><svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\">\
-         <rect x=\"{pad}\" y=\"{pad}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#ccc\"/>\
-         <text x=\"4\" y=\"{}\" font-size=\"11\">{max:.1} {unit}</text><text x=\"4\" y=\"{}\" font-size=\"11\">0</text>",
-        esc(title),
-        w - 2.0 * pad,
-        h - 2.0 * pad,
-        pad + 4.0,
-        h - pad,
-    );
-    for span in spans {
-        let (x0, x1) = (x_at(span.from), x_at(span.to));
-        let _ = write!(
-            svg,
-            "<rect x=\"{x0:.1}\" y=\"{pad}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.15\">\
-             <title>{}</title></rect><line x1=\"{x0:.1}\" y1=\"{pad}\" x2=\"{x0:.1}\" y2=\"{}\" stroke=\"{}\" stroke-dasharray=\"3,3\"/>",
-            (x1 - x0).max(1.0),
-            h - 2.0 * pad,
-            span.color,
-            esc(&span.title),
-            h - pad,
-            span.color
-        );
-    }
-    for (i, (name, color, values)) in series.iter().enumerate() {
-        let points: Vec<String> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
-        let _ = write!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"{color}\">{}</text>",
-            points.join(" "),
-            pad + 10.0 + 140.0 * i as f64,
-            h - 10.0,
-            esc(name)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
-}
 
 pub(crate) fn render(s: &Summary) -> String {
     let verdict = s.outcome.label();
     let mut out = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Crescendo {} {}</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#176d17}}.fail{{color:#b00}}</style>\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#176d17}}.fail{{color:#b00}}svg.chart{{display:block;width:100%;height:auto}}</style>\
          </head><body><h1>{}: <span class=\"{}\">{verdict}</span></h1><p>run {} · {:.1} s · {} agents</p>",
         esc(&s.plan_name),
         esc(&s.run_id),
@@ -147,28 +83,60 @@ pub(crate) fn render(s: &Summary) -> String {
         l.max,
         l.mean
     );
+    if let (Some(rps), Some(planned), Some(deferred)) = (s.planned_rps, t.planned, t.deferred) {
+        let _ = write!(
+            out,
+            "<p id=\"demand\">demand: planned {planned} iterations ({rps:.2} it/s), offered {}, \
+             deferred {deferred} (held back by backoff or a ceiling)</p>",
+            t.offered
+        );
+    }
+    if let Some(line) = super::paused_line(t) {
+        let _ = write!(out, "<p id=\"paused\">{}</p>", esc(&line));
+    }
     let col = |f: fn(&super::summary::IntervalSummary) -> f64| {
         s.timeline.iter().map(f).collect::<Vec<f64>>()
     };
-    let mut series = Vec::with_capacity(5);
+    let series_of = |name, color, dash, values| Series {
+        name,
+        color,
+        dash,
+        values,
+    };
+    // Solid and dotted lines first; the dashed demand lines go on top, so the offered
+    // and planned lines stay visible where they equal `ok`.
+    let mut series = vec![
+        series_of("ok", "#176d17", "", col(|i| i.ok as f64)),
+        series_of(
+            "throttled (429)",
+            "#d98200",
+            "2,3",
+            col(|i| i.throttled as f64),
+        ),
+        series_of("errors", "#b00", "8,3,2,3", col(|i| i.errors as f64)),
+        series_of("offered", "#555", "6,3", col(|i| i.offered as f64)),
+    ];
     // The demand (open model): what the plan asked for before backoff held some back.
     if s.timeline.iter().any(|i| i.planned.is_some()) {
-        series.push(("planned", "#5a5ad0", col(|i| i.planned.unwrap_or(0.0))));
+        series.push(series_of(
+            "planned",
+            "#5a5ad0",
+            "12,4",
+            col(|i| i.planned.unwrap_or(0.0)),
+        ));
     }
-    series.extend([
-        ("offered", "#888", col(|i| i.offered as f64)),
-        ("ok", "#176d17", col(|i| i.ok as f64)),
-        ("throttled (429)", "#d98200", col(|i| i.throttled as f64)),
-        ("errors", "#b00", col(|i| i.errors as f64)),
-    ]);
-    out.push_str(&chart(
+    let t0 = s.timeline.first().map_or(0, |i| i.t) as f64;
+    out.push_str(&line_chart(
         "Requests per second",
         "req/s",
+        t0,
         &series,
         &governor_spans(s),
     ));
     if !s.governor_events.is_empty() {
-        out.push_str("<p>shaded: the fleet governor's decisions (hover for the rate and reason):");
+        out.push_str(
+            "<p>shaded: the fleet governor's decisions, labelled on the chart (hover for the rate and reason):",
+        );
         for kind in ["cut", "pause", "resume", "recover", "quota-pace"] {
             let _ = write!(
                 out,
@@ -178,13 +146,14 @@ pub(crate) fn render(s: &Summary) -> String {
         }
         out.push_str("</p>");
     }
-    out.push_str(&chart(
-        "Latency per second",
+    out.push_str(&line_chart(
+        "Latency per second (from intended start)",
         "ms",
+        t0,
         &[
-            ("p50", "#1f77b4", col(|i| i.p50_ms)),
-            ("p90", "#9467bd", col(|i| i.p90_ms)),
-            ("p99", "#d62728", col(|i| i.p99_ms)),
+            series_of("p50", "#1f77b4", "", col(|i| i.p50_ms)),
+            series_of("p90", "#9467bd", "6,3", col(|i| i.p90_ms)),
+            series_of("p99", "#d62728", "2,3", col(|i| i.p99_ms)),
         ],
         &[],
     ));
@@ -252,6 +221,11 @@ fn governor_spans(s: &Summary) -> Vec<Span> {
                 from: a.at - t0,
                 to: to - t0,
                 color: kind_color(&a.kind),
+                label: if count > 1 {
+                    format!("{} ×{count}", a.kind)
+                } else {
+                    a.kind.clone()
+                },
                 title: format!(
                     "{} ×{count} from {:.1} s: rate {:.1} → {:.1} req/s ({})",
                     a.kind, a.at, a.old_rate, b.new_rate, a.reason

@@ -3,6 +3,7 @@
 //! thresholds as a test suite). `errors` lists the run's failures by kind for
 //! `summary.json`, the terminal and the page.
 
+mod chart;
 mod csv;
 mod distribution;
 pub mod errors;
@@ -114,4 +115,21 @@ pub fn text(summary: &Summary) -> String {
 /// The summary of a run, without writing files.
 pub fn summarize(outcome: &RunOutcome) -> Summary {
     summary::build(outcome)
+}
+
+/// How long backoff paused the load, when it did: the fleet's wall-clock pause time
+/// under the coordinated policy, else the agents' own pauses summed (agent-seconds).
+pub(crate) fn paused_line(t: &summary::Totals) -> Option<String> {
+    match t.fleet_paused_ms {
+        Some(ms) if ms > 0 || t.paused_ms > 0 => Some(format!(
+            "paused: the fleet {:.1} s (wall clock; agents' pauses summed {:.1} agent-s)",
+            ms as f64 / 1000.0,
+            t.paused_ms as f64 / 1000.0
+        )),
+        None if t.paused_ms > 0 => Some(format!(
+            "paused: {:.1} agent-s (each agent's own pauses, summed)",
+            t.paused_ms as f64 / 1000.0
+        )),
+        _ => None,
+    }
 }

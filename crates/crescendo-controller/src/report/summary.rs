@@ -256,7 +256,12 @@ pub struct Totals {
     pub connect_errors: u64,
     /// Expected statuses whose body failed a check (counted among `errors`).
     pub check_failed: u64,
+    /// Agent-milliseconds paused by backoff: every agent's pauses summed.
     pub paused_ms: u64,
+    /// Wall-clock milliseconds the fleet governor held the fleet paused (coordinated
+    /// policy only; the run-wide totals only): the fleet's pause time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_paused_ms: Option<u64>,
     /// 401s answered by refreshing the token and resending once (not requests).
     pub auth_refreshes: u64,
 }
@@ -280,6 +285,7 @@ impl Totals {
             connect_errors: c.connect_errors,
             check_failed: c.check_failed,
             paused_ms: c.paused_ms,
+            fleet_paused_ms: None,
             auth_refreshes: c.auth_refreshes,
         }
     }
@@ -344,6 +350,9 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
     let mut totals = Totals::of(&c, agg.offered);
     totals.planned = planned;
     totals.deferred = planned.map(|p| p.saturating_sub(agg.offered));
+    totals.fleet_paused_ms = outcome
+        .fleet_paused
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut thresholds = evaluate(&outcome.plan.thresholds, &total, &agg.steps, duration_s);
     mark_aborted(&mut thresholds, outcome.aborted.as_ref());
     let agents = outcome

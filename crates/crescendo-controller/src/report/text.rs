@@ -44,6 +44,9 @@ pub(crate) fn render(s: &Summary) -> String {
             t.offered
         );
     }
+    if let Some(line) = super::paused_line(t) {
+        let _ = writeln!(out, "  {line}");
+    }
     let _ = writeln!(
         out,
         "  latency ms (from intended start)  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",

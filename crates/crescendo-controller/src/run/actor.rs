@@ -151,6 +151,20 @@ impl RunActor {
         self.await_ready(&mut run).await?;
         self.drive(&mut run).await;
         let request = &self.request;
+        if let Some(started) = run.started {
+            // A last tick with the final figures: the display ends at the run's end (a
+            // run that ends between two ticks no longer leaves it at 95 %).
+            let input = TickInput {
+                started,
+                aggregate: &run.aggregate,
+                attached: run.attached(),
+                members: run.members.len(),
+                governor: run.fleet.as_ref().map(|f| f.live(run.elapsed())),
+                fleet_paused: run.fleet.as_ref().map(|f| f.paused(run.elapsed())),
+                load_running: false,
+            };
+            let _ = run.watch.tick(input);
+        }
         let reason = run
             .stopped
             .clone()
@@ -173,6 +187,10 @@ impl RunActor {
             agent_errors: run.agent_errors,
             throttle_reports: run.throttle_reports,
             governor_events: run.fleet.as_ref().map(Fleet::events).unwrap_or_default(),
+            fleet_paused: run
+                .fleet
+                .as_ref()
+                .map(|f| f.paused(load_end.saturating_duration_since(started))),
             start_skew,
             aborted: run.watch.aborted(),
         })
@@ -295,6 +313,7 @@ impl RunActor {
                         attached: run.attached(),
                         members: run.members.len(),
                         governor: run.fleet.as_ref().map(|f| f.live(run.elapsed())),
+                        fleet_paused: run.fleet.as_ref().map(|f| f.paused(run.elapsed())),
                         load_running: run.stopped.is_none() && Instant::now() < planned_end,
                     };
                     if let Some(reason) = run.watch.tick(input) {

@@ -193,6 +193,8 @@ pub struct RunOutcome {
     pub throttle_reports: u64,
     /// The governor's decisions (coordinated policy).
     pub governor_events: Vec<GovernorEvent>,
+    /// Wall-clock time the fleet governor held the fleet paused (coordinated policy).
+    pub fleet_paused: Option<Duration>,
     /// Spread of the agents' load starts (see `Member::started_at`).
     pub start_skew: Option<Duration>,
     /// Set when an `abort_on_fail` threshold stopped the run early.
