@@ -455,10 +455,11 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
                 .as_millis(),
         )
         .unwrap_or(u64::MAX);
-        let (steps, offered) = {
+        let (steps, offered, send_lag) = {
             let mut recorder = ctx.setup.recorder.lock().expect("recorder lock");
             recorder.paused(ctx.setup.pacing.take_paused());
-            recorder.take()
+            let (steps, offered) = recorder.take();
+            (steps, offered, recorder.take_send_lag())
         };
         let attempts: u64 = steps.iter().map(|s| s.stats.counters.requests).sum();
         failures.add(&steps);
@@ -478,6 +479,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             offered,
             last,
             quota: ctx.reports.take_quota(),
+            send_lag,
         };
         start_ms = end_ms;
         if !ctx
