@@ -349,7 +349,7 @@ async fn drive_open(
         };
         let at = ctx.t0() + Duration::from_secs_f64(due.at);
         tokio::select! {
-            _ = tokio::time::sleep_until(at) => {}
+            _ = crate::dispatch::sleep_until(at) => {}
             _ = ctx.no_new_iterations.cancelled() => break,
             // A backoff decision arrived while waiting: reschedule under it.
             Ok(()) = limits.changed() => continue,
