@@ -7,8 +7,9 @@
 //! timer until [`COARSE_MARGIN`] before the instant (nothing is burnt while nothing is
 //! due soon), then naps in short blocking sleeps of at most [`NAP`] (the kernel's
 //! timers are precise to tens of microseconds; a worker blocked this briefly holds
-//! up nothing) while more than [`SPIN`] is left, and yields to the runtime in between
-//! and over the last [`SPIN`], so the request tasks keep running while it waits.
+//! up nothing) while more than [`SPIN`] is left, and yields to the runtime before each
+//! nap and over the last [`SPIN`], so the request tasks keep running while it waits
+//! (the iteration it just spawned first: it waits in this worker's queue).
 //!
 //! Only the open model's single dispatcher waits this way: one task per run, never one
 //! per virtual user.
@@ -67,7 +68,15 @@ pub(crate) async fn sleep_until(at: Instant) {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Wait::Nap(nap) => std::thread::sleep(nap),
+            Wait::Nap(_) => {
+                // The iteration just dispatched sits in this worker's queue: let it run
+                // (up to its send) before this thread naps.
+                tokio::task::yield_now().await;
+                let left = at.saturating_duration_since(Instant::now());
+                if let Wait::Nap(nap) = plan(left) {
+                    std::thread::sleep(nap);
+                }
+            }
             Wait::Yield => {}
         }
         if fine_since.elapsed() > FINE_BUDGET + COARSE_MARGIN {
