@@ -7,9 +7,10 @@
 //! timer until [`COARSE_MARGIN`] before the instant (nothing is burnt while nothing is
 //! due soon), then naps in short blocking sleeps of at most [`NAP`] (the kernel's
 //! timers are precise to tens of microseconds; a worker blocked this briefly holds
-//! up nothing) while more than [`SPIN`] is left, and yields to the runtime before each
-//! nap and over the last [`SPIN`], so the request tasks keep running while it waits
-//! (the iteration it just spawned first: it waits in this worker's queue).
+//! up nothing) while more than [`SPIN`] is left, yielding to the runtime before the
+//! first nap so the iteration it just spawned (waiting in this worker's queue) gets to
+//! its send, and busy-waits the last [`SPIN`] at most. Yielding instead of napping or
+//! spinning costs more: each yield parks and wakes the runtime's workers.
 //!
 //! Only the open model's single dispatcher waits this way: one task per run, never one
 //! per virtual user.
@@ -21,12 +22,12 @@ use tokio::time::Instant;
 /// How long before a due instant the coarse (tokio timer) sleep ends: two of its ticks.
 pub(crate) const COARSE_MARGIN: Duration = Duration::from_millis(2);
 /// The longest blocking nap.
-pub(crate) const NAP: Duration = Duration::from_micros(200);
-/// Below this much left, only yield (a nap may overshoot by the kernel's timer slack,
-/// 50 µs by default).
-pub(crate) const SPIN: Duration = Duration::from_micros(120);
+pub(crate) const NAP: Duration = Duration::from_micros(300);
+/// Below this much left, spin: a nap may overshoot by the kernel's timer slack (50 µs
+/// by default), so the last stretch is a busy wait of at most this long.
+pub(crate) const SPIN: Duration = Duration::from_micros(80);
 /// The fine wait never runs longer than this in real time: under a paused tokio clock
-/// (tests), which never advances while a task keeps yielding, it falls back to the
+/// (tests), which never advances while a task naps or spins, it falls back to the
 /// timer.
 const FINE_BUDGET: Duration = Duration::from_millis(10);
 
@@ -37,10 +38,10 @@ pub(crate) enum Wait {
     Now,
     /// Far off: sleep on tokio's timer for this long.
     Coarse(Duration),
-    /// Near: block the thread for this long, then yield.
+    /// Near: yield once, then block the thread for this long.
     Nap(Duration),
-    /// About to be due: yield to other tasks and look again.
-    Yield,
+    /// About to be due: busy-wait this long.
+    Spin(Duration),
 }
 
 /// How to wait when `left` remains until the due instant.
@@ -52,7 +53,7 @@ pub(crate) fn plan(left: Duration) -> Wait {
     } else if left > SPIN {
         Wait::Nap((left - SPIN).min(NAP))
     } else {
-        Wait::Yield
+        Wait::Spin(left)
     }
 }
 
@@ -60,6 +61,7 @@ pub(crate) fn plan(left: Duration) -> Wait {
 /// before it).
 pub(crate) async fn sleep_until(at: Instant) {
     let fine_since = std::time::Instant::now();
+    let mut yielded = false;
     loop {
         let left = at.saturating_duration_since(Instant::now());
         match plan(left) {
@@ -70,20 +72,28 @@ pub(crate) async fn sleep_until(at: Instant) {
             }
             Wait::Nap(_) => {
                 // The iteration just dispatched sits in this worker's queue: let it run
-                // (up to its send) before this thread naps.
-                tokio::task::yield_now().await;
+                // (up to its send) before this thread naps. Once: each yield parks and
+                // wakes the runtime's workers, which costs more than the naps.
+                if !yielded {
+                    tokio::task::yield_now().await;
+                    yielded = true;
+                }
                 let left = at.saturating_duration_since(Instant::now());
                 if let Wait::Nap(nap) = plan(left) {
                     std::thread::sleep(nap);
                 }
             }
-            Wait::Yield => {}
+            Wait::Spin(left) => {
+                let spun = std::time::Instant::now();
+                while Instant::now() < at && spun.elapsed() <= left {
+                    std::hint::spin_loop();
+                }
+            }
         }
         if fine_since.elapsed() > FINE_BUDGET + COARSE_MARGIN {
             tokio::time::sleep_until(at).await;
             return;
         }
-        tokio::task::yield_now().await;
     }
 }
 
@@ -92,14 +102,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn far_waits_sleep_on_the_timer_near_ones_nap_then_yield() {
+    fn far_waits_sleep_on_the_timer_near_ones_nap_then_spin() {
         let us = Duration::from_micros;
         assert_eq!(plan(Duration::ZERO), Wait::Now);
         assert_eq!(plan(Duration::from_secs(1)), Wait::Coarse(us(998_000)));
         assert_eq!(plan(COARSE_MARGIN), Wait::Nap(NAP));
-        assert_eq!(plan(us(250)), Wait::Nap(us(130)));
-        assert_eq!(plan(SPIN), Wait::Yield);
-        assert_eq!(plan(us(1)), Wait::Yield);
+        assert_eq!(plan(us(250)), Wait::Nap(us(170)));
+        assert_eq!(plan(us(1_000)), Wait::Nap(NAP));
+        assert_eq!(plan(SPIN), Wait::Spin(SPIN));
+        assert_eq!(plan(us(1)), Wait::Spin(us(1)));
     }
 
     #[tokio::test(start_paused = true)]
