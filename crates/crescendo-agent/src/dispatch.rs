@@ -7,9 +7,9 @@
 //! timer until [`COARSE_MARGIN`] before the instant (nothing is burnt while nothing is
 //! due soon), then naps in short blocking sleeps of at most [`NAP`] (the kernel's
 //! timers are precise to tens of microseconds; a worker blocked this briefly holds
-//! up nothing) while more than [`SPIN`] is left, yielding to the runtime before the
-//! first nap so the iteration it just spawned (waiting in this worker's queue) gets to
-//! its send, and busy-waits the last [`SPIN`] at most. Yielding instead of napping or
+//! up nothing) while more than [`SPIN`] is left, and busy-waits the last [`SPIN`] at
+//! most; before either it yields to the runtime once, so the iteration it just spawned
+//! (waiting in this worker's queue) gets to its send. Yielding instead of napping or
 //! spinning costs more: each yield parks and wakes the runtime's workers.
 //!
 //! Only the open model's single dispatcher waits this way: one task per run, never one
@@ -70,19 +70,15 @@ pub(crate) async fn sleep_until(at: Instant) {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Wait::Nap(_) => {
-                // The iteration just dispatched sits in this worker's queue: let it run
-                // (up to its send) before this thread naps. Once: each yield parks and
-                // wakes the runtime's workers, which costs more than the naps.
-                if !yielded {
-                    tokio::task::yield_now().await;
-                    yielded = true;
-                }
-                let left = at.saturating_duration_since(Instant::now());
-                if let Wait::Nap(nap) = plan(left) {
-                    std::thread::sleep(nap);
-                }
+            // The iteration just dispatched sits in this worker's queue: let it run (up
+            // to its send) before this thread naps or spins. Once: each yield parks and
+            // wakes the runtime's workers, which costs more than the naps.
+            Wait::Nap(_) | Wait::Spin(_) if !yielded => {
+                tokio::task::yield_now().await;
+                yielded = true;
+                continue;
             }
+            Wait::Nap(nap) => std::thread::sleep(nap),
             Wait::Spin(left) => {
                 let spun = std::time::Instant::now();
                 while Instant::now() < at && spun.elapsed() <= left {
