@@ -65,7 +65,10 @@ pub(crate) async fn sleep_until(at: Instant) {
     loop {
         let left = at.saturating_duration_since(Instant::now());
         match plan(left) {
-            Wait::Now => return,
+            // Like a timer's sleep, a wait that is already over takes from the task's
+            // cooperative budget, so a dispatcher far behind its schedule still lets
+            // the runtime's other tasks run (and falls behind, counting `missed`).
+            Wait::Now => return tokio::task::consume_budget().await,
             Wait::Coarse(wait) => {
                 tokio::time::sleep(wait).await;
                 continue;
