@@ -7,10 +7,11 @@
 //! timer until [`COARSE_MARGIN`] before the instant (nothing is burnt while nothing is
 //! due soon), then naps in short blocking sleeps of at most [`NAP`] (the kernel's
 //! timers are precise to tens of microseconds; a worker blocked this briefly holds
-//! up nothing) while more than [`SPIN`] is left, and busy-waits the last [`SPIN`] at
-//! most; before either it yields to the runtime once, so the iteration it just spawned
-//! (waiting in this worker's queue) gets to its send. Yielding instead of napping or
-//! spinning costs more: each yield parks and wakes the runtime's workers.
+//! up nothing) while more than [`SPIN`] is left, and yields to the runtime over the
+//! last [`SPIN`] at most (so at high rates, due times closer than that, the worker also
+//! runs the request tasks); before the naps it yields once, so the iteration it just
+//! spawned (waiting in this worker's queue) gets to its send. Naps cost less than
+//! yields: each yield parks and wakes the runtime's workers.
 //!
 //! Only the open model's single dispatcher waits this way: one task per run, never one
 //! per virtual user.
@@ -23,8 +24,8 @@ use tokio::time::Instant;
 pub(crate) const COARSE_MARGIN: Duration = Duration::from_millis(2);
 /// The longest blocking nap.
 pub(crate) const NAP: Duration = Duration::from_micros(300);
-/// Below this much left, spin: a nap may overshoot by the kernel's timer slack (50 µs
-/// by default), so the last stretch is a busy wait of at most this long.
+/// Below this much left, only yield: a nap may overshoot by the kernel's timer slack
+/// (50 µs by default).
 pub(crate) const SPIN: Duration = Duration::from_micros(80);
 /// The fine wait never runs longer than this in real time: under a paused tokio clock
 /// (tests), which never advances while a task naps or spins, it falls back to the
@@ -40,8 +41,8 @@ pub(crate) enum Wait {
     Coarse(Duration),
     /// Near: yield once, then block the thread for this long.
     Nap(Duration),
-    /// About to be due: busy-wait this long.
-    Spin(Duration),
+    /// About to be due (this long): yield to other tasks and look again.
+    Yield(Duration),
 }
 
 /// How to wait when `left` remains until the due instant.
@@ -53,7 +54,7 @@ pub(crate) fn plan(left: Duration) -> Wait {
     } else if left > SPIN {
         Wait::Nap((left - SPIN).min(NAP))
     } else {
-        Wait::Spin(left)
+        Wait::Yield(left)
     }
 }
 
@@ -74,20 +75,17 @@ pub(crate) async fn sleep_until(at: Instant) {
                 continue;
             }
             // The iteration just dispatched sits in this worker's queue: let it run (up
-            // to its send) before this thread naps or spins. Once: each yield parks and
+            // to its send) before this thread naps. Once: each yield parks and
             // wakes the runtime's workers, which costs more than the naps.
-            Wait::Nap(_) | Wait::Spin(_) if !yielded => {
+            Wait::Nap(_) if !yielded => {
                 tokio::task::yield_now().await;
                 yielded = true;
                 continue;
             }
             Wait::Nap(nap) => std::thread::sleep(nap),
-            Wait::Spin(left) => {
-                let spun = std::time::Instant::now();
-                while Instant::now() < at && spun.elapsed() <= left {
-                    std::hint::spin_loop();
-                }
-            }
+            // The last stretch yields rather than busy-waits: at high rates (due times
+            // closer than SPIN) this worker then also runs the request tasks.
+            Wait::Yield(_) => tokio::task::yield_now().await,
         }
         if fine_since.elapsed() > FINE_BUDGET + COARSE_MARGIN {
             tokio::time::sleep_until(at).await;
@@ -101,15 +99,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn far_waits_sleep_on_the_timer_near_ones_nap_then_spin() {
+    fn far_waits_sleep_on_the_timer_near_ones_nap_then_yield() {
         let us = Duration::from_micros;
         assert_eq!(plan(Duration::ZERO), Wait::Now);
         assert_eq!(plan(Duration::from_secs(1)), Wait::Coarse(us(998_000)));
         assert_eq!(plan(COARSE_MARGIN), Wait::Nap(NAP));
         assert_eq!(plan(us(250)), Wait::Nap(us(170)));
         assert_eq!(plan(us(1_000)), Wait::Nap(NAP));
-        assert_eq!(plan(SPIN), Wait::Spin(SPIN));
-        assert_eq!(plan(us(1)), Wait::Spin(us(1)));
+        assert_eq!(plan(SPIN), Wait::Yield(SPIN));
+        assert_eq!(plan(us(1)), Wait::Yield(us(1)));
     }
 
     #[tokio::test(start_paused = true)]
