@@ -28,7 +28,7 @@ pub(crate) const NAP: Duration = Duration::from_micros(300);
 /// (50 µs by default).
 pub(crate) const SPIN: Duration = Duration::from_micros(80);
 /// The fine wait never runs longer than this in real time: under a paused tokio clock
-/// (tests), which never advances while a task naps or spins, it falls back to the
+/// (tests), which never advances while a task naps or yields, it falls back to the
 /// timer.
 const FINE_BUDGET: Duration = Duration::from_millis(10);
 
