@@ -103,6 +103,13 @@ async fn run_step(
         if !admitted {
             return false;
         }
+        // A retry is intended when its wait ends (its lag is the dispatch's, not the
+        // backoff's).
+        let due = if retries == 0 {
+            intended
+        } else {
+            Instant::now()
+        };
         let Some(answer) = attempt(ctx, index, vars).await else {
             return false;
         };
@@ -123,6 +130,7 @@ async fn run_step(
             latency: done.duration_since(intended),
             service_time: done.duration_since(sent),
             retry: retries > 0,
+            send_lag: (!no_token).then(|| sent.saturating_duration_since(due)),
         };
         ctx.record(attempt, failure);
         if no_token {

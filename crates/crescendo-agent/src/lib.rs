@@ -30,6 +30,9 @@
 //!   snapshots until it finishes (at the plan's end, on `Stop` or shutdown, when its
 //!   `unique` rows run out, or when its part of `max_total_requests` is spent).
 //! - `schedule`: the open model's drift-free arrival times with backoff limits.
+//! - `dispatch`: waking the open model's dispatcher at each due time to within
+//!   microseconds (a coarse timer sleep, then short naps and yields), so requests leave
+//!   when the schedule says; their lag is measured as `send_lag`.
 //! - `pacing`: one run's backoff limits (pauses, the rate cap, scouting), shared by
 //!   the session's decisions and the request tasks' reactions.
 //! - `gate`: holds requests no schedule times during a pause or past the rate cap.
@@ -64,6 +67,7 @@ mod capture;
 mod ceiling;
 mod config;
 mod context;
+mod dispatch;
 mod failure;
 mod feeder;
 mod from_plan;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crescendo_metrics::StepSnapshot;
+use crescendo_metrics::{SendLag, StepSnapshot};
 use crescendo_plan::Share;
 
 /// A message from this agent's core to the controller.
@@ -41,6 +41,8 @@ pub(crate) struct Snapshot {
     pub(crate) last: bool,
     /// The API's quota as last reported in this interval.
     pub(crate) quota: Option<Quota>,
+    /// Each request's lag behind its intended instant.
+    pub(crate) send_lag: SendLag,
 }
 
 /// Quota headers of one response.

@@ -348,7 +348,7 @@ async fn drive_open(
         };
         let at = ctx.t0() + Duration::from_secs_f64(due.at);
         tokio::select! {
-            _ = tokio::time::sleep_until(at) => {}
+            _ = crate::dispatch::sleep_until(at) => {}
             _ = ctx.no_new_iterations.cancelled() => break,
             // A backoff decision arrived while waiting: reschedule under it.
             Ok(()) = limits.changed() => continue,
@@ -486,10 +486,11 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
                 .as_millis(),
         )
         .unwrap_or(u64::MAX);
-        let (steps, offered) = {
+        let (steps, offered, send_lag) = {
             let mut recorder = ctx.setup.recorder.lock().expect("recorder lock");
             recorder.paused(ctx.setup.pacing.take_paused());
-            recorder.take()
+            let (steps, offered) = recorder.take();
+            (steps, offered, recorder.take_send_lag())
         };
         let attempts: u64 = steps.iter().map(|s| s.stats.counters.requests).sum();
         failures.add(&steps);
@@ -509,6 +510,7 @@ async fn report_loop(ctx: Arc<RunContext>, done: CancellationToken) -> u64 {
             offered,
             last,
             quota: ctx.reports.take_quota(),
+            send_lag,
         };
         start_ms = end_ms;
         if !ctx

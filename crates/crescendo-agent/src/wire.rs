@@ -164,6 +164,7 @@ fn snapshot(s: Snapshot) -> pb::Snapshot {
         offered: s.offered,
         last: s.last,
         quota: s.quota.map(quota),
+        send_lag: encode(s.send_lag.histogram()),
     }
 }
 

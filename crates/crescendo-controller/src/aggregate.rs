@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crescendo_metrics::{Counters, MetricsError, StepStats};
+use crescendo_metrics::{Counters, MetricsError, SendLag, StepStats};
 
 use crate::messages::{Quota, Snapshot};
 
@@ -55,6 +55,8 @@ pub(crate) struct Aggregate {
     pub(crate) agents: BTreeMap<String, Counters>,
     pub(crate) intervals: BTreeMap<u64, Interval>,
     pub(crate) offered: u64,
+    /// Every request's lag behind its intended instant, run-wide.
+    pub(crate) send_lag: SendLag,
     seen: BTreeMap<String, SeqSet>,
     /// Messages refused, by reason (see `run::guard`).
     pub(crate) rejected: BTreeMap<&'static str, u64>,
@@ -96,6 +98,7 @@ impl Aggregate {
         // Saturating: the numbers come from agents, and garbage must not panic.
         interval.offered = interval.offered.saturating_add(snapshot.offered);
         self.offered = self.offered.saturating_add(snapshot.offered);
+        self.send_lag.add(&snapshot.send_lag)?;
         let per_agent = self.agents.entry(agent.to_owned()).or_default();
         for step in &snapshot.steps {
             if step.auxiliary {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crescendo_metrics::StepSnapshot;
+use crescendo_metrics::{SendLag, StepSnapshot};
 use crescendo_plan::Share;
 use crescendo_plan::labels::Labels;
 use tokio::sync::{mpsc, oneshot};
@@ -86,6 +86,8 @@ pub(crate) struct Snapshot {
     /// Iterations the agent intended to start in the interval.
     pub(crate) offered: u64,
     pub(crate) quota: Option<Quota>,
+    /// Each request's lag behind its intended instant (empty from older agents).
+    pub(crate) send_lag: SendLag,
 }
 
 /// Quota headers an agent saw (finite, non-negative numbers only).

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crescendo_metrics::failures::{MAX_KINDS, MAX_MERGED_KINDS};
 use crescendo_metrics::{
-    Counters, FailureDetail, FailureKind, Failures, Outcome, StepSnapshot, StepStats, decode,
+    Counters, FailureDetail, FailureKind, Failures, Outcome, SendLag, StepSnapshot, StepStats,
+    decode,
 };
 use crescendo_proto::v1 as pb;
 use pb::agent_message::Kind as Out;
@@ -65,6 +66,10 @@ fn snapshot(s: pb::Snapshot) -> Result<Snapshot, WireError> {
         .into_iter()
         .map(step)
         .collect::<Result<Vec<_>, _>>()?;
+    let send_lag = decode(&s.send_lag).map_err(|source| WireError::Histogram {
+        step: "send_lag".to_owned(),
+        source,
+    })?;
     Ok(Snapshot {
         run_id: s.run_id,
         seq: s.seq,
@@ -73,6 +78,7 @@ fn snapshot(s: pb::Snapshot) -> Result<Snapshot, WireError> {
         steps,
         offered: s.offered,
         quota: s.quota.and_then(quota),
+        send_lag: SendLag::from_histogram(send_lag),
     })
 }
 
@@ -349,6 +355,32 @@ mod tests {
             error.to_string().starts_with("step \"update\": "),
             "{error}"
         );
+    }
+
+    #[test]
+    fn send_lags_travel_and_an_older_agent_sends_none() {
+        let FromAgent::Snapshot(old) = from_agent(Out::Snapshot(pb::Snapshot::default())) else {
+            panic!("a snapshot without send lags is an older agent's, not a bad one");
+        };
+        assert_eq!(old.send_lag.histogram().len(), 0);
+        let mut lag = SendLag::default();
+        lag.record(Duration::from_micros(42));
+        let new = pb::Snapshot {
+            send_lag: crescendo_metrics::encode(lag.histogram()),
+            ..Default::default()
+        };
+        let FromAgent::Snapshot(new) = from_agent(Out::Snapshot(new)) else {
+            panic!("a valid send-lag histogram must be taken");
+        };
+        assert_eq!(new.send_lag.summary().p50, 42);
+        let bad = pb::Snapshot {
+            send_lag: vec![1, 2, 3],
+            ..Default::default()
+        };
+        assert!(matches!(
+            from_agent(Out::Snapshot(bad)),
+            FromAgent::Rejected { .. }
+        ));
     }
 
     #[test]

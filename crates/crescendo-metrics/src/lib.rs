@@ -15,6 +15,8 @@
 //! - [`recorder`]: the agent side, [`Recorder`] and its interval snapshots.
 //! - [`merged`]: [`StepStats`], one step's measurements (an interval's or merged), and
 //!   [`StepSnapshot`], one step's interval as shipped.
+//! - [`send_lag`]: [`SendLag`], the schedule's own error (intended instant to send) of
+//!   every request, one histogram per interval and run, not per step.
 //!
 //! This crate knows nothing of the wire: the agent's session encodes a
 //! [`StepSnapshot`]'s histograms with [`encode`] and the controller's gRPC edge decodes
@@ -25,12 +27,14 @@ pub mod histogram;
 pub mod merged;
 pub mod outcome;
 pub mod recorder;
+pub mod send_lag;
 
 pub use failures::{FailureDetail, FailureKind, Failures};
 pub use histogram::{LatencySummary, decode, encode, new_histogram};
 pub use merged::{StepSnapshot, StepStats};
 pub use outcome::{Counters, Outcome};
 pub use recorder::Recorder;
+pub use send_lag::{SendLag, SendLagSummary};
 
 /// Errors from decoding measurements that came over the network.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use crate::failures::FailureKind;
 use crate::histogram::record;
 use crate::merged::{StepSnapshot, StepStats};
 use crate::outcome::Outcome;
+use crate::send_lag::SendLag;
 
 /// One attempt, as the load engine reports it.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,9 @@ pub struct Attempt {
     pub service_time: Duration,
     /// Whether this attempt retried an earlier one.
     pub retry: bool,
+    /// From this attempt's intended instant to its hand-over to the HTTP client, when
+    /// a request was sent (`None`: nothing was sent, or not a scenario request).
+    pub send_lag: Option<Duration>,
 }
 
 /// Measurements of one agent for the interval in progress.
@@ -35,6 +39,8 @@ pub struct Recorder {
     /// auxiliary (token fetches), reported with `auxiliary = true`.
     scenario_steps: usize,
     offered: u64,
+    /// Every sent request's lag behind its intended instant, all steps together.
+    send_lag: SendLag,
 }
 
 impl Recorder {
@@ -47,6 +53,7 @@ impl Recorder {
             names,
             steps,
             offered: 0,
+            send_lag: SendLag::default(),
         }
     }
 
@@ -73,6 +80,9 @@ impl Recorder {
         let Some(step) = self.steps.get_mut(attempt.step) else {
             return;
         };
+        if let Some(lag) = attempt.send_lag {
+            self.send_lag.record(lag);
+        }
         step.counters.count(attempt.outcome, attempt.retry);
         if let Some(status) = attempt.status {
             *step.statuses.entry(status).or_default() += 1;
@@ -146,6 +156,12 @@ impl Recorder {
             .collect();
         (steps, std::mem::take(&mut self.offered))
     }
+
+    /// Close the interval's send lags (see [`Attempt::send_lag`]) and start afresh;
+    /// taken with [`take`](Self::take), under the same lock.
+    pub fn take_send_lag(&mut self) -> SendLag {
+        std::mem::take(&mut self.send_lag)
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +176,7 @@ mod tests {
             latency: Duration::from_millis(5),
             service_time: Duration::from_millis(4),
             retry: false,
+            send_lag: Some(Duration::from_micros(30)),
         }
     }
 
@@ -180,5 +197,8 @@ mod tests {
         assert_eq!(steps[1].step, "auth.token");
         assert!(steps[1].auxiliary);
         assert_eq!(steps[1].stats.counters.requests, 1);
+        let lag = recorder.take_send_lag().summary();
+        assert_eq!((lag.count, lag.p50), (2, 30));
+        assert_eq!(recorder.take_send_lag().summary().count, 0);
     }
 }

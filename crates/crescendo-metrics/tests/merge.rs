@@ -39,6 +39,7 @@ proptest! {
                     latency: Duration::from_micros(*v),
                     service_time: Duration::from_micros(*v),
                     retry: false,
+                    send_lag: None,
                 });
             }
             let (steps, _) = rec.take();
@@ -111,6 +112,7 @@ fn counters_add_up_by_outcome() {
             latency: Duration::from_millis(1),
             service_time: Duration::from_millis(1),
             retry: i == 1,
+            send_lag: None,
         });
     }
     rec.dropped();

@@ -61,6 +61,7 @@ impl FetchMeter {
                 latency: elapsed,
                 service_time: elapsed,
                 retry: false,
+                send_lag: None,
             });
     }
 }

@@ -94,6 +94,14 @@ pub(crate) fn render(s: &Summary) -> String {
     if let Some(line) = super::paused_line(t) {
         let _ = write!(out, "<p id=\"paused\">{}</p>", esc(&line));
     }
+    let lag = &s.send_lag_us;
+    if lag.count > 0 {
+        let _ = write!(
+            out,
+            "<p>Send lag (µs, from intended instant to sent, {} requests): p50 {} · p90 {} · p99 {} · p99.9 {} · max {}</p>",
+            lag.count, lag.p50, lag.p90, lag.p99, lag.p999, lag.max
+        );
+    }
     let col = |f: fn(&super::summary::IntervalSummary) -> f64| {
         s.timeline.iter().map(f).collect::<Vec<f64>>()
     };

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crescendo_metrics::{Counters, LatencySummary, StepStats};
+use crescendo_metrics::{Counters, LatencySummary, SendLagSummary, StepStats};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::sum;
@@ -36,6 +36,9 @@ pub struct Summary {
     /// Service time (from the actual send) of successful requests.
     #[serde(with = "LatencyDef")]
     pub service_time_ms: LatencySummary,
+    /// The schedule's own error: each request's lag from its intended instant to its
+    /// hand-over to the HTTP client, in microseconds (zeros in older summaries).
+    pub send_lag_us: SendLagSummary,
     /// Attempts per second.
     pub throughput_rps: f64,
     /// Successful requests per second.
@@ -429,6 +432,7 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
         totals,
         latency_ms: LatencySummary::of(&total.latency),
         service_time_ms: LatencySummary::of(&total.service_time),
+        send_lag_us: agg.send_lag.summary(),
         throughput_rps: per_s(c.requests),
         goodput_rps: per_s(c.ok),
         offered_rps: per_s(agg.offered),

@@ -57,6 +57,14 @@ pub(crate) fn render(s: &Summary) -> String {
         "  service time ms                   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         st.p50, st.p90, st.p99, st.p999, st.max
     );
+    let lag = &s.send_lag_us;
+    if lag.count > 0 {
+        let _ = writeln!(
+            out,
+            "  send lag µs (intended → sent)     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} requests)",
+            lag.p50, lag.p90, lag.p99, lag.p999, lag.max, lag.count
+        );
+    }
     if let Some(first) = s.errors_by_kind.first() {
         let shown = s.errors_by_kind.len().min(TOP_ERRORS);
         if shown == 1 {

@@ -6,7 +6,8 @@
 //! A snapshot is refused whole when a step name is not the plan's, its counters
 //! contradict each other (outcomes must add up to `requests`, `ok` equals the latency
 //! histograms' counts, statuses at most `requests`, the failure table's counts at most
-//! each error outcome's counter), it counts more requests than the
+//! each error outcome's counter, send lags at most the scenario's requests), it counts
+//! more requests than the
 //! agent's share could send in its interval (with generous slack), its interval lies
 //! outside the run, or its sequence number is far ahead of what was merged. Throttle
 //! and quota reports are rate-limited per agent. A refusal is counted by reason
@@ -153,6 +154,16 @@ impl Guard {
         if s.offered as f64 > most {
             return Err(Rejection::TooManyRequests);
         }
+        let requests = s
+            .steps
+            .iter()
+            .filter(|step| !step.auxiliary)
+            .fold(0u64, |sum, step| {
+                sum.saturating_add(step.stats.counters.requests)
+            });
+        if s.send_lag.histogram().len() > requests {
+            return Err(Rejection::Inconsistent);
+        }
         Ok(())
     }
 
@@ -253,6 +264,12 @@ max_retries = 0
         let mut s = snapshot("update", 1);
         s.steps.push(s.steps[0].clone());
         assert_eq!(g.check(&s, 0), Err(Rejection::UnknownStep));
+        // One send lag per request sent, never more.
+        let mut s = snapshot("update", 2);
+        for _ in 0..3 {
+            s.send_lag.record(Duration::from_micros(40));
+        }
+        assert_eq!(g.check(&s, 0), Err(Rejection::Inconsistent));
     }
 
     #[test]
