@@ -5,110 +5,128 @@
 //! so a plain `sleep_until` sends every request about a millisecond late, and that lag
 //! lands in the latency from the intended instant. [`sleep_until`] sleeps on tokio's
 //! timer until [`COARSE_MARGIN`] before the instant (nothing is burnt while nothing is
-//! due soon), then naps in short blocking sleeps of at most [`NAP`] (the kernel's
-//! timers are precise to tens of microseconds; a worker blocked this briefly holds
-//! up nothing) while more than [`SPIN`] is left, and yields to the runtime over the
-//! last [`SPIN`] at most (so at high rates, due times closer than that, the worker also
-//! runs the request tasks); before the naps it yields once, so the iteration it just
-//! spawned (waiting in this worker's queue) gets to its send. Naps cost less than
-//! yields: each yield parks and wakes the runtime's workers.
+//! due soon), then hands the last stretch to one precise timer thread per process:
+//! it blocks on a channel with a timeout (the kernel's timers are precise to tens of
+//! microseconds) until [`SPIN`] before the earliest instant it holds, yields the CPU in
+//! a loop over that last stretch, and wakes the waiting task when its instant comes.
 //!
-//! Only the open model's single dispatcher waits this way: one task per run, never one
-//! per virtual user.
+//! The precise wait never blocks a runtime worker: the workers go on running the
+//! requests' tasks (and the answers' timing) while the timer thread waits. Its cost is
+//! the yielding loop: at most [`SPIN`] per due instant, on whichever core is idle.
+//!
+//! Only the open model's dispatchers wait this way: one task per run, never one per
+//! virtual user.
 
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// How long before a due instant the coarse (tokio timer) sleep ends: two of its ticks.
 pub(crate) const COARSE_MARGIN: Duration = Duration::from_millis(2);
-/// The longest blocking nap.
-pub(crate) const NAP: Duration = Duration::from_micros(300);
-/// Below this much left, only yield: a nap may overshoot by the kernel's timer slack
-/// (50 µs by default).
-pub(crate) const SPIN: Duration = Duration::from_micros(80);
-/// The fine wait never runs longer than this in real time: under a paused tokio clock
-/// (tests), which never advances while a task naps or yields, it falls back to the
-/// timer.
-const FINE_BUDGET: Duration = Duration::from_millis(10);
+/// Below this much left, the timer thread stops blocking and yields in a loop: a
+/// blocking wait may overshoot by the kernel's timer slack (50 µs by default).
+pub(crate) const SPIN: Duration = Duration::from_micros(100);
 
-/// What to do with `left` until the due instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    /// Due: go.
-    Now,
-    /// Far off: sleep on tokio's timer for this long.
-    Coarse(Duration),
-    /// Near: yield once, then block the thread for this long.
-    Nap(Duration),
-    /// About to be due (this long): yield to other tasks and look again.
-    Yield(Duration),
+/// A task waiting for `at` (real time).
+#[derive(Debug)]
+struct Wake {
+    at: std::time::Instant,
+    waker: oneshot::Sender<()>,
 }
 
-/// How to wait when `left` remains until the due instant.
-pub(crate) fn plan(left: Duration) -> Wait {
-    if left.is_zero() {
-        Wait::Now
-    } else if left > COARSE_MARGIN {
-        Wait::Coarse(left - COARSE_MARGIN)
-    } else if left > SPIN {
-        Wait::Nap((left - SPIN).min(NAP))
-    } else {
-        Wait::Yield(left)
+/// The precise timer thread's mailbox, started on first use.
+fn timer() -> Option<&'static mpsc::Sender<Wake>> {
+    static TIMER: OnceLock<Option<mpsc::Sender<Wake>>> = OnceLock::new();
+    TIMER
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("crescendo-dispatch-timer".into())
+                .spawn(move || run_timer(&rx))
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
+
+/// The timer thread: wake each waiting task at its instant, earliest first.
+fn run_timer(requests: &mpsc::Receiver<Wake>) {
+    let mut waiting: Vec<Wake> = Vec::new();
+    loop {
+        let now = std::time::Instant::now();
+        // Due: wake and forget; no longer awaited (the dispatcher moved on): forget.
+        let mut i = 0;
+        while i < waiting.len() {
+            if waiting[i].at <= now {
+                let _ = waiting.swap_remove(i).waker.send(());
+            } else if waiting[i].waker.is_closed() {
+                waiting.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        let Some(next) = waiting.iter().map(|w| w.at).min() else {
+            // Nothing to wait for: block until a task asks.
+            match requests.recv() {
+                Ok(wake) => waiting.push(wake),
+                Err(_) => return,
+            }
+            continue;
+        };
+        let left = next.saturating_duration_since(now);
+        if left > SPIN {
+            match requests.recv_timeout(left - SPIN) {
+                Ok(wake) => waiting.push(wake),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            std::thread::yield_now();
+            while let Ok(wake) = requests.try_recv() {
+                waiting.push(wake);
+            }
+        }
     }
 }
 
 /// Wait until `at`, returning within microseconds after it on an idle core (never
 /// before it).
 pub(crate) async fn sleep_until(at: Instant) {
-    let fine_since = std::time::Instant::now();
-    let mut yielded = false;
     loop {
         let left = at.saturating_duration_since(Instant::now());
-        match plan(left) {
+        if left.is_zero() {
             // Like a timer's sleep, a wait that is already over takes from the task's
             // cooperative budget, so a dispatcher far behind its schedule still lets
             // the runtime's other tasks run (and falls behind, counting `missed`).
-            Wait::Now => return tokio::task::consume_budget().await,
-            Wait::Coarse(wait) => {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            // The iteration just dispatched sits in this worker's queue: let it run (up
-            // to its send) before this thread naps. Once: each yield parks and
-            // wakes the runtime's workers, which costs more than the naps.
-            Wait::Nap(_) if !yielded => {
-                tokio::task::yield_now().await;
-                yielded = true;
-                continue;
-            }
-            Wait::Nap(nap) => std::thread::sleep(nap),
-            // The last stretch yields rather than busy-waits: at high rates (due times
-            // closer than SPIN) this worker then also runs the request tasks.
-            Wait::Yield(_) => tokio::task::yield_now().await,
+            return tokio::task::consume_budget().await;
         }
-        if fine_since.elapsed() > FINE_BUDGET + COARSE_MARGIN {
+        if left > COARSE_MARGIN {
+            tokio::time::sleep(left - COARSE_MARGIN).await;
+            continue;
+        }
+        let (waker, woken) = oneshot::channel();
+        let wake = Wake {
+            at: std::time::Instant::now() + left,
+            waker,
+        };
+        if timer().is_some_and(|t| t.send(wake).is_ok()) {
+            let _ = woken.await;
+        }
+        // Without the timer thread, or under a paused clock (tests), whose instants
+        // are not real time: tokio's own timer.
+        if Instant::now() < at {
             tokio::time::sleep_until(at).await;
-            return;
         }
+        return;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn far_waits_sleep_on_the_timer_near_ones_nap_then_yield() {
-        let us = Duration::from_micros;
-        assert_eq!(plan(Duration::ZERO), Wait::Now);
-        assert_eq!(plan(Duration::from_secs(1)), Wait::Coarse(us(998_000)));
-        assert_eq!(plan(COARSE_MARGIN), Wait::Nap(NAP));
-        assert_eq!(plan(us(250)), Wait::Nap(us(170)));
-        assert_eq!(plan(us(1_000)), Wait::Nap(NAP));
-        assert_eq!(plan(SPIN), Wait::Yield(SPIN));
-        assert_eq!(plan(us(1)), Wait::Yield(us(1)));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_ends_at_its_instant_under_a_paused_clock() {
@@ -133,5 +151,32 @@ mod tests {
             sleep_until(at).await;
             assert!(Instant::now() >= at, "woke before {us} µs");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_dispatchers_share_the_timer_thread_and_each_wakes_at_its_own_instant() {
+        let start = Instant::now();
+        let waits: Vec<_> = (0..8u64)
+            .map(|i| {
+                tokio::spawn(async move {
+                    let at = start + Duration::from_micros(300 + 150 * i);
+                    sleep_until(at).await;
+                    Instant::now() >= at
+                })
+            })
+            .collect();
+        for wait in waits {
+            assert!(wait.await.unwrap(), "a wait ended before its instant");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wait_is_forgotten() {
+        let far = Instant::now() + Duration::from_millis(1);
+        // Dropped while the timer thread holds it: the thread goes on for the others.
+        let _ = tokio::time::timeout(Duration::from_micros(10), sleep_until(far)).await;
+        let at = Instant::now() + Duration::from_micros(500);
+        sleep_until(at).await;
+        assert!(Instant::now() >= at);
     }
 }

@@ -31,7 +31,7 @@
 //!   `unique` rows run out, or when its part of `max_total_requests` is spent).
 //! - `schedule`: the open model's drift-free arrival times with backoff limits.
 //! - `dispatch`: waking the open model's dispatcher at each due time to within
-//!   microseconds (a coarse timer sleep, then short naps and yields), so requests leave
+//!   microseconds (a coarse timer sleep, then a precise timer thread), so requests leave
 //!   when the schedule says; their lag is measured as `send_lag`.
 //! - `pacing`: one run's backoff limits (pauses, the rate cap, scouting), shared by
 //!   the session's decisions and the request tasks' reactions.
