@@ -6,6 +6,8 @@
 //! counters, and the per-second intervals live in a [`timeline::Timeline`] that keeps
 //! only a short window of them in full.
 
+#[doc(hidden)]
+pub mod bench;
 pub(crate) mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
