@@ -106,9 +106,19 @@ fn encoded(agent: usize, requests: u64) -> pb::Snapshot {
 async fn agent(index: usize, args: Arc<Args>, tally: Arc<Mutex<Tally>>) -> anyhow::Result<()> {
     let id = format!("synthetic-{index}");
     let second = encoded(index, args.requests);
-    let channel = tonic::transport::Endpoint::from_shared(args.controller.clone())?
-        .connect()
-        .await?;
+    let endpoint = tonic::transport::Endpoint::from_shared(args.controller.clone())?;
+    // A thousand connects at once may overflow the listen backlog: retry, bounded.
+    let mut attempts = 0;
+    let channel = loop {
+        match endpoint.connect().await {
+            Ok(channel) => break channel,
+            Err(e) if attempts >= 100 => return Err(e.into()),
+            Err(_) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let (tx, rx) = mpsc::channel(64);
     tx.send(pb::AgentMessage {
         kind: Some(Out::Hello(pb::Hello {
