@@ -1,6 +1,14 @@
 //! Merging snapshots as they arrive: exact totals, per-agent counters, per-second
 //! intervals for the time series and the HdrHistogram log. Each (agent, seq) is merged
 //! once, however often it is resent.
+//!
+//! Memory stays flat over a run: the run-wide figures are fixed-size histograms and
+//! counters, and the per-second intervals live in a [`timeline::Timeline`] that keeps
+//! only a short window of them in full.
+
+#[doc(hidden)]
+pub mod bench;
+pub(crate) mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,7 +61,8 @@ pub(crate) struct Aggregate {
     /// every total.
     pub(crate) auxiliary: BTreeMap<String, StepStats>,
     pub(crate) agents: BTreeMap<String, Counters>,
-    pub(crate) intervals: BTreeMap<u64, Interval>,
+    /// Per-second intervals: a window in full, compact rows and spooled lines.
+    pub(crate) timeline: timeline::Timeline,
     pub(crate) offered: u64,
     /// Every request's lag behind its intended instant, run-wide.
     pub(crate) send_lag: SendLag,
@@ -94,7 +103,12 @@ impl Aggregate {
             }
         }
         let second = snapshot.start_ms / 1000;
-        let interval = self.intervals.entry(second).or_default();
+        // A second already final gets this snapshot's measurements as a late line.
+        let mut late = None;
+        let interval = match self.timeline.open(second) {
+            Some(open) => open,
+            None => late.insert(Interval::default()),
+        };
         // Saturating: the numbers come from agents, and garbage must not panic.
         interval.offered = interval.offered.saturating_add(snapshot.offered);
         self.offered = self.offered.saturating_add(snapshot.offered);
@@ -119,6 +133,10 @@ impl Aggregate {
                 .entry(step.step.clone())
                 .or_default()
                 .add_measurements(&step.stats)?;
+        }
+        match late {
+            Some(part) => self.timeline.late(second, &part),
+            None => self.timeline.advance(second),
         }
         Ok(true)
     }
@@ -211,7 +229,7 @@ mod tests {
         }
         assert!(!agg.merge("a", &snapshot(1)).unwrap(), "merged once");
         assert_eq!(agg.offered, u64::MAX);
-        assert_eq!(agg.intervals[&0].offered, u64::MAX);
+        assert_eq!(agg.timeline.rows()[0].offered, u64::MAX);
         assert_eq!(agg.ok(), u64::MAX);
     }
 

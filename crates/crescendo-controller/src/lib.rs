@@ -48,7 +48,9 @@
 //! [`Controller::closed`] waits for all of that, bounded by a grace period.
 
 mod admin_service;
-mod aggregate;
+/// Merging snapshots; public only for the benchmarks (`aggregate::bench`).
+#[doc(hidden)]
+pub mod aggregate;
 pub mod certs;
 pub mod cli;
 pub mod compare;

@@ -1,7 +1,7 @@
 //! The run loop's hooks for live results: [`RunWatch::merged`] after each merged
-//! snapshot and [`RunWatch::tick`] once a second. A tick shows the progress, updates
-//! the live metrics' gauges and checks the `abort_on_fail` thresholds; it returns the
-//! reason to stop the fleet when one failed.
+//! snapshot (published at most five times a second) and [`RunWatch::tick`] once a
+//! second. A tick shows the progress, updates the live metrics' gauges and checks the
+//! `abort_on_fail` thresholds; it returns the reason to stop the fleet when one failed.
 
 use crescendo_plan::{Plan, Threshold};
 use tokio::time::Instant;
@@ -41,7 +41,15 @@ pub(crate) struct RunWatch {
     /// The plan's open-model schedule, for the demand so far; `None` for a closed model.
     open: Option<crescendo_plan::OpenLoad>,
     duration: std::time::Duration,
+    /// When the merged numbers were last published, and whether more merged since.
+    published: Option<Instant>,
+    unpublished: bool,
 }
+
+/// How often merged numbers are copied to the live metrics at most: binning every
+/// step's histograms on each of a thousand agents' snapshots a second would cost more
+/// than the merge itself.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl RunWatch {
     /// A run starts: the live metrics switch to it.
@@ -69,17 +77,40 @@ impl RunWatch {
                 crescendo_plan::Load::Closed(_) => None,
             },
             duration: plan.duration(),
+            published: None,
+            unpublished: false,
         }
     }
 
-    /// After a snapshot merged: publish the merged numbers.
-    pub(crate) fn merged(&self, aggregate: &Aggregate) {
+    /// After a snapshot merged: publish the merged numbers (at most every
+    /// [`PUBLISH_EVERY`]; the rest at the next tick or [`RunWatch::publish`]).
+    pub(crate) fn merged(&mut self, aggregate: &Aggregate) {
+        let now = Instant::now();
+        if self
+            .published
+            .is_some_and(|at| now.saturating_duration_since(at) < PUBLISH_EVERY)
+        {
+            self.unpublished = true;
+            return;
+        }
+        self.published = Some(now);
+        self.unpublished = false;
         self.metrics.merged(&aggregate.steps, aggregate.offered);
+    }
+
+    /// Publish what merged since the last time, if anything did.
+    pub(crate) fn publish(&mut self, aggregate: &Aggregate) {
+        if self.unpublished {
+            self.published = Some(Instant::now());
+            self.unpublished = false;
+            self.metrics.merged(&aggregate.steps, aggregate.offered);
+        }
     }
 
     /// Once a second; `Some(reason)` when an `abort_on_fail` threshold failed just now
     /// and the fleet must stop.
     pub(crate) fn tick(&mut self, input: TickInput<'_>) -> Option<String> {
+        self.publish(input.aggregate);
         let elapsed = Instant::now().saturating_duration_since(input.started);
         let planned = self.open.as_ref().map(|load| {
             load.iterations_until(elapsed.min(self.duration))

@@ -3,12 +3,12 @@
 //! scenario's, so it repeats on every step's row); latencies are intended-time
 //! latencies of that second's successful requests, in milliseconds.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crescendo_metrics::LatencySummary;
 
 use crate::aggregate::Interval;
+use crate::aggregate::timeline::Timeline;
 
 pub(crate) const HEADER: &str =
     "t,step,offered,requests,ok,throttled,errors,p50_ms,p90_ms,p99_ms,max_ms";
@@ -22,29 +22,33 @@ fn field(s: &str) -> String {
     }
 }
 
-pub(crate) fn render(intervals: &BTreeMap<u64, Interval>) -> String {
-    let mut out = format!("{HEADER}\n");
-    for (t, interval) in intervals {
-        for (step, stats) in &interval.steps {
-            let c = &stats.counters;
-            let l = LatencySummary::of(&stats.latency);
-            let _ = writeln!(
-                out,
-                "{t},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3}",
-                field(step),
-                interval.offered,
-                c.requests,
-                c.ok,
-                c.throttled,
-                c.errors(),
-                l.p50,
-                l.p90,
-                l.p99,
-                l.max
-            );
-        }
+/// Append the rows of second `t`, one per step, to `out`.
+pub(crate) fn rows(t: u64, interval: &Interval, out: &mut String) {
+    for (step, stats) in &interval.steps {
+        let c = &stats.counters;
+        let l = LatencySummary::of(&stats.latency);
+        let _ = writeln!(
+            out,
+            "{t},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3}",
+            field(step),
+            interval.offered,
+            c.requests,
+            c.ok,
+            c.throttled,
+            c.errors(),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max
+        );
     }
-    out
+}
+
+/// The whole file: the header, then every second's rows (see
+/// [`crate::aggregate::timeline`] for the order and for late rows).
+pub(crate) fn write(timeline: &Timeline, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "{HEADER}")?;
+    timeline.write_csv(out)
 }
 
 #[cfg(test)]
@@ -68,9 +72,19 @@ mod tests {
         s
     }
 
+    fn render(intervals: Vec<(u64, Interval)>) -> String {
+        let mut timeline = Timeline::default();
+        for (t, interval) in intervals {
+            *timeline.open(t).expect("an open second") = interval;
+        }
+        let mut out = Vec::new();
+        write(&timeline, &mut out).expect("writing to a Vec");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
     #[test]
     fn one_row_per_second_and_step_with_exact_counts() {
-        let mut intervals = BTreeMap::new();
+        let mut intervals = Vec::new();
         let mut first = Interval {
             offered: 7,
             ..Default::default()
@@ -81,15 +95,15 @@ mod tests {
         first
             .steps
             .insert("put, \"quoted\"".into(), stats(&[1900], 2, 1));
-        intervals.insert(0, first);
+        intervals.push((0, first));
         let mut second = Interval {
             offered: 3,
             ..Default::default()
         };
         second.steps.insert("login".into(), stats(&[], 0, 2));
-        intervals.insert(1, second);
+        intervals.push((1, second));
 
-        let csv = render(&intervals);
+        let csv = render(intervals);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[0], HEADER);
         assert_eq!(lines.len(), 4, "{csv}");
@@ -109,6 +123,6 @@ mod tests {
 
     #[test]
     fn an_empty_run_is_just_the_header() {
-        assert_eq!(render(&BTreeMap::new()), format!("{HEADER}\n"));
+        assert_eq!(render(Vec::new()), format!("{HEADER}\n"));
     }
 }

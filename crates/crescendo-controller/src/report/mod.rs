@@ -4,12 +4,12 @@
 //! `summary.json`, the terminal and the page.
 
 mod chart;
-mod csv;
+pub(crate) mod csv;
 mod distribution;
 pub mod errors;
 #[cfg(test)]
 pub(crate) mod fixture;
-mod hlog;
+pub(crate) mod hlog;
 mod html;
 mod junit;
 mod plan_text;
@@ -29,14 +29,16 @@ pub fn write_all(outcome: &RunOutcome, dir: &Path) -> std::io::Result<Summary> {
     let summary = summary::build(outcome);
     let json = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("summary.json"), json + "\n")?;
-    let mut log = Vec::new();
+    // Streamed: the intervals' lines come from the run's spool, not from memory.
+    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join("latency.hlog"))?);
     hlog::write(outcome, &mut log)?;
-    std::fs::write(dir.join("latency.hlog"), log)?;
+    log.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     std::fs::write(dir.join("report.html"), html::render(&summary))?;
-    std::fs::write(
-        dir.join("results.csv"),
-        csv::render(&outcome.aggregate.intervals),
-    )?;
+    let mut rows = std::io::BufWriter::new(std::fs::File::create(dir.join("results.csv"))?);
+    csv::write(&outcome.aggregate.timeline, &mut rows)?;
+    rows.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     std::fs::write(dir.join("junit.xml"), junit::render(&summary))?;
     Ok(summary)
 }

@@ -377,30 +377,13 @@ pub(crate) fn build(outcome: &RunOutcome) -> Summary {
             }
         })
         .collect();
-    let timeline = agg
-        .intervals
-        .iter()
-        .map(|(t, interval)| {
-            let s = interval.total();
-            let latency = LatencySummary::of(&s.latency);
-            IntervalSummary {
-                t: *t,
-                offered: interval.offered,
-                planned: open.map(|load| {
-                    let at = |s: u64| load.iterations_until(Duration::from_secs(s));
-                    at(*t + 1) - at(*t)
-                }),
-                requests: s.counters.requests,
-                ok: s.counters.ok,
-                throttled: s.counters.throttled,
-                errors: s.counters.errors(),
-                p50_ms: latency.p50,
-                p90_ms: latency.p90,
-                p99_ms: latency.p99,
-                max_ms: latency.max,
-            }
-        })
-        .collect();
+    let mut timeline = agg.timeline.rows();
+    if let Some(load) = open {
+        let at = |s: u64| load.iterations_until(Duration::from_secs(s));
+        for row in &mut timeline {
+            row.planned = Some(at(row.t + 1) - at(row.t));
+        }
+    }
     let (verdict, outcome_reasons) = judge(outcome, &thresholds, c.requests);
     let started_at_unix_s = outcome
         .started_at

@@ -150,6 +150,7 @@ impl RunActor {
         }
         self.await_ready(&mut run).await?;
         self.drive(&mut run).await;
+        run.watch.publish(&run.aggregate);
         let request = &self.request;
         if let Some(started) = run.started {
             // A last tick with the final figures: the display ends at the run's end (a
