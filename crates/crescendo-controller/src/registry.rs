@@ -79,18 +79,54 @@ struct Waiting {
     request: Box<RunRequest>,
     reply: oneshot::Sender<Result<RunOutcome, ControllerError>>,
     deadline: Instant,
-    /// The idle count last shown, so progress prints only changes.
-    shown: Option<usize>,
+    /// The idle count last shown and when, so progress prints changes and a reminder
+    /// every [`WAITING_REMINDER`].
+    shown: Option<(usize, Instant)>,
 }
 
-/// Say how many matching agents a waiting run has, when that changed.
-fn show_waiting(w: &mut Waiting, idle: usize) {
+impl Waiting {
+    /// When the next reminder is due, if it has been shown at all.
+    fn reminder_at(&self) -> Option<Instant> {
+        self.shown.map(|(_, at)| at + WAITING_REMINDER)
+    }
+}
+
+/// How often a run still waiting for agents says who is there.
+const WAITING_REMINDER: Duration = Duration::from_secs(5);
+
+/// Agents named in a waiting line; more are counted.
+const NAMES_SHOWN: usize = 8;
+
+/// Say which matching agents a waiting run has and how many are missing, when that
+/// changed and every [`WAITING_REMINDER`].
+fn show_waiting(w: &mut Waiting, matching: &[String]) {
+    let idle = matching.len();
     w.request.live.waiting(idle);
-    if matches!(w.request.progress, ProgressMode::Plain | ProgressMode::Bar)
-        && w.shown != Some(idle)
-    {
-        w.shown = Some(idle);
-        println!("waiting for agents: {idle}/{} attached", w.request.agents());
+    let now = Instant::now();
+    let due = w
+        .shown
+        .is_none_or(|(shown, at)| shown != idle || now >= at + WAITING_REMINDER);
+    if matches!(w.request.progress, ProgressMode::Plain | ProgressMode::Bar) && due {
+        w.shown = Some((idle, now));
+        let want = w.request.agents();
+        let mut names = matching
+            .iter()
+            .take(NAMES_SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if idle > NAMES_SHOWN {
+            names.push_str(&format!(", … {} more", idle - NAMES_SHOWN));
+        }
+        let attached = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({names})")
+        };
+        println!(
+            "waiting for agents: {idle}/{want} attached{attached}; {} missing",
+            want.saturating_sub(idle)
+        );
     }
 }
 
@@ -134,7 +170,12 @@ impl Registry {
         mut commands: mpsc::Receiver<Command>,
     ) {
         loop {
-            let next_deadline = self.waiting.iter().map(|w| w.deadline).min();
+            let next_deadline = self
+                .waiting
+                .iter()
+                .flat_map(|w| [Some(w.deadline), w.reminder_at()])
+                .flatten()
+                .min();
             tokio::select! {
                 _ = self.shutdown.cancelled(), if !self.waiting.is_empty() => {
                     for w in self.waiting.drain(..) {
@@ -178,7 +219,7 @@ impl Registry {
             if matching.len() >= w.request.agents() {
                 self.launch(w, matching);
             } else {
-                show_waiting(&mut w, matching.len());
+                show_waiting(&mut w, &matching);
                 kept.push_back(w);
             }
         }

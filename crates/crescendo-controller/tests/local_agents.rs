@@ -93,3 +93,33 @@ fn a_target_that_is_down_fails_the_latency_threshold() {
     assert_eq!(summary["totals"]["ok"], 0, "{summary}");
     assert_eq!(summary["thresholds"][0]["no_samples"], true, "{summary}");
 }
+
+/// `--local-agents 2 --agents 3`: the controller says who is there and how many are
+/// missing while it waits (at once, on every change, and every 5 s), then gives up
+/// at `--wait-for-agents` naming them.
+#[test]
+fn a_run_short_of_agents_names_who_is_there_and_how_many_are_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = plan(tmp.path(), "http://127.0.0.1:9");
+    let (code, text, summary) = run_local(
+        &plan,
+        &tmp.path().join("out"),
+        &["--agents", "3", "--wait-for-agents", "6s"],
+    );
+    assert_ne!(code, 0, "{text}");
+    assert!(summary.is_null(), "no run, no summary: {summary}");
+    let waiting: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("waiting for agents:"))
+        .collect();
+    let last = waiting.last().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        *last, "waiting for agents: 2/3 attached (local-agent-1, local-agent-2); 1 missing",
+        "{text}"
+    );
+    // The reminder: the same state said again within the 6 s wait.
+    assert!(
+        waiting.iter().filter(|l| **l == *last).count() >= 2,
+        "{text}"
+    );
+}
