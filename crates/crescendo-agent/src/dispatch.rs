@@ -8,7 +8,9 @@
 //! due soon), then hands the last stretch to one precise timer thread per process:
 //! it blocks on a channel with a timeout (the kernel's timers are precise to tens of
 //! microseconds) until [`SPIN`] before the earliest instant it holds, yields the CPU in
-//! a loop over that last stretch, and wakes the waiting task when its instant comes.
+//! a loop over that last stretch, and wakes the waiting task [`WAKE_LEAD`] before its
+//! instant (a cross-thread wake takes about that); the task yields to its worker's
+//! other tasks over those last microseconds.
 //!
 //! The precise wait never blocks a runtime worker: the workers go on running the
 //! requests' tasks (and the answers' timing) while the timer thread waits. Its cost is
@@ -29,6 +31,10 @@ pub(crate) const COARSE_MARGIN: Duration = Duration::from_millis(2);
 /// Below this much left, the timer thread stops blocking and yields in a loop: a
 /// blocking wait may overshoot by the kernel's timer slack (50 µs by default).
 pub(crate) const SPIN: Duration = Duration::from_micros(100);
+
+/// How early the timer thread wakes a task, which then yields to the instant: about
+/// what waking a parked runtime worker from another thread takes.
+pub(crate) const WAKE_LEAD: Duration = Duration::from_micros(50);
 
 /// A task waiting for `at` (real time).
 #[derive(Debug)]
@@ -108,12 +114,19 @@ pub(crate) async fn sleep_until(at: Instant) {
             continue;
         }
         let (waker, woken) = oneshot::channel();
+        let real_now = std::time::Instant::now();
         let wake = Wake {
-            at: std::time::Instant::now() + left,
+            at: real_now + left.saturating_sub(WAKE_LEAD),
             waker,
         };
         if timer().is_some_and(|t| t.send(wake).is_ok()) {
             let _ = woken.await;
+            // Woken WAKE_LEAD early (a cross-thread wake takes tens of microseconds):
+            // yield to the worker's other tasks until the instant. Bounded in real
+            // time: under a paused clock (tests) the instant never comes this way.
+            while Instant::now() < at && real_now.elapsed() < left + WAKE_LEAD {
+                tokio::task::yield_now().await;
+            }
         }
         // Without the timer thread, or under a paused clock (tests), whose instants
         // are not real time: tokio's own timer.
